@@ -1,0 +1,232 @@
+/* libresnet: load ResNet image classifiers from safetensors and run exact FP32
+ * inference on the CPU; decode and preprocess images as the model was trained.
+ *
+ * Usage:
+ *
+ *     char err[256];
+ *     rn_model *m = NULL;
+ *     rn_model_params mp = rn_model_default_params();
+ *     if (rn_model_load("resnet50.safetensors", &mp, &m, err, sizeof err) < 0)
+ *         die("%s", err);
+ *
+ *     rn_ctx_params cp = rn_ctx_default_params();   // threads, max batch, size
+ *     rn_ctx *ctx = NULL;
+ *     if (rn_ctx_new(m, &cp, &ctx, err, sizeof err) < 0) die("%s", err);
+ *
+ *     const rn_preprocess *pp = rn_model_preprocess(m);
+ *     float *x = malloc(sizeof(float) * 3 * pp->crop * pp->crop);
+ *     rn_image_params ip = rn_image_default_params();
+ *     if (rn_image_to_tensor(jpeg_bytes, jpeg_len, &ip, pp, x, err, sizeof err) < 0)
+ *         die("%s", err);
+ *
+ *     float *logits = malloc(sizeof(float) * rn_model_info_get(m)->n_classes);
+ *     if (rn_infer(ctx, x, 1, pp->crop, pp->crop, logits, NULL, err, sizeof err) < 0)
+ *         die("%s", err);
+ *
+ *     rn_ctx_free(ctx);
+ *     rn_model_free(m);
+ *
+ * Threading: an rn_model is immutable once loaded and may be shared by any
+ * number of threads and contexts. An rn_ctx owns scratch memory and a pool of
+ * threads; use one context from one thread at a time (one per server worker).
+ *
+ * Errors: functions that can fail return an enum rn_status (negative on
+ * failure, RN_OK on success) and, when err is not NULL, write a message for
+ * people into err (at most errlen bytes, always NUL-terminated) that says what
+ * was wrong and where, e.g. "layer2.0.conv1.weight: shape [128,64,3,3],
+ * expected [128,64,1,1]". Nothing in the library exits or aborts on bad input.
+ */
+#ifndef RESNET_H
+#define RESNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum rn_status {
+    RN_OK = 0,
+    RN_ERR_IO = -1,            /* a file could not be opened, read or mapped */
+    RN_ERR_FORMAT = -2,        /* malformed weights file (header, offsets, dtype) */
+    RN_ERR_ARCH = -3,          /* well-formed file that is not a supported ResNet */
+    RN_ERR_NOMEM = -4,         /* out of memory */
+    RN_ERR_INVALID_ARG = -5,   /* a caller-supplied argument is out of range */
+    RN_ERR_IMAGE_FORMAT = -6,  /* bytes are not an image format we decode */
+    RN_ERR_IMAGE_CORRUPT = -7, /* truncated or corrupt image data */
+    RN_ERR_IMAGE_TOO_LARGE = -8, /* declared dimensions over the pixel limit, or zero */
+    RN_ERR_UNSUPPORTED = -9,   /* valid input using a feature we do not implement */
+    RN_ERR_INTERNAL = -10,     /* a bug or a failed system call (threads, BLAS) */
+};
+
+/* A static name for a status code ("invalid weights file", ...). Never NULL. */
+const char *rn_strerror(int status);
+
+/* ---- logging --------------------------------------------------------------
+ * The library logs a few facts (which BLAS kernels are in use, the
+ * architecture it read). By default lines go to stderr prefixed "resnet: ".
+ * Set fn to NULL to silence the library. Not thread-safe: call before loading.
+ */
+enum rn_log_level { RN_LOG_ERROR = 0, RN_LOG_WARN = 1, RN_LOG_INFO = 2, RN_LOG_DEBUG = 3 };
+typedef void (*rn_log_fn)(int level, const char *msg, void *user);
+void rn_set_log(rn_log_fn fn, void *user, int max_level);
+
+/* ---- BLAS -----------------------------------------------------------------
+ * libresnet loads OpenBLAS itself so that it can pick the right kernels for
+ * the CPU before OpenBLAS initialises (Debian's 0.3.21 falls back to generic
+ * kernels on recent Xeons). Called implicitly by rn_model_load; callable early
+ * to report. Returns RN_OK or RN_ERR_INTERNAL when no usable BLAS was found. */
+int rn_blas_init(char *err, size_t errlen);
+/* The OpenBLAS core in use ("SkylakeX", "Haswell", ...), or "unknown". */
+const char *rn_blas_corename(void);
+
+/* ---- models ---------------------------------------------------------------- */
+
+typedef struct rn_model rn_model; /* opaque, immutable after load */
+
+enum rn_precision { RN_PRECISION_FP32 = 0 };
+
+typedef struct rn_model_params {
+    int precision; /* enum rn_precision */
+} rn_model_params;
+
+rn_model_params rn_model_default_params(void);
+
+/* Load a ResNet from a safetensors file with torchvision/timm tensor names.
+ * The architecture is read from the tensors; batch norm is folded into the
+ * convolutions. On success *out owns the model (free with rn_model_free) and
+ * the file is no longer needed. On failure *out is NULL, nothing is leaked. */
+int rn_model_load(const char *path, const rn_model_params *params, rn_model **out,
+                  char *err, size_t errlen);
+
+/* The same from a safetensors image in memory (not retained after return). */
+int rn_model_load_buffer(const void *data, size_t size, const rn_model_params *params,
+                         rn_model **out, char *err, size_t errlen);
+
+void rn_model_free(rn_model *m); /* accepts NULL */
+
+enum rn_block_kind { RN_BLOCK_BASIC = 0, RN_BLOCK_BOTTLENECK = 1 };
+enum rn_variant { RN_VARIANT_V1_5 = 0, RN_VARIANT_V1 = 1 };
+
+#define RN_MAX_STAGES 8
+
+typedef struct rn_model_info {
+    char arch[48];                /* "resnet50", "resnext50_32x4d", "wide_resnet50_2", or "resnet" */
+    int block;                    /* enum rn_block_kind */
+    int variant;                  /* enum rn_variant */
+    float bn_eps;
+    int stem_channels;            /* conv1 output channels */
+    int n_stages;
+    int blocks[RN_MAX_STAGES];    /* blocks per stage */
+    int widths[RN_MAX_STAGES];    /* inner width of the stage (conv2 channels) */
+    int out_channels[RN_MAX_STAGES];
+    int groups;                   /* conv2 groups (ResNeXt), 1 otherwise */
+    int n_classes;
+    int embed_dim;                /* channels after global pooling */
+    int64_t n_params;             /* parameters as stored (BN included) */
+    double gflops;                /* multiply-adds x2 for one 224x224 image */
+} rn_model_info;
+
+const rn_model_info *rn_model_info_get(const rn_model *m);
+
+/* Class name i, or NULL when the file has no resnet.labels or i is out of range. */
+const char *rn_model_label(const rn_model *m, int i);
+
+/* A __metadata__ value by key, or NULL. Keys are listed by index until NULL. */
+const char *rn_model_meta(const rn_model *m, const char *key);
+const char *rn_model_meta_key(const rn_model *m, int i);
+
+/* ---- preprocessing ------------------------------------------------------
+ * Pixels (0..255) times scale, minus mean, divided by std, channels in order
+ * (RGB or BGR; mean and std are per output channel). The image's shorter side
+ * is resized to `resize` (antialiased bilinear, as PIL), then the center
+ * crop x crop square is taken (torchvision's rounding). */
+typedef struct rn_preprocess {
+    int resize;
+    int crop;
+    float scale;
+    float mean[3];
+    float std[3];
+    int bgr; /* 0: RGB, 1: BGR */
+} rn_preprocess;
+
+/* torchvision's ImageNet eval transform: 256, 224, 1/255, ImageNet mean/std, RGB. */
+rn_preprocess rn_preprocess_default(void);
+
+/* The model's resnet.preprocess metadata, or the default. Owned by the model. */
+const rn_preprocess *rn_model_preprocess(const rn_model *m);
+
+/* Parse a resnet.preprocess JSON text; missing keys keep their defaults. */
+int rn_preprocess_parse(const char *json, rn_preprocess *out, char *err, size_t errlen);
+
+/* ---- images -------------------------------------------------------------- */
+
+typedef struct rn_image {
+    int width, height;
+    uint8_t *rgb; /* width*height*3 bytes, row-major, owned by the image */
+} rn_image;
+
+typedef struct rn_image_params {
+    int64_t max_pixels; /* refuse images declaring more pixels (default 40e6) */
+    int dct_scaling;    /* JPEG: allow libjpeg-turbo's 1/2..1/8 DCT scaling when
+                           the result stays at least min_side (see README) */
+    int min_side;       /* the resize target for DCT scaling; 0 disables it */
+} rn_image_params;
+
+rn_image_params rn_image_default_params(void);
+
+/* Decode JPEG or PNG (detected from the bytes) to 8-bit RGB. On success the
+ * caller owns out->rgb (free with rn_image_free). On failure out is zeroed. */
+int rn_image_decode(const void *data, size_t len, const rn_image_params *params,
+                    rn_image *out, char *err, size_t errlen);
+
+void rn_image_free(rn_image *img); /* accepts NULL and zeroed images */
+
+/* Resize, crop and normalise img into out: 3*pp->crop*pp->crop floats, CHW,
+ * written straight into the caller's batch buffer. */
+int rn_image_preprocess(const rn_image *img, const rn_preprocess *pp, float *out,
+                        char *err, size_t errlen);
+
+/* Decode and preprocess in one call (uses DCT scaling only if params allow). */
+int rn_image_to_tensor(const void *data, size_t len, const rn_image_params *params,
+                       const rn_preprocess *pp, float *out, char *err, size_t errlen);
+
+/* ---- inference ------------------------------------------------------------ */
+
+typedef struct rn_ctx rn_ctx; /* scratch memory and threads; one user at a time */
+
+typedef struct rn_ctx_params {
+    int n_threads; /* 0: the number of online CPUs */
+    int max_batch; /* scratch is planned for batches up to this (default 1) */
+    int max_size;  /* and for inputs up to max_size x max_size (default 224) */
+} rn_ctx_params;
+
+rn_ctx_params rn_ctx_default_params(void);
+
+/* Create a context for m. m must outlive the context. Scratch memory is
+ * allocated here for max_batch images of max_size; rn_infer on larger inputs
+ * grows it once (the only allocation outside this call). */
+int rn_ctx_new(const rn_model *m, const rn_ctx_params *params, rn_ctx **out,
+               char *err, size_t errlen);
+
+void rn_ctx_free(rn_ctx *ctx); /* accepts NULL; joins the threads */
+
+/* Run n images of h x w (h, w >= 32), input NCHW float32 (n*3*h*w). Writes
+ * n*n_classes logits into logits and, if embed is not NULL, n*embed_dim
+ * pooled features into embed. Either output may be NULL (not both). */
+int rn_infer(rn_ctx *ctx, const float *input, int n, int h, int w, float *logits,
+             float *embed, char *err, size_t errlen);
+
+/* Numerically stable softmax of n values, in place. */
+void rn_softmax(float *x, int n);
+
+/* Indices of the k largest of x[0..n) in descending order of value, ties by
+ * lower index. Writes min(k, n) indices and returns that count. */
+int rn_topk(const float *x, int n, int k, int *idx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RESNET_H */

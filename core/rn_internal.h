@@ -1,0 +1,79 @@
+/* Private declarations shared by the files of libresnet. Not installed. */
+#ifndef RN_INTERNAL_H
+#define RN_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resnet.h"
+
+#define RN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define RN_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define RN_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Write a formatted message into err (if not NULL) and return status, so that
+ * error paths read `return rn_errf(err, errlen, RN_ERR_FORMAT, "...", ...);`. */
+int rn_errf(char *err, size_t errlen, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Prefix an existing message in err with "prefix: ". */
+void rn_err_prefix(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+void rn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Aligned allocation for float buffers (64 bytes: one AVX-512 vector). */
+void *rn_alloc(size_t bytes);
+void rn_free(void *p);
+
+/* ---- safetensors (core/safetensors.c) ---- */
+
+enum st_dtype {
+    ST_F64, ST_F32, ST_F16, ST_BF16, ST_I64, ST_I32, ST_I16, ST_I8, ST_U64, ST_U32,
+    ST_U16, ST_U8, ST_BOOL, ST_F8_E4M3, ST_F8_E5M2, ST_DTYPE_COUNT
+};
+
+#define ST_MAX_DIMS 8
+
+typedef struct st_tensor {
+    const char *name;      /* points into the parsed header */
+    int dtype;             /* enum st_dtype */
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    int64_t numel;
+    const uint8_t *data;   /* into the file image; nbytes long */
+    size_t nbytes;
+    int used;              /* set by the consumer to find extra tensors */
+} st_tensor;
+
+typedef struct st_file {
+    const uint8_t *base;   /* the whole file image */
+    size_t size;
+    void *map;             /* non-NULL when st_open mapped the file */
+    struct cJSON *header;
+    st_tensor *tensors;    /* sorted by data offset */
+    int n_tensors;
+    const char **meta_keys;   /* __metadata__, pointers into header */
+    const char **meta_values;
+    int n_meta;
+} st_file;
+
+/* Parse a safetensors image of size bytes. Every dtype, shape and offset is
+ * checked against the size. The image must outlive f. On failure f is empty. */
+int st_parse(const void *data, size_t size, st_file *f, char *err, size_t errlen);
+/* Map path read-only and parse it; st_close unmaps. */
+int st_open(const char *path, st_file *f, char *err, size_t errlen);
+void st_close(st_file *f); /* accepts an empty/zeroed f */
+
+st_tensor *st_find(st_file *f, const char *name);
+const char *st_meta(const st_file *f, const char *key);
+const char *st_dtype_name(int dtype);
+/* Convert a F32/F16/BF16 tensor to float32 (dst has numel floats). */
+int st_read_f32(const st_tensor *t, float *dst, char *err, size_t errlen);
+
+/* fp16/bf16 helpers, shared by the reader and writers */
+float rn_half_to_float(uint16_t h);
+float rn_bf16_to_float(uint16_t h);
+
+#endif

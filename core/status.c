@@ -1,0 +1,93 @@
+/* Status codes, error messages, logging and aligned allocation. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rn_internal.h"
+
+const char *rn_strerror(int status)
+{
+    switch (status) {
+    case RN_OK: return "success";
+    case RN_ERR_IO: return "input/output error";
+    case RN_ERR_FORMAT: return "invalid weights file";
+    case RN_ERR_ARCH: return "not a supported ResNet";
+    case RN_ERR_NOMEM: return "out of memory";
+    case RN_ERR_INVALID_ARG: return "invalid argument";
+    case RN_ERR_IMAGE_FORMAT: return "unsupported image format";
+    case RN_ERR_IMAGE_CORRUPT: return "corrupt image";
+    case RN_ERR_IMAGE_TOO_LARGE: return "image too large";
+    case RN_ERR_UNSUPPORTED: return "unsupported feature";
+    case RN_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown status";
+}
+
+int rn_errf(char *err, size_t errlen, int status, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+void rn_err_prefix(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    char prefix[256], old[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    snprintf(old, sizeof old, "%s", err);
+    snprintf(err, errlen, "%s: %s", prefix, old);
+}
+
+static void log_stderr(int level, const char *msg, void *user)
+{
+    (void)level;
+    (void)user;
+    fprintf(stderr, "resnet: %s\n", msg);
+}
+
+static rn_log_fn log_fn = log_stderr;
+static void *log_user;
+static int log_max = RN_LOG_INFO;
+
+void rn_set_log(rn_log_fn fn, void *user, int max_level)
+{
+    log_fn = fn;
+    log_user = user;
+    log_max = max_level;
+}
+
+void rn_log(int level, const char *fmt, ...)
+{
+    if (!log_fn || level > log_max)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_fn(level, msg, log_user);
+}
+
+void *rn_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (bytes == 0)
+        bytes = 64;
+    if (posix_memalign(&p, 64, (bytes + 63) & ~(size_t)63) != 0)
+        return NULL;
+    return p;
+}
+
+void rn_free(void *p)
+{
+    free(p);
+}

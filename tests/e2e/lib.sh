@@ -1,0 +1,21 @@
+# Shared helpers for the end-to-end scripts: TAP output and assertions.
+# Source it: . "$(dirname "$0")/lib.sh"
+BUILD=${BUILD:-build}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+_tap_failed=0
+
+ok()     { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; _tap_failed=1; }
+# check DESCRIPTION COMMAND...: ok when the command succeeds
+check()  { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# check_eq DESCRIPTION GOT WANT
+check_eq() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi; }
+tap_done() { exit $_tap_failed; }
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    /usr/bin/python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}

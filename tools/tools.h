@@ -1,0 +1,16 @@
+/* The subcommands of the `resnet` command, one file each. */
+#ifndef RESNET_TOOLS_H
+#define RESNET_TOOLS_H
+
+int cmd_info(int argc, char **argv);     /* tools/info.c */
+int cmd_infer(int argc, char **argv);    /* tools/infer.c */
+int cmd_bench(int argc, char **argv);    /* tools/bench.c */
+int cmd_classify(int argc, char **argv); /* tools/classify.c */
+int cmd_convert(int argc, char **argv);  /* tools/convert.c */
+
+/* Read a whole file into a malloc'd buffer; NULL and a message on error. */
+void *tool_read_file(const char *path, size_t *len, char *err, size_t errlen);
+/* Parse a positive int flag value; exits 2 with a message when invalid. */
+int tool_parse_int(const char *flag, const char *value, int min, int max);
+
+#endif
