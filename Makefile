@@ -20,7 +20,7 @@ SERVER_PKGS := libmicrohttpd libsystemd
 CC ?= cc
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS  ?= -O2 -g
+CFLAGS  ?= -O2 -g -fvect-cost-model=dynamic
 ifeq ($(DEBUG),1)
 CFLAGS  := -O0 -g3
 endif

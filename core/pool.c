@@ -1,0 +1,79 @@
+/* Pooling and the classifier head: max pool, global average pool, fc. */
+#include <float.h>
+
+#include "blas.h"
+#include "engine.h"
+
+struct pool_job {
+    const float *in;
+    float *out;
+    int c, h, w, oh, ow;
+    const float *wt, *b;
+    int e, classes, n, chunk;
+};
+
+static void maxpool_task(void *arg, int t, int thread)
+{
+    const struct pool_job *j = arg;
+    const float *in = j->in + (size_t)t * j->h * j->w;
+    float *out = j->out + (size_t)t * j->oh * j->ow;
+    for (int oy = 0; oy < j->oh; oy++) {
+        int y0 = oy * 2 - 1, y1 = RN_MIN(y0 + 3, j->h);
+        y0 = RN_MAX(y0, 0);
+        for (int ox = 0; ox < j->ow; ox++) {
+            int x0 = ox * 2 - 1, x1 = RN_MIN(x0 + 3, j->w);
+            x0 = RN_MAX(x0, 0);
+            float m = -FLT_MAX;
+            for (int y = y0; y < y1; y++)
+                for (int x = x0; x < x1; x++)
+                    m = in[y * j->w + x] > m ? in[y * j->w + x] : m;
+            out[oy * j->ow + ox] = m;
+        }
+    }
+}
+
+void rn_maxpool3x3s2(const rn_exec *x, const float *in, int n, int c, int h, int w, float *out)
+{
+    struct pool_job j = {.in = in, .out = out, .c = c, .h = h, .w = w,
+                         .oh = rn_out_dim(h, 3, 2, 1), .ow = rn_out_dim(w, 3, 2, 1)};
+    rn_pool_run(x->pool, n * c, maxpool_task, &j);
+}
+
+static void avgpool_task(void *arg, int t, int thread)
+{
+    const struct pool_job *j = arg;
+    int hw = j->h, c0 = t * j->chunk, c1 = RN_MIN(j->n * j->c, c0 + j->chunk);
+    for (int i = c0; i < c1; i++) {
+        const float *p = j->in + (size_t)i * hw;
+        double s = 0;
+        for (int q = 0; q < hw; q++)
+            s += p[q];
+        j->out[i] = (float)(s / hw);
+    }
+}
+
+void rn_global_avgpool(const rn_exec *x, const float *in, int n, int c, int hw, float *out)
+{
+    struct pool_job j = {.in = in, .out = out, .n = n, .c = c, .h = hw, .chunk = 64};
+    rn_pool_run(x->pool, (n * c + j.chunk - 1) / j.chunk, avgpool_task, &j);
+}
+
+static void linear_task(void *arg, int t, int thread)
+{
+    const struct pool_job *j = arg;
+    int o0 = t * j->chunk, len = RN_MIN(j->classes, o0 + j->chunk) - o0;
+    for (int i = 0; i < j->n; i++)
+        for (int o = 0; o < len; o++)
+            j->out[(size_t)i * j->classes + o0 + o] = j->b[o0 + o];
+    rn_sgemm(j->n, len, j->e, j->in, j->e, j->wt + o0, j->classes, 1.0f, j->out + o0, j->classes);
+}
+
+void rn_linear(const rn_exec *x, const float *in, int n, int e, const float *wt, const float *b,
+               int classes, float *out)
+{
+    int threads = rn_pool_size(x->pool);
+    int chunk = (classes + threads - 1) / threads;
+    struct pool_job j = {.in = in, .out = out, .n = n, .e = e, .wt = wt, .b = b,
+                         .classes = classes, .chunk = chunk < 16 ? 16 : chunk};
+    rn_pool_run(x->pool, (classes + j.chunk - 1) / j.chunk, linear_task, &j);
+}
