@@ -1,0 +1,142 @@
+/* Parity with PyTorch: logits and embeddings of the fixture models, made by
+ * tests/fixtures/parity/make_fixtures.py, within 1e-4 of torch relative to
+ * the largest magnitude, with 1 and 2 threads and batches planned both exactly
+ * and too small (the context must grow). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "resnet.h"
+
+#define DIR "tests/fixtures/parity/"
+
+static void *slurp(const char *name, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof path, DIR "%s", name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    buf[n] = 0;
+    *len = (size_t)n;
+    return buf;
+}
+
+/* max |a - b| / max |b| */
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        md = fmax(md, fabs((double)a[i] - b[i]));
+        mb = fmax(mb, fabs((double)b[i]));
+    }
+    return md / (mb > 0 ? mb : 1);
+}
+
+static void check_model(const cJSON *entry, int threads, int planned_batch)
+{
+    const char *file = cJSON_GetObjectItem(entry, "model")->valuestring;
+    char path[512], err[512];
+    snprintf(path, sizeof path, DIR "%s", file);
+    rn_model *m;
+    rn_model_params mp = rn_model_default_params();
+    if (rn_model_load(path, &mp, &m, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    rn_ctx_params cp = rn_ctx_default_params();
+    cp.n_threads = threads;
+    cp.max_batch = planned_batch;
+    cp.max_size = 32;
+    rn_ctx *ctx;
+    if (rn_ctx_new(m, &cp, &ctx, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(entry, "cases"))
+    {
+        int n = cJSON_GetObjectItem(c, "n")->valueint, h = cJSON_GetObjectItem(c, "h")->valueint,
+            w = cJSON_GetObjectItem(c, "w")->valueint;
+        int classes = cJSON_GetObjectItem(c, "classes")->valueint;
+        int edim = cJSON_GetObjectItem(c, "embed_dim")->valueint;
+        assert_int_equal(classes, rn_model_info_get(m)->n_classes);
+        assert_int_equal(edim, rn_model_info_get(m)->embed_dim);
+        size_t lin, llog, lemb;
+        float *in = slurp(cJSON_GetObjectItem(c, "input")->valuestring, &lin);
+        float *ref_logits = slurp(cJSON_GetObjectItem(c, "logits")->valuestring, &llog);
+        float *ref_embed = slurp(cJSON_GetObjectItem(c, "embed")->valuestring, &lemb);
+        assert_int_equal(lin, (size_t)n * 3 * h * w * 4);
+        float *logits = calloc((size_t)n * classes, 4), *embed = calloc((size_t)n * edim, 4);
+        if (rn_infer(ctx, in, n, h, w, logits, embed, err, sizeof err) < 0)
+            fail_msg("%s", err);
+        double el = rel_err(logits, ref_logits, (size_t)n * classes);
+        double ee = rel_err(embed, ref_embed, (size_t)n * edim);
+        print_message("%s n=%d %dx%d threads=%d: logits rel err %.2e, embed %.2e\n", file, n, h,
+                      w, threads, el, ee);
+        assert_true(el <= 1e-4);
+        assert_true(ee <= 1e-4);
+        /* logits alone must equal the logits computed together with embeddings */
+        float *logits2 = calloc((size_t)n * classes, 4);
+        if (rn_infer(ctx, in, n, h, w, logits2, NULL, err, sizeof err) < 0)
+            fail_msg("%s", err);
+        assert_memory_equal(logits, logits2, (size_t)n * classes * 4);
+        free(logits2);
+        free(in);
+        free(ref_logits);
+        free(ref_embed);
+        free(logits);
+        free(embed);
+    }
+    rn_ctx_free(ctx);
+    rn_model_free(m);
+}
+
+static cJSON *manifest;
+
+static void test_parity(void **state)
+{
+    const cJSON *entry = *state;
+    check_model(entry, 1, 1);
+    check_model(entry, 2, 3);
+}
+
+int main(void)
+{
+    rn_set_log(NULL, NULL, 0);
+    size_t len;
+    char *text = slurp("manifest.json", &len);
+    manifest = cJSON_Parse(text);
+    free(text);
+    if (!manifest) {
+        fprintf(stderr, "bad manifest\n");
+        return 1;
+    }
+    int n = cJSON_GetArraySize(manifest);
+    struct CMUnitTest *tests = calloc((size_t)n, sizeof *tests);
+    char **names = calloc((size_t)n, sizeof *names);
+    for (int i = 0; i < n; i++) {
+        cJSON *e = cJSON_GetArrayItem(manifest, i);
+        names[i] = malloc(128);
+        snprintf(names[i], 128, "parity_%s", cJSON_GetObjectItem(e, "model")->valuestring);
+        tests[i] = (struct CMUnitTest){names[i], test_parity, NULL, NULL, e};
+    }
+    int rc = _cmocka_run_group_tests("parity", tests, (size_t)n, NULL, NULL);
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(tests);
+    cJSON_Delete(manifest);
+    return rc;
+}
