@@ -387,7 +387,7 @@ static int read_meta(struct loader *L)
     if (v) {
         int rc = rn_preprocess_parse(v, &m->pp, L->err, L->errlen);
         if (rc < 0) {
-            rn_err_prefix(L->err, L->errlen, "metadata resnet.preprocess");
+            rn_err_prefix(L->err, L->errlen, "metadata");
             return rc;
         }
     }

@@ -7,6 +7,7 @@ int cmd_infer(int argc, char **argv);    /* tools/infer.c */
 int cmd_bench(int argc, char **argv);    /* tools/bench.c */
 int cmd_classify(int argc, char **argv); /* tools/classify.c */
 int cmd_convert(int argc, char **argv);  /* tools/convert.c */
+int cmd_bench_image(int argc, char **argv); /* tools/bench_image.c */
 
 /* Read a whole file into a malloc'd buffer; NULL and a message on error. */
 void *tool_read_file(const char *path, size_t *len, char *err, size_t errlen);
