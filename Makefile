@@ -112,6 +112,7 @@ build-fuzz/bin/%: tests/fuzz/%.c FORCE
 	    $(if $(SERVER_SRC),build-fuzz/libresnetd.a)
 	@mkdir -p $(dir $@)
 	clang $(subst fuzzer-no-link,fuzzer,$(FUZZ_FLAGS)) -std=c11 -D_GNU_SOURCE -Icore -Iserver -Itools \
+	    tools/tfjs.c \
 	    $(shell pkg-config --cflags $(PKGS) $(SERVER_PKGS)) -o $@ $< \
 	    $(if $(SERVER_SRC),build-fuzz/libresnetd.a) build-fuzz/libresnet.a \
 	    $(shell pkg-config --libs $(SERVER_PKGS)) $(LIBS)
@@ -145,7 +146,7 @@ clean:
 # model and the converter. See models/fetch_default.sh.
 MODEL       := models/resnet50.safetensors
 MODEL_JSON  := models/cache/package/ResNet50/model.json
-CONVERT_OBJ := $(addprefix $(BUILD)/tools/,convert.o tfjs.o st_write.o)
+CONVERT_OBJ := $(addprefix $(BUILD)/tools/,convert.o keras_resnet.o tfjs.o st_write.o)
 
 model: $(MODEL)
 

@@ -18,6 +18,8 @@ fi
 
 missing=()
 for p in "${PKGS[@]}"; do
+    # A Node.js from elsewhere (NodeSource bundles npm) conflicts with Debian's npm.
+    case $p in nodejs|npm) command -v npm >/dev/null 2>&1 && continue ;; esac
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

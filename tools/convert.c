@@ -1,0 +1,226 @@
+/* resnet convert: import a Keras ResNet saved as a TensorFlow.js layers model
+ * (model.json + weight shards, tools/tfjs.c) into safetensors with torchvision
+ * names (tools/keras_resnet.c), with the metadata rn_model_load reads: variant,
+ * batch-norm epsilon, labels, preprocessing and where the weights came from.
+ */
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keras_resnet.h"
+#include "st_write.h"
+#include "tfjs.h"
+#include "tools.h"
+
+#define ERRLEN 1024
+
+/* Keras's "caffe" preprocessing at the torchvision eval sizes. */
+static const char CAFFE_PREPROCESS[] =
+    "{\"resize\":256,\"crop\":224,\"scale\":1,\"mean\":[103.939,116.779,123.68],"
+    "\"std\":[1,1,1],\"order\":\"BGR\"}";
+
+static int errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int errf(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, ERRLEN, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Class names as a JSON array text: from a JSON array of strings or an object
+ * {"0": "tench", ...} (the npm package's form), exactly n of them. */
+static char *load_labels(const char *path, int n, char *err)
+{
+    size_t len;
+    char *text = tool_read_file(path, &len, err, ERRLEN), *out = NULL;
+    if (!text)
+        return NULL;
+    cJSON *j = cJSON_ParseWithLength(text, len), *arr = cJSON_CreateArray();
+    free(text);
+    if (!j || !arr || !(cJSON_IsArray(j) || cJSON_IsObject(j))) {
+        errf(err, "%s: not a JSON array or object of class names", path);
+        goto out_free;
+    }
+    if (cJSON_GetArraySize(j) != n) {
+        errf(err, "%s: %d class names, the model has %d classes", path, cJSON_GetArraySize(j), n);
+        goto out_free;
+    }
+    for (int i = 0; i < n; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", i);
+        const cJSON *s =
+            cJSON_IsArray(j) ? cJSON_GetArrayItem(j, i) : cJSON_GetObjectItemCaseSensitive(j, key);
+        if (!cJSON_IsString(s)) {
+            errf(err, "%s: class %d has no name", path, i);
+            goto out_free;
+        }
+        cJSON_AddItemToArray(arr, cJSON_CreateString(s->valuestring));
+    }
+    if (cJSON_GetArraySize(arr) != n || !(out = cJSON_PrintUnformatted(arr)))
+        errf(err, "out of memory");
+out_free:
+    cJSON_Delete(j);
+    cJSON_Delete(arr);
+    return out;
+}
+
+struct opts {
+    const char *from, *input, *output, *labels, *source, *preprocess;
+};
+
+static int usage(FILE *f)
+{
+    fprintf(f, "usage: resnet convert --from tfjs MODEL.json -o OUT.safetensors\n"
+               "                      [--labels LABELS.json] [--source TEXT] "
+               "[--preprocess JSON]\n"
+               "  Import a Keras ResNet saved as a TensorFlow.js layers model.\n"
+               "  --labels      class names, a JSON array or {\"0\": name, ...}\n"
+               "                (default: ../assets/labels.json next to the model, if present)\n"
+               "  --source      text for the resnet.source metadata (default: the input)\n"
+               "  --preprocess  resnet.preprocess JSON (default: Keras \"caffe\" style, BGR)\n");
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **dst = !strcmp(a, "--from")                         ? &o->from
+                           : !strcmp(a, "-o") || !strcmp(a, "--output") ? &o->output
+                           : !strcmp(a, "--labels")                     ? &o->labels
+                           : !strcmp(a, "--source")                     ? &o->source
+                           : !strcmp(a, "--preprocess")                 ? &o->preprocess
+                                                                        : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (dst) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "resnet convert: %s needs a value\n", a);
+                return usage(stderr);
+            }
+            *dst = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "resnet convert: unknown option %s\n", a);
+            return usage(stderr);
+        } else if (o->input) {
+            fprintf(stderr, "resnet convert: more than one input model\n");
+            return usage(stderr);
+        } else {
+            o->input = a;
+        }
+    }
+    if (!o->from || !o->input || !o->output) {
+        fprintf(stderr, "resnet convert: --from, an input model and -o are required\n");
+        return usage(stderr);
+    }
+    if (strcmp(o->from, "tfjs")) {
+        fprintf(stderr, "resnet convert: unsupported format '%s' (supported: tfjs)\n", o->from);
+        return 2;
+    }
+    return 0;
+}
+
+/* Metadata: variant, epsilon, labels, preprocessing, source. */
+static int add_metadata(const tfjs_model *tf, const keras_resnet_info *info, const struct opts *o,
+                        stw_writer *st, char *err)
+{
+    char buf[1024], labels_path[4096];
+    const char *labels = o->labels;
+    if (!labels) {
+        const char *slash = strrchr(o->input, '/');
+        snprintf(labels_path, sizeof labels_path, "%.*s../assets/labels.json",
+                 slash ? (int)(slash - o->input + 1) : 0, o->input);
+        if (access(labels_path, F_OK) == 0)
+            labels = labels_path;
+        else
+            fprintf(stderr, "resnet convert: no %s; writing the model without class names\n",
+                    labels_path);
+    }
+    const char *pre = o->preprocess ? o->preprocess : CAFFE_PREPROCESS;
+    cJSON *pj = cJSON_Parse(pre);
+    int pre_ok = cJSON_IsObject(pj);
+    cJSON_Delete(pj);
+    if (!pre_ok)
+        return errf(err, "--preprocess: not a JSON object");
+    snprintf(buf, sizeof buf, "%.9g", info->bn_eps);
+    if (stw_add_meta(st, "resnet.variant", info->variant) < 0 ||
+        stw_add_meta(st, "resnet.bn_eps", buf) < 0 ||
+        stw_add_meta(st, "resnet.preprocess", pre) < 0)
+        return errf(err, "out of memory");
+    if (labels) {
+        char *l = load_labels(labels, info->n_classes, err);
+        int r = l ? stw_add_meta(st, "resnet.labels", l) : -1;
+        free(l);
+        if (r < 0)
+            return l ? errf(err, "out of memory") : -1;
+    }
+    if (o->source) {
+        snprintf(buf, sizeof buf, "%s", o->source);
+    } else {
+        const char *gen = tfjs_string(tf, "generatedBy"), *cv = tfjs_string(tf, "convertedBy");
+        snprintf(buf, sizeof buf,
+                 "TF.js layers model %s (generated by %s, converted by %s), "
+                 "imported by resnet convert",
+                 o->input, gen ? gen : "unknown", cv ? cv : "unknown");
+    }
+    if (stw_add_meta(st, "resnet.source", buf) < 0)
+        return errf(err, "out of memory");
+    return 0;
+}
+
+static int convert(const struct opts *o, char *err)
+{
+    tfjs_model *tf = NULL;
+    stw_writer *st = NULL;
+    float *arena = NULL;
+    keras_resnet_info info;
+    int rc = -1;
+    if (tfjs_load(o->input, &tf, err, ERRLEN) < 0)
+        return -1;
+    if (!(st = stw_new())) {
+        errf(err, "out of memory");
+        goto out_free;
+    }
+    if (keras_resnet_to_torchvision(tf, st, &arena, &info, err, ERRLEN) < 0 ||
+        add_metadata(tf, &info, o, st, err) < 0 || stw_write(st, o->output, err, ERRLEN) < 0)
+        goto out_free;
+    int blocks = 0;
+    char stages[64] = "";
+    for (int s = 0; s < info.n_stages; s++) {
+        blocks += info.blocks[s];
+        snprintf(stages + strlen(stages), sizeof stages - strlen(stages), "%s%d", s ? "," : "",
+                 info.blocks[s]);
+    }
+    printf("wrote %s: %d %s blocks [%s], %d classes, %zu parameters, %s, bn_eps %g\n", o->output,
+           blocks, info.bottleneck ? "bottleneck" : "basic", stages, info.n_classes, info.n_params,
+           info.variant, info.bn_eps);
+    rc = 0;
+out_free:
+    stw_free(st);
+    free(arena);
+    tfjs_free(tf);
+    return rc;
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    struct opts o;
+    int r = parse_args(argc, argv, &o);
+    if (r)
+        return r;
+    char err[ERRLEN] = "";
+    if (convert(&o, err) < 0) {
+        fprintf(stderr, "resnet convert: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
