@@ -73,7 +73,7 @@ int rn_png_decode(const uint8_t *data, size_t len, const rn_image_params *params
         return rn_errf(err, errlen, RN_ERR_IMAGE_CORRUPT, "PNG: %s",
                        len < 33 ? "truncated before the end of IHDR" : "IHDR is not first");
     uint32_t w32 = be32(data + 16), h32 = be32(data + 20);
-    if (w32 == 0 || h32 == 0 || (int64_t)w32 * h32 > params->max_pixels)
+    if (w32 == 0 || h32 == 0 || (uint64_t)w32 * h32 > (uint64_t)params->max_pixels)
         return rn_errf(err, errlen, RN_ERR_IMAGE_TOO_LARGE,
                        "PNG: %ux%u pixels, the limit is %lld and no side may be 0", w32, h32,
                        (long long)params->max_pixels);

@@ -486,6 +486,10 @@ static void test_bad_png(void **state)
     put32(c + 20, 100000);
     put32(c + 29, crc32_of(c + 12, 17));
     expect("declares 100000x100000", c, b.n, &ip, RN_ERR_IMAGE_TOO_LARGE);
+    put32(c + 16, 0xffffffffu); /* found by fuzzing: w*h overflowed int64 */
+    put32(c + 20, 0xffffffffu);
+    put32(c + 29, crc32_of(c + 12, 17));
+    expect("declares 4294967295x4294967295", c, b.n, &ip, RN_ERR_IMAGE_TOO_LARGE);
     memcpy(c, b.p, b.n);
     put32(c + 16, 0);
     put32(c + 29, crc32_of(c + 12, 17));
