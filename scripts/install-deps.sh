@@ -9,11 +9,11 @@ PKGS=(
     build-essential pkg-config ca-certificates
     libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
     libmicrohttpd-dev libsystemd-dev
-    libcmocka-dev curl python3 nodejs npm darknet
+    libcmocka-dev curl jq python3 nodejs npm darknet wrk nginx
 )
 if [ "${1:-}" = "--dev" ]; then
     PKGS+=(python3-torch python3-torchvision python3-pil python3-numpy darknet
-           wrk nginx imagemagick valgrind clang libclang-rt-14-dev time)
+           imagemagick valgrind clang libclang-rt-14-dev time)
 fi
 
 missing=()

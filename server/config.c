@@ -1,0 +1,367 @@
+/* Flags, their environment twins and validation. Every flag --foo-bar can also
+ * be set as RESNETD_FOO_BAR in the environment (the systemd environment file);
+ * the command line wins. Errors name the flag and the accepted range. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+
+enum opt_kind { OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LISTEN, OPT_LOGFMT, OPT_HELP, OPT_VERSION };
+
+struct opt {
+    const char *name;
+    int kind;
+    size_t off;        /* offsetof(struct config, field) for numbers */
+    int64_t min, max;
+    const char *arg, *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+
+static const struct opt opts[] = {
+    {"model", OPT_MODEL, 0, 0, 0, "[NAME=]PATH",
+     "safetensors model to serve; repeatable, the first is the default.\n"
+     "NAME defaults to the file name without extension.\n"
+     "In the environment: RESNETD_MODEL, comma-separated"},
+    {"listen", OPT_LISTEN, 0, 0, 0, "ADDR:PORT", "address to listen on (default 127.0.0.1:8080)"},
+    {"workers", OPT_INT, OFF(workers), 1, 256, "N",
+     "inference workers, each runs one batch at a time (default: from the cores)"},
+    {"threads", OPT_INT, OFF(threads), 1, 256, "N",
+     "BLAS threads per worker (default: cores / workers)"},
+    {"http-threads", OPT_INT, OFF(http_threads), 1, 64, "N", "HTTP polling threads (default 2)"},
+    {"max-batch", OPT_INT, OFF(max_batch), 1, 256, "N", "images per batch at most (default 8)"},
+    {"max-delay-us", OPT_INT, OFF(max_delay_us), 0, 10000000, "US",
+     "how long a worker waits for a fuller batch (default 0: never)"},
+    {"max-queue", OPT_INT, OFF(max_queue), 1, 65536, "N",
+     "images waiting at most; past it requests get 503 (default 64)"},
+    {"max-body-bytes", OPT_SIZE, OFF(max_body_bytes), 1024, (int64_t)1 << 32, "BYTES",
+     "request body limit, suffixes K M G accepted; past it 413 (default 32M)"},
+    {"max-pixels", OPT_SIZE, OFF(max_pixels), 1024, (int64_t)1 << 34, "N",
+     "refuse images declaring more pixels (default 40M)"},
+    {"request-timeout-ms", OPT_INT, OFF(request_timeout_ms), 1, 3600000, "MS",
+     "a request queued longer is answered 504 uncomputed (default 30000)"},
+    {"max-connections", OPT_INT, OFF(max_connections), 1, 1000000, "N",
+     "open connections at most (default 1024)"},
+    {"connection-timeout-s", OPT_INT, OFF(connection_timeout_s), 1, 86400, "S",
+     "idle connection timeout (default 30)"},
+    {"log-format", OPT_LOGFMT, 0, 0, 0, "text|json", "access log format on stderr (default text)"},
+    {"help", OPT_HELP, 0, 0, 0, NULL, "print this help and exit"},
+    {"version", OPT_VERSION, 0, 0, 0, NULL, "print the version and exit"},
+};
+
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+void config_usage(FILE *f)
+{
+    fprintf(f, "usage: resnetd --model [NAME=]PATH [options]\n\n"
+               "Serve ResNet image classifiers over HTTP (see README).\n\noptions:\n");
+    for (size_t i = 0; i < N_OPTS; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
+                 opts[i].arg ? opts[i].arg : "");
+        fprintf(f, "  %-28s ", left);
+        for (const char *p = opts[i].help; *p; p++) {
+            fputc(*p, f);
+            if (*p == '\n')
+                fprintf(f, "  %-28s ", "");
+        }
+        fputc('\n', f);
+    }
+    fprintf(f, "\nEvery option can also be set in the environment as RESNETD_<NAME>,\n"
+               "e.g. RESNETD_MAX_BATCH=16; the command line wins.\n");
+}
+
+static int parse_i64(const char *s, int allow_suffix, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    if (allow_suffix && *end) {
+        int shift = 0;
+        switch (*end) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        default: return -1;
+        }
+        end++;
+        if (v < 0 || v > (LLONG_MAX >> shift))
+            return -1;
+        v <<= shift;
+    }
+    if (*end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int config_parse_model(const char *arg, struct cfg_model *m, char *err, size_t errlen)
+{
+    const char *eq = strchr(arg, '=');
+    const char *path = eq ? eq + 1 : arg;
+    if (!*path) {
+        snprintf(err, errlen, "--model %s: empty path", arg);
+        return -1;
+    }
+    if (strlen(path) >= sizeof m->path) {
+        snprintf(err, errlen, "--model: path too long");
+        return -1;
+    }
+    const char *name = path;
+    size_t nlen;
+    if (eq) {
+        name = arg;
+        nlen = (size_t)(eq - arg);
+    } else {
+        const char *slash = strrchr(path, '/');
+        name = slash ? slash + 1 : path;
+        const char *dot = strrchr(name, '.');
+        nlen = dot && dot != name ? (size_t)(dot - name) : strlen(name);
+    }
+    if (nlen == 0 || nlen >= sizeof m->name) {
+        snprintf(err, errlen, "--model %s: model name must be 1 to %zu characters", arg,
+                 sizeof m->name - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < nlen; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.')) {
+            snprintf(err, errlen,
+                     "--model %s: model name may hold only letters, digits, '-', '_' and '.'",
+                     arg);
+            return -1;
+        }
+    }
+    memcpy(m->name, name, nlen);
+    m->name[nlen] = '\0';
+    snprintf(m->path, sizeof m->path, "%s", path);
+    return 0;
+}
+
+int config_parse_listen(const char *arg, char *host, size_t hostlen, int *port, char *err,
+                        size_t errlen)
+{
+    const char *colon = strrchr(arg, ':');
+    if (!colon) {
+        snprintf(err, errlen, "--listen %s: expected ADDR:PORT, e.g. 127.0.0.1:8080", arg);
+        return -1;
+    }
+    const char *h = arg;
+    size_t hl = (size_t)(colon - arg);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0) {
+        h = "0.0.0.0";
+        hl = strlen(h);
+    }
+    if (hl >= hostlen) {
+        snprintf(err, errlen, "--listen %s: address too long", arg);
+        return -1;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1) {
+        snprintf(err, errlen, "--listen %s: '%s' is not a numeric IPv4 or IPv6 address", arg,
+                 host);
+        return -1;
+    }
+    int64_t p;
+    if (parse_i64(colon + 1, 0, &p) < 0 || p < 1 || p > 65535) {
+        snprintf(err, errlen, "--listen %s: port must be 1..65535", arg);
+        return -1;
+    }
+    *port = (int)p;
+    return 0;
+}
+
+static int add_model(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+    if (cfg->n_models == CFG_MAX_MODELS) {
+        snprintf(err, errlen, "--model: at most %d models", CFG_MAX_MODELS);
+        return -1;
+    }
+    struct cfg_model *m = &cfg->models[cfg->n_models];
+    if (config_parse_model(arg, m, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < cfg->n_models; i++)
+        if (strcmp(cfg->models[i].name, m->name) == 0) {
+            snprintf(err, errlen, "--model %s: a model named '%s' is already given; use NAME=PATH",
+                     arg, m->name);
+            return -1;
+        }
+    cfg->n_models++;
+    return 0;
+}
+
+/* Apply one option value; src is "--name" or "RESNETD_NAME" for messages. */
+static int apply(struct config *cfg, const struct opt *o, const char *src, const char *val,
+                 char *err, size_t errlen)
+{
+    switch (o->kind) {
+    case OPT_INT:
+    case OPT_SIZE: {
+        int64_t v;
+        if (parse_i64(val, o->kind == OPT_SIZE, &v) < 0 || v < o->min || v > o->max) {
+            snprintf(err, errlen, "%s %s: expected %s from %lld to %lld", src, val,
+                     o->kind == OPT_SIZE ? "a size" : "an integer", (long long)o->min,
+                     (long long)o->max);
+            return -1;
+        }
+        if (o->kind == OPT_INT)
+            *(int *)((char *)cfg + o->off) = (int)v;
+        else
+            *(int64_t *)((char *)cfg + o->off) = v;
+        return 0;
+    }
+    case OPT_MODEL:
+        return add_model(cfg, val, err, errlen);
+    case OPT_LISTEN:
+        return config_parse_listen(val, cfg->listen_host, sizeof cfg->listen_host,
+                                   &cfg->listen_port, err, errlen);
+    case OPT_LOGFMT:
+        if (strcmp(val, "text") == 0)
+            cfg->log_format = LOG_TEXT;
+        else if (strcmp(val, "json") == 0)
+            cfg->log_format = LOG_JSON;
+        else {
+            snprintf(err, errlen, "%s %s: expected text or json", src, val);
+            return -1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+static int from_env(struct config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const struct opt *o = &opts[i];
+        if (o->kind == OPT_HELP || o->kind == OPT_VERSION)
+            continue;
+        char var[64] = "RESNETD_";
+        size_t n = strlen(var);
+        for (const char *p = o->name; *p && n + 1 < sizeof var; p++)
+            var[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        var[n] = '\0';
+        const char *val = getenv(var);
+        if (!val || !*val)
+            continue;
+        if (o->kind != OPT_MODEL) {
+            if (apply(cfg, o, var, val, err, errlen) < 0)
+                return -1;
+            continue;
+        }
+        char list[CFG_MAX_MODELS * 4200];
+        snprintf(list, sizeof list, "%s", val);
+        char *save = NULL;
+        for (char *t = strtok_r(list, ", \t\n", &save); t; t = strtok_r(NULL, ", \t\n", &save))
+            if (add_model(cfg, t, err, errlen) < 0)
+                return -1;
+    }
+    return 0;
+}
+
+static void defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen_host, sizeof cfg->listen_host, "127.0.0.1");
+    cfg->listen_port = 8080;
+    cfg->http_threads = 2;
+    cfg->max_batch = 8;
+    cfg->max_delay_us = 0;
+    cfg->max_queue = 64;
+    cfg->max_body_bytes = (int64_t)32 << 20;
+    cfg->max_pixels = 40000000;
+    cfg->request_timeout_ms = 30000;
+    cfg->max_connections = 1024;
+    cfg->connection_timeout_s = 30;
+    cfg->log_format = LOG_TEXT;
+}
+
+/* Workers x threads fill the cores without oversubscription. On small
+ * machines one thread per worker wins: single-threaded GEMM is the most
+ * efficient per core and one worker decodes while another multiplies. */
+static void split_cores(struct config *cfg, int ncpu)
+{
+    if (ncpu < 1)
+        ncpu = 1;
+    if (!cfg->workers && !cfg->threads) {
+        cfg->threads = ncpu <= 2 ? 1 : ncpu < 8 ? 2 : 4;
+        cfg->workers = ncpu / cfg->threads > 0 ? ncpu / cfg->threads : 1;
+    } else if (!cfg->threads) {
+        cfg->threads = ncpu / cfg->workers > 0 ? ncpu / cfg->workers : 1;
+    } else if (!cfg->workers) {
+        cfg->workers = ncpu / cfg->threads > 0 ? ncpu / cfg->threads : 1;
+    }
+}
+
+int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
+                 size_t errlen)
+{
+    defaults(cfg);
+    if (from_env(cfg, err, errlen) < 0)
+        return -1;
+    int env_models = cfg->n_models, cli_models = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", a);
+            return -1;
+        }
+        const char *name = a + 2, *val = strchr(name, '=');
+        size_t nlen = val ? (size_t)(val - name) : strlen(name);
+        const struct opt *o = NULL;
+        for (size_t k = 0; k < N_OPTS; k++)
+            if (strlen(opts[k].name) == nlen && strncmp(opts[k].name, name, nlen) == 0)
+                o = &opts[k];
+        if (!o) {
+            snprintf(err, errlen, "unknown option '%s' (see --help)", a);
+            return -1;
+        }
+        if (o->kind == OPT_HELP) {
+            config_usage(stdout);
+            return 1;
+        }
+        if (o->kind == OPT_VERSION) {
+            printf("resnetd 0.1.0\n");
+            return 1;
+        }
+        if (val) {
+            val++;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            snprintf(err, errlen, "--%s needs a value (%s)", o->name, o->arg);
+            return -1;
+        }
+        if (o->kind == OPT_MODEL && cli_models++ == 0 && env_models) {
+            cfg->n_models = 0; /* models on the command line replace the environment's */
+        }
+        char src[64];
+        snprintf(src, sizeof src, "--%s", o->name);
+        if (apply(cfg, o, src, val, err, errlen) < 0)
+            return -1;
+    }
+    if (cfg->n_models == 0) {
+        snprintf(err, errlen, "no model: give --model [NAME=]PATH (or RESNETD_MODEL)");
+        return -1;
+    }
+    split_cores(cfg, ncpu);
+    if (cfg->max_batch > cfg->max_queue) {
+        snprintf(err, errlen, "--max-batch %d is larger than --max-queue %d: batches could "
+                 "never fill", cfg->max_batch, cfg->max_queue);
+        return -1;
+    }
+    return 0;
+}

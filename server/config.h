@@ -1,0 +1,55 @@
+/* resnetd's configuration: flags, their RESNETD_* environment twins, defaults
+ * and validation. Filled once in main() before any thread starts, then read-only. */
+#ifndef RESNETD_CONFIG_H
+#define RESNETD_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define CFG_MAX_MODELS 16
+
+struct cfg_model {
+    char name[64];   /* from NAME=PATH, or the file's stem */
+    char path[4096];
+};
+
+enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
+
+struct config {
+    struct cfg_model models[CFG_MAX_MODELS]; /* the first is the default */
+    int n_models;
+    char listen_host[256]; /* numeric IPv4 or IPv6 address */
+    int listen_port;
+    int threads;           /* BLAS threads per worker */
+    int workers;           /* inference workers, each with its own contexts */
+    int http_threads;      /* libmicrohttpd polling threads */
+    int max_batch;
+    int max_delay_us;
+    int max_queue;         /* images */
+    int64_t max_body_bytes;
+    int64_t max_pixels;
+    int request_timeout_ms;
+    int max_connections;
+    int connection_timeout_s;
+    int log_format;        /* enum log_format */
+};
+
+/* Parse argv over the RESNETD_* environment over the defaults into cfg.
+ * Returns 0 when the server should run, 1 when --help/--version was printed
+ * (exit 0), -1 on an invalid setting with a message in err (exit 2).
+ * ncpu is the number of usable cores (workers x threads default to it). */
+int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
+                 size_t errlen);
+
+/* The --help text. */
+void config_usage(FILE *f);
+
+/* Split "NAME=PATH" or "PATH" into m (name defaults to the file's stem).
+ * Returns 0, or -1 with a message. */
+int config_parse_model(const char *arg, struct cfg_model *m, char *err, size_t errlen);
+
+/* Parse "HOST:PORT", "[V6]:PORT" or ":PORT". Returns 0, or -1 with a message. */
+int config_parse_listen(const char *arg, char *host, size_t hostlen, int *port,
+                        char *err, size_t errlen);
+
+#endif

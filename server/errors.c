@@ -1,0 +1,63 @@
+/* THE mapping from failures to HTTP: every error reply goes through here, so a
+ * status code or machine code is changed in exactly one place. */
+#include "errors.h"
+
+#include "resnet.h"
+
+static const struct {
+    int http;
+    const char *code;
+} table[SRV_ERR_COUNT] = {
+    [SRV_OK] = {200, "ok"},
+    [SRV_ERR_BAD_REQUEST] = {400, "bad_request"},
+    [SRV_ERR_BAD_TENSOR] = {400, "bad_tensor"},
+    [SRV_ERR_NO_FILE] = {400, "no_file"},
+    [SRV_ERR_EMPTY_BODY] = {411, "empty_body"},
+    [SRV_ERR_IMAGE_FORMAT] = {400, "unsupported_image"},
+    [SRV_ERR_IMAGE_CORRUPT] = {400, "corrupt_image"},
+    /* The body was accepted; the image inside declares too many pixels. */
+    [SRV_ERR_IMAGE_TOO_LARGE] = {413, "image_too_large"},
+    [SRV_ERR_UNSUPPORTED] = {415, "unsupported_image_feature"},
+    [SRV_ERR_NOT_FOUND] = {404, "not_found"},
+    [SRV_ERR_NO_MODEL] = {404, "model_not_found"},
+    [SRV_ERR_METHOD] = {405, "method_not_allowed"},
+    [SRV_ERR_TOO_LARGE] = {413, "body_too_large"},
+    [SRV_ERR_TOO_MANY_IMAGES] = {413, "too_many_images"},
+    [SRV_ERR_MEDIA_TYPE] = {415, "unsupported_media_type"},
+    [SRV_ERR_QUEUE_FULL] = {503, "queue_full"},
+    [SRV_ERR_NOT_READY] = {503, "not_ready"},
+    [SRV_ERR_NOMEM] = {503, "out_of_memory"},
+    [SRV_ERR_TIMEOUT] = {504, "timeout"},
+    [SRV_ERR_CLIENT_GONE] = {499, "client_closed_request"}, /* nginx's code; never sent */
+    [SRV_ERR_INTERNAL] = {500, "internal"},
+};
+
+int srv_err_http(enum srv_err e)
+{
+    return (e >= 0 && e < SRV_ERR_COUNT) ? table[e].http : 500;
+}
+
+const char *srv_err_code(enum srv_err e)
+{
+    return (e >= 0 && e < SRV_ERR_COUNT) ? table[e].code : "internal";
+}
+
+int srv_err_retry(enum srv_err e)
+{
+    return srv_err_http(e) == 503;
+}
+
+enum srv_err srv_err_from_rn(int rn_status)
+{
+    switch (rn_status) {
+    case RN_OK: return SRV_OK;
+    case RN_ERR_IMAGE_FORMAT: return SRV_ERR_IMAGE_FORMAT;
+    case RN_ERR_IMAGE_CORRUPT: return SRV_ERR_IMAGE_CORRUPT;
+    case RN_ERR_IMAGE_TOO_LARGE: return SRV_ERR_IMAGE_TOO_LARGE;
+    case RN_ERR_UNSUPPORTED: return SRV_ERR_UNSUPPORTED;
+    case RN_ERR_INVALID_ARG: return SRV_ERR_BAD_TENSOR;
+    case RN_ERR_NOMEM: return SRV_ERR_NOMEM;
+    /* Weights, I/O and internal failures on the request path are our bugs. */
+    default: return SRV_ERR_INTERNAL;
+    }
+}

@@ -1,0 +1,523 @@
+/* The HTTP front end. libmicrohttpd calls on_access several times per
+ * request: first with the headers (we route, check Content-Length and
+ * Content-Type, and may answer at once), then with each piece of the body
+ * (appended or fed to the multipart parser, 413 as soon as the cap is passed),
+ * then with no data once the body is complete (the route parses it and either
+ * answers or queues a job and suspends the connection), and once more after a
+ * worker resumes the connection (the route builds the reply). Per-request
+ * state is created on the first call and freed only in on_completed, which
+ * libmicrohttpd also calls when a client goes away mid-request. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "routes.h"
+
+/* ---- replies ---- */
+
+static void set_reply(struct request *r, int status, struct MHD_Response *resp, size_t len)
+{
+    if (!resp)
+        return;
+    if (r->resp || r->queued) { /* the first reply wins */
+        MHD_destroy_response(resp);
+        return;
+    }
+    r->resp = resp;
+    r->status = status;
+    r->bytes_out = len;
+    /* A reply before the whole body was read ends the connection: the rest
+     * of the body is never read. */
+    if (r->route && r->route->body && !r->body_complete)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+void reply_buffer(struct request *r, int status, const char *content_type, char *data,
+                  size_t len, const char *header, const char *value)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return; /* on_access returns MHD_NO: the connection is closed */
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (header)
+        MHD_add_response_header(resp, header, value);
+    set_reply(r, status, resp, len);
+}
+
+void reply_json(struct request *r, int status, cJSON *body)
+{
+    char *s = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (!s) {
+        reply_error(r, SRV_ERR_NOMEM, "out of memory building the reply");
+        return;
+    }
+    size_t n = strlen(s);
+    char *t = realloc(s, n + 2); /* a final newline for people using curl */
+    if (t) {
+        t[n++] = '\n';
+        t[n] = '\0';
+        s = t;
+    }
+    reply_buffer(r, status, "application/json", s, n, NULL, NULL);
+}
+
+void reply_error(struct request *r, enum srv_err e, const char *fmt, ...)
+{
+    if (r->resp || r->queued)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error, sizeof r->error, fmt, ap);
+    va_end(ap);
+    char *s = NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (o && cJSON_AddStringToObject(o, "error", r->error) &&
+        cJSON_AddStringToObject(o, "code", srv_err_code(e)))
+        s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    size_t n = 0;
+    if (s) {
+        n = strlen(s);
+        char *t = realloc(s, n + 2);
+        if (t) {
+            t[n++] = '\n';
+            t[n] = '\0';
+            s = t;
+        }
+    } else {
+        static const char oom[] = "{\"error\":\"out of memory\",\"code\":\"out_of_memory\"}\n";
+        s = strdup(oom);
+        n = s ? strlen(s) : 0;
+        if (!s)
+            return;
+    }
+    reply_buffer(r, srv_err_http(e), "application/json", s, n,
+                 srv_err_retry(e) ? "Retry-After" : NULL, "1");
+}
+
+cJSON *json_float(float v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.9g", (double)v);
+    return cJSON_CreateNumber(strtod(buf, NULL));
+}
+
+const char *request_arg(struct request *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *request_header(struct request *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
+}
+
+/* ---- request life ---- */
+
+static struct request *request_new(struct server *s, struct MHD_Connection *c, const char *url,
+                                   const char *method)
+{
+    struct request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->srv = s;
+    r->conn = c;
+    r->t_start_ns = now_ns();
+    r->topk = 5;
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(r->path, sizeof r->path, "%s", url);
+    snprintf(r->client, sizeof r->client, "-");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client,
+                      sizeof r->client);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client,
+                      sizeof r->client);
+    }
+    pthread_mutex_init(&r->lock, NULL);
+    r->late = atomic_load(&s->draining);
+    atomic_fetch_add(&s->active, 1);
+    return r;
+}
+
+static void request_free(struct request *r)
+{
+    /* A worker may still be unlocking after its resume call. */
+    pthread_mutex_lock(&r->lock);
+    pthread_mutex_unlock(&r->lock);
+    pthread_mutex_destroy(&r->lock);
+    if (r->free_state)
+        r->free_state(r->route_state);
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    model_release(r->model);
+    mp_free(r->mp);
+    for (int i = 0; i < r->n_uploads; i++)
+        free(r->uploads[i].data);
+    free(r->uploads);
+    free(r->body);
+    free(r->images);
+    free(r->outputs);
+    atomic_fetch_sub(&r->srv->active, 1);
+    free(r);
+}
+
+/* ---- jobs ---- */
+
+static void on_job_done(struct job *job)
+{
+    struct request *r = job->user;
+    pthread_mutex_lock(&r->lock);
+    r->job_done = 1;
+    if (r->suspended)
+        MHD_resume_connection(r->conn);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Whether the peer of a suspended connection has closed it: a read-side
+ * peek that never consumes data, so the connection is untouched otherwise. */
+static int client_gone(struct job *job)
+{
+    struct request *r = job->user;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return 0;
+    char c;
+    ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0;
+}
+
+void request_submit(struct request *r, int n)
+{
+    const rn_model_info *info = r->model->info;
+    size_t per = (size_t)info->n_classes + (size_t)info->embed_dim;
+    r->outputs = malloc(sizeof(float) * per * (size_t)(n > 0 ? n : 1));
+    if (!r->outputs) {
+        reply_error(r, SRV_ERR_NOMEM, "out of memory for %d images", n);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        r->images[i].logits = r->outputs + per * (size_t)i;
+        r->images[i].embed = r->images[i].logits + info->n_classes;
+    }
+    r->job.model = r->model;
+    r->job.images = r->images;
+    r->job.n = n;
+    r->job.deadline_ns = now_ns() + (int64_t)r->srv->cfg->request_timeout_ms * 1000000;
+    r->job.done = on_job_done;
+    r->job.gone = client_gone;
+    r->job.user = r;
+
+    pthread_mutex_lock(&r->lock);
+    enum srv_err e = batcher_submit(r->srv->batcher, &r->job);
+    if (e != SRV_OK) {
+        pthread_mutex_unlock(&r->lock);
+        if (e == SRV_ERR_QUEUE_FULL)
+            reply_error(r, e, "queue full (%d images waiting at most), retry later",
+                        r->srv->cfg->max_queue);
+        else if (e == SRV_ERR_TOO_MANY_IMAGES)
+            reply_error(r, e, "%d images in one request, at most %d", n,
+                        r->srv->cfg->max_queue);
+        else
+            reply_error(r, e, "server shutting down");
+        return;
+    }
+    r->submitted = 1;
+    if (!r->job_done) {
+        MHD_suspend_connection(r->conn);
+        r->suspended = 1;
+    }
+    int done = r->job_done;
+    pthread_mutex_unlock(&r->lock);
+    if (done)
+        r->route->finish(r);
+}
+
+/* ---- body ---- */
+
+static int on_part_begin(void *user, const struct mp_part *part)
+{
+    struct request *r = user;
+    r->in_upload = part->has_filename;
+    if (!r->in_upload)
+        return 0; /* plain form fields are ignored */
+    if (r->n_uploads == r->uploads_cap) {
+        int cap = r->uploads_cap ? r->uploads_cap * 2 : 4;
+        struct upload *u = realloc(r->uploads, sizeof *u * (size_t)cap);
+        if (!u)
+            return 1;
+        r->uploads = u;
+        r->uploads_cap = cap;
+    }
+    struct upload *u = &r->uploads[r->n_uploads++];
+    memset(u, 0, sizeof *u);
+    snprintf(u->name, sizeof u->name, "%s", part->filename[0] ? part->filename : part->name);
+    return 0;
+}
+
+static int append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 65536;
+        while (c < *len + n + 1)
+            c *= 2;
+        char *b = realloc(*buf, c);
+        if (!b)
+            return -1;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
+static int on_part_data(void *user, const char *data, size_t len)
+{
+    struct request *r = user;
+    if (!r->in_upload)
+        return 0;
+    struct upload *u = &r->uploads[r->n_uploads - 1];
+    return append(&u->data, &u->len, &u->cap, data, len) < 0;
+}
+
+static int on_part_end(void *user)
+{
+    ((struct request *)user)->in_upload = 0;
+    return 0;
+}
+
+static const struct mp_callbacks mp_cb = {on_part_begin, on_part_data, on_part_end};
+
+/* Headers are in: check the declared length and the media type. */
+static void body_begin(struct request *r)
+{
+    const struct config *cfg = r->srv->cfg;
+    const char *cl = request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoll(cl, NULL, 10) > cfg->max_body_bytes) {
+        reply_error(r, SRV_ERR_TOO_LARGE, "body of %s bytes is over the limit of %lld bytes", cl,
+                    (long long)cfg->max_body_bytes);
+        return;
+    }
+    if (r->route->body != BODY_IMAGES)
+        return;
+    const char *ct = request_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct)
+        return;
+    char boundary[MP_MAX_BOUNDARY + 1];
+    int rc = mp_boundary(ct, boundary);
+    if (rc == -2) {
+        reply_error(r, SRV_ERR_BAD_REQUEST,
+                    "multipart/form-data without a valid boundary parameter");
+    } else if (rc == 0) {
+        r->mp = mp_new(boundary, &mp_cb, r);
+        if (!r->mp)
+            reply_error(r, SRV_ERR_NOMEM, "out of memory");
+    } else if (strncasecmp(ct, "multipart/", 10) == 0 || strncasecmp(ct, "text/", 5) == 0 ||
+               strncasecmp(ct, "application/json", 16) == 0 ||
+               strncasecmp(ct, "application/xml", 15) == 0) {
+        reply_error(r, SRV_ERR_MEDIA_TYPE,
+                    "Content-Type %.100s: send an image as the body, or multipart/form-data",
+                    ct);
+    }
+}
+
+static void body_data(struct request *r, const char *data, size_t n)
+{
+    const struct config *cfg = r->srv->cfg;
+    r->body_seen += (int64_t)n;
+    if (r->body_seen > cfg->max_body_bytes) {
+        reply_error(r, SRV_ERR_TOO_LARGE, "body over the limit of %lld bytes",
+                    (long long)cfg->max_body_bytes);
+        return;
+    }
+    if (r->mp) {
+        if (mp_feed(r->mp, data, n) < 0)
+            reply_error(r, strcmp(mp_error(r->mp), "stopped") ? SRV_ERR_BAD_REQUEST
+                                                               : SRV_ERR_NOMEM,
+                        "multipart body: %s", mp_error(r->mp));
+    } else if (append(&r->body, &r->body_len, &r->body_cap, data, n) < 0) {
+        reply_error(r, SRV_ERR_NOMEM, "out of memory for the body");
+    }
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+static enum MHD_Result flush(struct request *r)
+{
+    if (!r->resp || r->queued)
+        return MHD_YES;
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
+    if (ok != MHD_YES)
+        return MHD_NO; /* libmicrohttpd 0.9 cannot reply while a body is being read (a
+                        * chunked body over the cap): close the connection rather than
+                        * read the rest */
+    MHD_destroy_response(r->resp);
+    r->resp = NULL;
+    r->queued = 1;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct server *s = cls;
+    struct request *r = *con_cls;
+    if (!r) {
+        r = request_new(s, c, url, method);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        routes_dispatch(r, url);
+        if (r->resp || !r->route)
+            return flush(r);
+        if (r->late && r->route->body) {
+            reply_error(r, SRV_ERR_NOT_READY, "server shutting down");
+            return flush(r);
+        }
+        if (r->route->body) {
+            body_begin(r);
+        } else {
+            r->body_complete = 1;
+            r->route->end(r);
+        }
+        return flush(r);
+    }
+    if (*upload_size) {
+        if (!r->resp && !r->queued)
+            body_data(r, upload_data, *upload_size);
+        *upload_size = 0;
+        return flush(r);
+    }
+    if (r->resp || r->queued)
+        return flush(r);
+    if (r->submitted) {
+        if (r->job_done)
+            r->route->finish(r);
+        return flush(r);
+    }
+    if (r->mp && mp_finish(r->mp) < 0) {
+        reply_error(r, SRV_ERR_BAD_REQUEST, "multipart body: %s", mp_error(r->mp));
+        return flush(r);
+    }
+    r->body_complete = 1;
+    r->route->end(r);
+    return flush(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct request *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    if (!r->queued && !r->resp)
+        r->status = 499; /* the client went away before its reply (nginx's code) */
+    else if (!r->queued) /* decided mid-upload, when libmicrohttpd 0.9 cannot reply */
+        snprintf(r->error + strlen(r->error), sizeof r->error - strlen(r->error), "%s",
+                 "; connection closed");
+    double total_ms = (double)(now_ns() - r->t_start_ns) / 1e6;
+    double q = 0, cmp = 0;
+    int n_img = r->submitted ? r->job.n : 0;
+    for (int i = 0; i < n_img; i++) {
+        if (r->images[i].queue_s > q)
+            q = r->images[i].queue_s;
+        if (r->images[i].compute_s > cmp)
+            cmp = r->images[i].compute_s;
+    }
+    metrics_request(r->route ? r->route->metric : route_not_found.metric, r->status,
+                    total_ms / 1e3);
+    struct access_entry e = {
+        .method = r->method, .path = r->path, .client = r->client, .status = r->status,
+        .bytes_out = r->bytes_out, .images = n_img, .queue_ms = q * 1e3,
+        .compute_ms = cmp * 1e3, .total_ms = total_ms,
+        .model = r->model ? r->model->name : NULL,
+        .error = r->error[0] ? r->error
+                 : toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? "connection closed early"
+                                                              : NULL,
+    };
+    log_access(&e);
+    request_free(r);
+}
+
+int http_start(struct server *s, char *err, size_t errlen)
+{
+    const struct config *cfg = s->cfg;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, cfg->listen_host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)cfg->listen_port);
+    } else if (inet_pton(AF_INET6, cfg->listen_host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)cfg->listen_port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, errlen, "listen address %s is not numeric", cfg->listen_host);
+        return -1;
+    }
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_access, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not local?)",
+                 cfg->listen_host, cfg->listen_port);
+        return -1;
+    }
+    return 0;
+}
+
+void http_quiesce(struct server *s)
+{
+    atomic_store(&s->draining, 1);
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+int http_wait_idle(struct server *s, int timeout_ms)
+{
+    for (int waited = 0; atomic_load(&s->active) > 0; waited += 10) {
+        if (waited >= timeout_ms)
+            return -1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+void http_stop(struct server *s)
+{
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+}

@@ -1,0 +1,125 @@
+/* resnetd: serve ResNet image classifiers over HTTP.
+ *
+ * Start-up: parse flags (exit 2 on a bad one), load and warm up every model
+ * (exit 2 if one cannot be loaded), start the workers, then bind. The main
+ * thread then only waits for signals, which every other thread blocks:
+ * SIGTERM/SIGINT stop accepting, report not ready, finish the queued work and
+ * exit 0; a second one exits at once. */
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batcher.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "models.h"
+
+static int usable_cores(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void library_log(int level, const char *msg, void *user)
+{
+    log_msg(level <= RN_LOG_ERROR ? "error" : level == RN_LOG_WARN ? "warn" : "info", "%s", msg);
+}
+
+/* Wait for work in flight to end while watching for a second signal. */
+static void drain(struct server *srv, const sigset_t *sigs, int budget_ms)
+{
+    struct timespec tick = {0, 100 * 1000000};
+    for (int waited = 0; waited < budget_ms; waited += 100) {
+        if (http_wait_idle(srv, 0) == 0 && batcher_depth(srv->batcher) == 0)
+            return;
+        int sig = sigtimedwait(sigs, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_msg("warn", "second signal (%s): exiting now", strsignal(sig));
+            _exit(128 + sig);
+        }
+    }
+    log_msg("warn", "requests still in flight after %d ms; stopping anyway", budget_ms);
+    batcher_wait_idle(srv->batcher, 60000);
+}
+
+int main(int argc, char **argv)
+{
+    static struct config cfg;
+    char err[1024];
+    int rc = config_parse(&cfg, argc, argv, usable_cores(), err, sizeof err);
+    if (rc > 0)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "resnetd: %s\n", err);
+        return 2;
+    }
+    log_init(cfg.log_format);
+
+    /* Every thread created from here on inherits the blocked set; only the
+     * main thread takes these signals, synchronously. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rn_set_log(library_log, NULL, RN_LOG_INFO);
+    log_msg("info", "loading %d model%s, %d worker%s x %d thread%s", cfg.n_models,
+            cfg.n_models > 1 ? "s" : "", cfg.workers, cfg.workers > 1 ? "s" : "", cfg.threads,
+            cfg.threads > 1 ? "s" : "");
+    if (models_init(&cfg, err, sizeof err) < 0) {
+        log_msg("error", "%s", err);
+        return 2;
+    }
+    struct batcher_params bp = {cfg.workers, cfg.max_batch, cfg.max_delay_us, cfg.max_queue,
+                                cfg.max_pixels};
+    static struct server srv;
+    srv.cfg = &cfg;
+    if (batcher_start(&bp, &srv.batcher, err, sizeof err) < 0) {
+        log_msg("error", "%s", err);
+        models_shutdown();
+        return 1;
+    }
+    if (http_start(&srv, err, sizeof err) < 0) {
+        log_msg("error", "%s", err);
+        batcher_stop(srv.batcher);
+        models_shutdown();
+        return 1;
+    }
+    for (int i = 0; i < cfg.n_models; i++) {
+        struct model *m = models_acquire(cfg.models[i].name);
+        log_msg("info", "model %s: %s, %d classes, input 3x%dx%d, %s%s", m->name, m->info->arch,
+                m->info->n_classes, m->pp->crop, m->pp->crop, m->path, i == 0 ? " (default)" : "");
+        model_release(m);
+    }
+    log_msg("info", "ready on http://%s%s%s:%d (BLAS core %s)",
+            strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
+            strchr(cfg.listen_host, ':') ? "]" : "", cfg.listen_port, rn_blas_corename());
+
+    for (;;) {
+        int sig = sigwaitinfo(&sigs, NULL);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_msg("info", "%s: stopping; finishing queued work", strsignal(sig));
+            break;
+        }
+        if (sig == SIGHUP)
+            log_msg("warn", "SIGHUP: model reload is not implemented yet; ignored");
+    }
+    http_quiesce(&srv);
+    drain(&srv, &sigs, cfg.request_timeout_ms + cfg.connection_timeout_s * 1000);
+    http_stop(&srv);
+    batcher_stop(srv.batcher);
+    models_shutdown();
+    log_msg("info", "stopped");
+    return 0;
+}

@@ -1,0 +1,145 @@
+/* The model registry: a fixed table of named slots, each holding the current
+ * handle of its model. Handles are reference-counted so that a reload can swap
+ * a slot's handle under the lock while requests still hold the old one. */
+#include "models.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct model *slots[CFG_MAX_MODELS];
+static int n_slots;
+
+static void model_destroy(struct model *m)
+{
+    for (int i = 0; i < m->n_ctx; i++)
+        rn_ctx_free(m->ctx[i]);
+    free(m->ctx);
+    rn_model_free(m->m);
+    free(m);
+}
+
+void model_release(struct model *m)
+{
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1)
+        model_destroy(m);
+}
+
+/* Load one model with n_workers contexts and warm each context up. */
+static struct model *model_open(const struct cfg_model *cm, const struct config *cfg,
+                                char *err, size_t errlen)
+{
+    char msg[512];
+    struct model *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "model %s: out of memory", cm->name);
+        return NULL;
+    }
+    snprintf(m->name, sizeof m->name, "%s", cm->name);
+    snprintf(m->path, sizeof m->path, "%s", cm->path);
+    atomic_init(&m->refs, 1);
+    rn_model_params mp = rn_model_default_params();
+    if (rn_model_load(cm->path, &mp, &m->m, msg, sizeof msg) < 0) {
+        snprintf(err, errlen, "model %s: %s", cm->name, msg);
+        goto out_free;
+    }
+    m->info = rn_model_info_get(m->m);
+    m->pp = rn_model_preprocess(m->m);
+    m->max_batch = cfg->max_batch;
+    m->ctx = calloc((size_t)cfg->workers, sizeof *m->ctx);
+    if (!m->ctx) {
+        snprintf(err, errlen, "model %s: out of memory", cm->name);
+        goto out_free;
+    }
+    size_t in_n = (size_t)3 * m->pp->crop * m->pp->crop;
+    float *x = calloc(in_n, sizeof *x);
+    float *y = calloc((size_t)m->info->n_classes, sizeof *y);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        snprintf(err, errlen, "model %s: out of memory", cm->name);
+        goto out_free;
+    }
+    for (int i = 0; i < cfg->workers; i++) {
+        rn_ctx_params cp = rn_ctx_default_params();
+        cp.n_threads = cfg->threads;
+        cp.max_batch = cfg->max_batch;
+        cp.max_size = m->pp->crop;
+        if (rn_ctx_new(m->m, &cp, &m->ctx[i], msg, sizeof msg) < 0 ||
+            rn_infer(m->ctx[i], x, 1, m->pp->crop, m->pp->crop, y, NULL, msg, sizeof msg) < 0) {
+            snprintf(err, errlen, "model %s: worker context: %s", cm->name, msg);
+            m->n_ctx = i + 1;
+            free(x);
+            free(y);
+            goto out_free;
+        }
+        m->n_ctx = i + 1;
+    }
+    free(x);
+    free(y);
+    return m;
+
+out_free:
+    model_destroy(m);
+    return NULL;
+}
+
+int models_init(const struct config *cfg, char *err, size_t errlen)
+{
+    for (int i = 0; i < cfg->n_models; i++) {
+        struct model *m = model_open(&cfg->models[i], cfg, err, errlen);
+        if (!m) {
+            models_shutdown();
+            return -1;
+        }
+        slots[n_slots++] = m;
+    }
+    return 0;
+}
+
+void models_shutdown(void)
+{
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < n_slots; i++) {
+        model_release(slots[i]);
+        slots[i] = NULL;
+    }
+    n_slots = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+struct model *models_acquire(const char *name)
+{
+    struct model *m = NULL;
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < n_slots; i++)
+        if (!name || !*name || strcmp(slots[i]->name, name) == 0) {
+            m = slots[i];
+            atomic_fetch_add(&m->refs, 1);
+            break;
+        }
+    pthread_mutex_unlock(&lock);
+    return m;
+}
+
+int models_count(void)
+{
+    pthread_mutex_lock(&lock);
+    int n = n_slots;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+struct model *models_acquire_index(int i)
+{
+    struct model *m = NULL;
+    pthread_mutex_lock(&lock);
+    if (i >= 0 && i < n_slots) {
+        m = slots[i];
+        atomic_fetch_add(&m->refs, 1);
+    }
+    pthread_mutex_unlock(&lock);
+    return m;
+}

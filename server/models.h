@@ -1,0 +1,40 @@
+/* The models resnetd serves, behind reference-counted handles. A request
+ * takes a reference when it starts and drops it when it is freed, so a model
+ * swapped out (SIGHUP reload) lives until the last request using it is done. */
+#ifndef RESNETD_MODELS_H
+#define RESNETD_MODELS_H
+
+#include <stdatomic.h>
+
+#include "config.h"
+#include "resnet.h"
+
+struct model {
+    char name[64];
+    char path[4096];
+    rn_model *m;
+    const rn_model_info *info;
+    const rn_preprocess *pp;
+    rn_ctx **ctx;       /* one per worker: ctx[i] is used by worker i only */
+    int n_ctx;
+    int max_batch;
+    atomic_int refs;
+};
+
+/* Load every model of cfg, with one context per worker, and run one batch on
+ * each context (warm-up). Returns 0, or -1 with a message naming the model. */
+int models_init(const struct config *cfg, char *err, size_t errlen);
+
+/* Drop the registry's references (models in use live on until released). */
+void models_shutdown(void);
+
+/* A new reference to the model called name (NULL or "": the default), or NULL
+ * when there is no such model. Release with model_release. */
+struct model *models_acquire(const char *name);
+void model_release(struct model *m); /* accepts NULL */
+
+/* The number of models, and a new reference to the i-th (NULL past the end). */
+int models_count(void);
+struct model *models_acquire_index(int i);
+
+#endif

@@ -1,0 +1,295 @@
+/* Routing and the /v1 API: classify and embed images sent raw or as
+ * multipart/form-data, list the models, serve the metrics page. */
+#include "routes.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+
+static const struct route r_classify = {"POST", MR_CLASSIFY, BODY_IMAGES, v1_images_end,
+                                        v1_classify_finish};
+static const struct route r_embed = {"POST", MR_EMBED, BODY_IMAGES, v1_images_end,
+                                     v1_embed_finish};
+static const struct route r_models = {"GET", MR_MODELS, BODY_NONE, v1_models, NULL};
+static const struct route r_metrics = {"GET", MR_METRICS, BODY_NONE, metrics_page, NULL};
+static const struct route r_v2 = {"GET", MR_V2_META, BODY_NONE, v2_server_meta, NULL};
+static const struct route r_live = {"GET", MR_V2_HEALTH, BODY_NONE, v2_live, NULL};
+static const struct route r_ready = {"GET", MR_V2_HEALTH, BODY_NONE, v2_ready, NULL};
+static const struct route r_v2_model = {"GET", MR_V2_MODEL, BODY_NONE, v2_model_meta, NULL};
+static const struct route r_v2_model_ready = {"GET", MR_V2_MODEL, BODY_NONE, v2_model_ready,
+                                              NULL};
+static const struct route r_v2_infer = {"POST", MR_V2_INFER, BODY_RAW, v2_infer_end,
+                                        v2_infer_finish};
+const struct route route_not_found = {NULL, MR_OTHER, BODY_NONE, NULL, NULL};
+
+static const struct {
+    const char *path;
+    const struct route *route;
+} exact[] = {
+    {"/v1/classify", &r_classify}, {"/v1/embed", &r_embed},         {"/v1/models", &r_models},
+    {"/metrics", &r_metrics},      {"/v2", &r_v2},                  {"/v2/health/live", &r_live},
+    {"/v2/health/ready", &r_ready},
+};
+
+/* /v2/models/NAME[/versions/V][/ready|/infer]: the route, and NAME in name. */
+static const struct route *match_v2_model(const char *url, char *name, size_t namelen)
+{
+    static const char prefix[] = "/v2/models/";
+    if (strncmp(url, prefix, sizeof prefix - 1) != 0)
+        return NULL;
+    const char *p = url + sizeof prefix - 1;
+    size_t n = strcspn(p, "/");
+    if (n == 0 || n >= namelen)
+        return NULL;
+    memcpy(name, p, n);
+    name[n] = '\0';
+    p += n;
+    if (strncmp(p, "/versions/", 10) == 0) {
+        p += 10;
+        size_t v = strcspn(p, "/");
+        if (v == 0)
+            return NULL;
+        p += v;
+    }
+    if (*p == '\0')
+        return &r_v2_model;
+    if (strcmp(p, "/ready") == 0)
+        return &r_v2_model_ready;
+    if (strcmp(p, "/infer") == 0)
+        return &r_v2_infer;
+    return NULL;
+}
+
+static int parse_topk(struct request *r)
+{
+    const char *s = request_arg(r, "topk");
+    if (!s)
+        return 0;
+    char *end;
+    errno = 0;
+    long k = strtol(s, &end, 10);
+    if (errno || end == s || *end || k < 1 || k > 1000000) {
+        reply_error(r, SRV_ERR_BAD_REQUEST, "topk=%.40s: expected an integer of at least 1", s);
+        return -1;
+    }
+    r->topk = (int)k;
+    return 0;
+}
+
+void routes_dispatch(struct request *r, const char *url)
+{
+    const struct route *rt = NULL;
+    char name[128] = "";
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0] && !rt; i++)
+        if (strcmp(url, exact[i].path) == 0)
+            rt = exact[i].route;
+    if (!rt)
+        rt = match_v2_model(url, name, sizeof name);
+    if (!rt) {
+        reply_error(r, SRV_ERR_NOT_FOUND, "no route %.200s", url);
+        return;
+    }
+    int head_ok = strcmp(rt->method, "GET") == 0 && strcmp(r->method, "HEAD") == 0;
+    if (strcmp(r->method, rt->method) != 0 && !head_ok) {
+        r->route = rt; /* for metrics; the reply is already decided */
+        reply_error(r, SRV_ERR_METHOD, "%s %s: method not allowed, use %s", r->method, url,
+                    rt->method);
+        if (r->resp)
+            MHD_add_response_header(r->resp, MHD_HTTP_HEADER_ALLOW, rt->method);
+        return;
+    }
+    if (rt->metric == MR_V2_MODEL || rt->metric == MR_V2_INFER || rt->body == BODY_IMAGES) {
+        const char *want = name[0] ? name : request_arg(r, "model");
+        r->model = models_acquire(want);
+        if (!r->model) {
+            r->route = rt;
+            reply_error(r, SRV_ERR_NO_MODEL, "no model named '%.100s' (see GET /v1/models)",
+                        want ? want : "");
+            return;
+        }
+    }
+    if (rt->body == BODY_IMAGES && parse_topk(r) < 0) {
+        r->route = rt;
+        return;
+    }
+    r->route = rt;
+}
+
+/* ---- /v1/classify and /v1/embed ---- */
+
+void v1_images_end(struct request *r)
+{
+    int crop = r->model->pp->crop;
+    if (r->mp) {
+        if (r->n_uploads == 0) {
+            reply_error(r, SRV_ERR_NO_FILE,
+                        "multipart body without a file part (curl -F img=@photo.jpg)");
+            return;
+        }
+        r->images = calloc((size_t)r->n_uploads, sizeof *r->images);
+        if (!r->images) {
+            reply_error(r, SRV_ERR_NOMEM, "out of memory");
+            return;
+        }
+        for (int i = 0; i < r->n_uploads; i++) {
+            if (r->uploads[i].len == 0) {
+                reply_error(r, SRV_ERR_EMPTY_BODY, "file part '%s' is empty", r->uploads[i].name);
+                return;
+            }
+            r->images[i].data = r->uploads[i].data;
+            r->images[i].len = r->uploads[i].len;
+            r->images[i].h = r->images[i].w = crop;
+        }
+        request_submit(r, r->n_uploads);
+        return;
+    }
+    if (r->body_len == 0) {
+        reply_error(r, SRV_ERR_EMPTY_BODY,
+                    "empty body: send an image (curl --data-binary @photo.jpg)");
+        return;
+    }
+    r->images = calloc(1, sizeof *r->images);
+    if (!r->images) {
+        reply_error(r, SRV_ERR_NOMEM, "out of memory");
+        return;
+    }
+    r->images[0].data = r->body;
+    r->images[0].len = r->body_len;
+    r->images[0].h = r->images[0].w = crop;
+    request_submit(r, 1);
+}
+
+/* The first failed image's error as the reply; returns 1 if there was one. */
+static int reply_failure(struct request *r)
+{
+    for (int i = 0; i < r->job.n; i++) {
+        const struct job_image *it = &r->images[i];
+        if (it->status == SRV_OK)
+            continue;
+        if (r->mp)
+            reply_error(r, it->status, "%s: %s", r->uploads[i].name, it->err);
+        else
+            reply_error(r, it->status, "%s", it->err);
+        return 1;
+    }
+    return 0;
+}
+
+static cJSON *predictions(const struct model *m, float *logits, int topk)
+{
+    int nc = m->info->n_classes;
+    int k = topk < nc ? topk : nc;
+    int *idx = malloc(sizeof *idx * (size_t)k);
+    cJSON *a = cJSON_CreateArray();
+    if (!idx || !a) {
+        free(idx);
+        cJSON_Delete(a);
+        return NULL;
+    }
+    rn_softmax(logits, nc);
+    k = rn_topk(logits, nc, k, idx);
+    for (int i = 0; i < k; i++) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddItemToArray(a, p);
+        cJSON_AddNumberToObject(p, "index", idx[i]);
+        const char *label = rn_model_label(m->m, idx[i]);
+        if (label)
+            cJSON_AddStringToObject(p, "label", label);
+        cJSON_AddItemToObject(p, "score", json_float(logits[idx[i]]));
+    }
+    free(idx);
+    return a;
+}
+
+static cJSON *embedding(const struct model *m, const float *e)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < m->info->embed_dim; i++)
+        cJSON_AddItemToArray(a, json_float(e[i]));
+    return a;
+}
+
+/* {"model":..., KEY:...} for a raw body, {"model":..., "results":[{"name":..., KEY:...}]}
+ * for a multipart one. */
+static void reply_images(struct request *r, const char *key, int classify)
+{
+    if (reply_failure(r))
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", r->model->name);
+    cJSON *results = r->mp ? cJSON_AddArrayToObject(o, "results") : NULL;
+    for (int i = 0; i < r->job.n; i++) {
+        struct job_image *it = &r->images[i];
+        cJSON *v = classify ? predictions(r->model, it->logits, r->topk)
+                            : embedding(r->model, it->embed);
+        if (!v) {
+            cJSON_Delete(o);
+            reply_error(r, SRV_ERR_NOMEM, "out of memory building the reply");
+            return;
+        }
+        cJSON *dst = o;
+        if (results) {
+            dst = cJSON_CreateObject();
+            cJSON_AddItemToArray(results, dst);
+            cJSON_AddStringToObject(dst, "name", r->uploads[i].name);
+        }
+        if (!classify)
+            cJSON_AddNumberToObject(dst, "dim", r->model->info->embed_dim);
+        cJSON_AddItemToObject(dst, key, v);
+    }
+    reply_json(r, 200, o);
+}
+
+void v1_classify_finish(struct request *r)
+{
+    reply_images(r, "predictions", 1);
+}
+
+void v1_embed_finish(struct request *r)
+{
+    reply_images(r, "embedding", 0);
+}
+
+/* ---- GET /v1/models, /metrics ---- */
+
+void v1_models(struct request *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *a = cJSON_AddArrayToObject(o, "models");
+    int n = models_count();
+    for (int i = 0; i < n; i++) {
+        struct model *m = models_acquire_index(i);
+        if (!m)
+            continue;
+        const rn_model_info *info = m->info;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddItemToArray(a, e);
+        cJSON_AddStringToObject(e, "name", m->name);
+        cJSON_AddBoolToObject(e, "default", i == 0);
+        cJSON_AddStringToObject(e, "arch", info->arch);
+        cJSON_AddStringToObject(e, "variant", info->variant == RN_VARIANT_V1 ? "v1" : "v1.5");
+        cJSON_AddStringToObject(e, "block",
+                                info->block == RN_BLOCK_BOTTLENECK ? "bottleneck" : "basic");
+        cJSON_AddNumberToObject(e, "classes", info->n_classes);
+        cJSON_AddNumberToObject(e, "embed_dim", info->embed_dim);
+        int shape[3] = {3, m->pp->crop, m->pp->crop};
+        cJSON_AddItemToObject(e, "input_shape", cJSON_CreateIntArray(shape, 3));
+        cJSON_AddNumberToObject(e, "parameters", (double)info->n_params);
+        cJSON_AddBoolToObject(e, "labels", rn_model_label(m->m, 0) != NULL);
+        model_release(m);
+    }
+    reply_json(r, 200, o);
+}
+
+void metrics_page(struct request *r)
+{
+    size_t len;
+    char *page = metrics_render(&len);
+    if (!page) {
+        reply_error(r, SRV_ERR_NOMEM, "out of memory rendering metrics");
+        return;
+    }
+    reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", page, len, NULL, NULL);
+}

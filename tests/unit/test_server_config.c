@@ -1,0 +1,139 @@
+/* Unit tests of resnetd's flag parsing (server/config.c) and of the one
+ * mapping from failures to HTTP statuses (server/errors.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "errors.h"
+#include "resnet.h"
+
+static struct config cfg;
+static char err[512];
+
+static int run(int ncpu, const char *a1, const char *a2, const char *a3, const char *a4)
+{
+    char *argv[6] = {"resnetd", (char *)a1, (char *)a2, (char *)a3, (char *)a4, NULL};
+    int argc = 1;
+    while (argc < 5 && argv[argc])
+        argc++;
+    err[0] = '\0';
+    return config_parse(&cfg, argc, argv, ncpu, err, sizeof err);
+}
+
+static int setup(void **state)
+{
+    unsetenv("RESNETD_MODEL");
+    unsetenv("RESNETD_MAX_BATCH");
+    return 0;
+}
+
+static void test_defaults(void **state)
+{
+    assert_int_equal(run(2, "--model", "/m/resnet50.safetensors", NULL, NULL), 0);
+    assert_int_equal(cfg.n_models, 1);
+    assert_string_equal(cfg.models[0].name, "resnet50");
+    assert_string_equal(cfg.models[0].path, "/m/resnet50.safetensors");
+    assert_string_equal(cfg.listen_host, "127.0.0.1");
+    assert_int_equal(cfg.listen_port, 8080);
+    assert_int_equal(cfg.max_batch, 8);
+    assert_int_equal(cfg.max_queue, 64);
+    assert_int_equal(cfg.max_delay_us, 0);
+    assert_int_equal(cfg.max_body_bytes, 32 << 20);
+    assert_true(cfg.workers * cfg.threads <= 2);
+    assert_int_equal(run(16, "--model", "a.safetensors", NULL, NULL), 0);
+    assert_true(cfg.workers * cfg.threads <= 16 && cfg.workers * cfg.threads >= 8);
+    assert_int_equal(run(8, "--model", "a", "--threads", "8"), 0);
+    assert_int_equal(cfg.workers, 1);
+}
+
+static void test_values(void **state)
+{
+    assert_int_equal(run(2, "--model=x=/p/a.st", "--listen=[::1]:9000", "--max-body-bytes", "1M"), 0);
+    assert_string_equal(cfg.models[0].name, "x");
+    assert_string_equal(cfg.listen_host, "::1");
+    assert_int_equal(cfg.listen_port, 9000);
+    assert_int_equal(cfg.max_body_bytes, 1 << 20);
+    assert_int_equal(run(2, "--model", "a", "--model", "b=a"), 0);
+    assert_int_equal(cfg.n_models, 2);
+    assert_int_equal(run(2, "--model", "a", "--log-format", "json"), 0);
+    assert_int_equal(cfg.log_format, LOG_JSON);
+}
+
+static void test_errors(void **state)
+{
+    assert_int_equal(run(2, NULL, NULL, NULL, NULL), -1);
+    assert_non_null(strstr(err, "no model"));
+    assert_int_equal(run(2, "--model", "a", "--max-batch", "0"), -1);
+    assert_non_null(strstr(err, "--max-batch"));
+    assert_int_equal(run(2, "--model", "a", "--max-batch", "8x"), -1);
+    assert_int_equal(run(2, "--model", "a", "--max-queue", "99999999"), -1);
+    assert_int_equal(run(2, "--model", "a", "--listen", "localhost:80"), -1);
+    assert_non_null(strstr(err, "numeric"));
+    assert_int_equal(run(2, "--model", "a", "--listen", "127.0.0.1:70000"), -1);
+    assert_int_equal(run(2, "--model", "a", "--bogus", "1"), -1);
+    assert_non_null(strstr(err, "unknown option"));
+    assert_int_equal(run(2, "--model", "a", "--threads", NULL), -1);
+    assert_int_equal(run(2, "--model", "a", "--model", "a"), -1);
+    assert_non_null(strstr(err, "already"));
+    assert_int_equal(run(2, "--model", "bad name=x", NULL, NULL), -1);
+    assert_int_equal(run(2, "--model", "a", "--log-format", "xml"), -1);
+    assert_int_equal(run(2, "--model", "a", "stray", NULL), -1);
+    assert_int_equal(run(2, "--model", "a", "--max-queue", "4"), -1); /* batch 8 > queue 4 */
+}
+
+static void test_environment(void **state)
+{
+    setenv("RESNETD_MODEL", "a=/x/a.st, /y/b.st", 1);
+    setenv("RESNETD_MAX_BATCH", "4", 1);
+    assert_int_equal(run(2, NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(cfg.n_models, 2);
+    assert_string_equal(cfg.models[1].name, "b");
+    assert_int_equal(cfg.max_batch, 4);
+    assert_int_equal(run(2, "--max-batch", "2", "--model", "c"), 0); /* flags win */
+    assert_int_equal(cfg.max_batch, 2);
+    assert_int_equal(cfg.n_models, 1);
+    setenv("RESNETD_MAX_BATCH", "many", 1);
+    assert_int_equal(run(2, NULL, NULL, NULL, NULL), -1);
+    assert_non_null(strstr(err, "RESNETD_MAX_BATCH"));
+    setup(state);
+}
+
+static void test_error_mapping(void **state)
+{
+    assert_int_equal(srv_err_http(srv_err_from_rn(RN_OK)), 200);
+    assert_int_equal(srv_err_http(srv_err_from_rn(RN_ERR_IMAGE_FORMAT)), 400);
+    assert_int_equal(srv_err_http(srv_err_from_rn(RN_ERR_IMAGE_CORRUPT)), 400);
+    assert_int_equal(srv_err_http(srv_err_from_rn(RN_ERR_IMAGE_TOO_LARGE)), 413);
+    assert_int_equal(srv_err_http(srv_err_from_rn(RN_ERR_INTERNAL)), 500);
+    assert_int_equal(srv_err_http(SRV_ERR_QUEUE_FULL), 503);
+    assert_true(srv_err_retry(SRV_ERR_QUEUE_FULL));
+    assert_false(srv_err_retry(SRV_ERR_TIMEOUT));
+    assert_int_equal(srv_err_http(SRV_ERR_TIMEOUT), 504);
+    /* every error has a status and a code, and bad input is never a 500 */
+    for (int e = SRV_ERR_BAD_REQUEST; e < SRV_ERR_COUNT; e++) {
+        assert_true(srv_err_http(e) >= 400);
+        assert_true(strlen(srv_err_code(e)) > 0);
+        if (e != SRV_ERR_INTERNAL)
+            assert_int_not_equal(srv_err_http(e), 500);
+    }
+    assert_int_equal(srv_err_http((enum srv_err)999), 500);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_defaults, setup),
+        cmocka_unit_test_setup(test_values, setup),
+        cmocka_unit_test_setup(test_errors, setup),
+        cmocka_unit_test_setup(test_environment, setup),
+        cmocka_unit_test(test_error_mapping),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
