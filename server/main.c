@@ -4,7 +4,7 @@
  * (exit 2 if one cannot be loaded), start the workers, then bind. The main
  * thread then only waits for signals, which every other thread blocks:
  * SIGTERM/SIGINT stop accepting, report not ready, finish the queued work and
- * exit 0; a second one exits at once. */
+ * exit 0; a second one exits at once. SIGHUP reloads the models. */
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,6 +48,18 @@ static void drain(struct server *srv, const sigset_t *sigs, int budget_ms)
     }
     log_msg("warn", "requests still in flight after %d ms; stopping anyway", budget_ms);
     batcher_wait_idle(srv->batcher, 60000);
+}
+
+/* SIGHUP: load every model again beside the old ones and swap them in; on
+ * failure keep serving the old ones. */
+static void reload(const struct config *cfg)
+{
+    char err[1024];
+    log_msg("info", "SIGHUP: reloading %d model%s", cfg->n_models, cfg->n_models > 1 ? "s" : "");
+    if (models_reload(cfg, err, sizeof err) < 0)
+        log_msg("error", "reload failed, still serving the previous models: %s", err);
+    else
+        log_msg("info", "reload done");
 }
 
 int main(int argc, char **argv)
@@ -113,7 +125,7 @@ int main(int argc, char **argv)
             break;
         }
         if (sig == SIGHUP)
-            log_msg("warn", "SIGHUP: model reload is not implemented yet; ignored");
+            reload(&cfg);
     }
     http_quiesce(&srv);
     drain(&srv, &sigs, cfg.request_timeout_ms + cfg.connection_timeout_s * 1000);

@@ -99,6 +99,28 @@ int models_init(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+int models_reload(const struct config *cfg, char *err, size_t errlen)
+{
+    struct model *fresh[CFG_MAX_MODELS] = {0}, *old[CFG_MAX_MODELS];
+    int n = models_count();
+    for (int i = 0; i < n; i++) {
+        if (!(fresh[i] = model_open(&cfg->models[i], cfg, err, errlen))) {
+            for (int j = 0; j < i; j++)
+                model_release(fresh[j]);
+            return -1;
+        }
+    }
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < n; i++) {
+        old[i] = slots[i];
+        slots[i] = fresh[i];
+    }
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < n; i++)
+        model_release(old[i]); /* freed when the last request using it ends */
+    return 0;
+}
+
 void models_shutdown(void)
 {
     pthread_mutex_lock(&lock);

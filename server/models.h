@@ -25,6 +25,11 @@ struct model {
  * each context (warm-up). Returns 0, or -1 with a message naming the model. */
 int models_init(const struct config *cfg, char *err, size_t errlen);
 
+/* Load every model again from its path, beside the ones being served, and
+ * swap them all in at once. Requests already holding a model finish on it.
+ * On failure nothing changes and err says which model failed and why. */
+int models_reload(const struct config *cfg, char *err, size_t errlen);
+
 /* Drop the registry's references (models in use live on until released). */
 void models_shutdown(void);
 

@@ -194,9 +194,11 @@ static cJSON *predictions(const struct model *m, float *logits, int topk)
         cJSON *p = cJSON_CreateObject();
         cJSON_AddItemToArray(a, p);
         cJSON_AddNumberToObject(p, "index", idx[i]);
+        /* as `resnet classify`: the class name, else the index as a string */
         const char *label = rn_model_label(m->m, idx[i]);
-        if (label)
-            cJSON_AddStringToObject(p, "label", label);
+        char num[16];
+        snprintf(num, sizeof num, "%d", idx[i]);
+        cJSON_AddStringToObject(p, "label", label ? label : num);
         cJSON_AddItemToObject(p, "score", json_float(logits[idx[i]]));
     }
     free(idx);
