@@ -112,7 +112,7 @@ build-fuzz/bin/%: tests/fuzz/%.c FORCE
 	    $(if $(SERVER_SRC),build-fuzz/libresnetd.a)
 	@mkdir -p $(dir $@)
 	clang $(subst fuzzer-no-link,fuzzer,$(FUZZ_FLAGS)) -std=c11 -D_GNU_SOURCE -Icore -Iserver -Itools \
-	    tools/tfjs.c \
+	    tools/tfjs.c tools/util.c \
 	    $(shell pkg-config --cflags $(PKGS) $(SERVER_PKGS)) -o $@ $< \
 	    $(if $(SERVER_SRC),build-fuzz/libresnetd.a) build-fuzz/libresnet.a \
 	    $(shell pkg-config --libs $(SERVER_PKGS)) $(LIBS)

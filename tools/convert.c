@@ -4,7 +4,6 @@
  * batch-norm epsilon, labels, preprocessing and where the weights came from.
  */
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,17 +21,6 @@ static const char CAFFE_PREPROCESS[] =
     "{\"resize\":256,\"crop\":224,\"scale\":1,\"mean\":[103.939,116.779,123.68],"
     "\"std\":[1,1,1],\"order\":\"BGR\"}";
 
-static int errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int errf(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, ERRLEN, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* Class names as a JSON array text: from a JSON array of strings or an object
  * {"0": "tench", ...} (the npm package's form), exactly n of them. */
 static char *load_labels(const char *path, int n, char *err)
@@ -44,11 +32,11 @@ static char *load_labels(const char *path, int n, char *err)
     cJSON *j = cJSON_ParseWithLength(text, len), *arr = cJSON_CreateArray();
     free(text);
     if (!j || !arr || !(cJSON_IsArray(j) || cJSON_IsObject(j))) {
-        errf(err, "%s: not a JSON array or object of class names", path);
+        tool_errf(err, ERRLEN, "%s: not a JSON array or object of class names", path);
         goto out_free;
     }
     if (cJSON_GetArraySize(j) != n) {
-        errf(err, "%s: %d class names, the model has %d classes", path, cJSON_GetArraySize(j), n);
+        tool_errf(err, ERRLEN, "%s: %d class names, the model has %d classes", path, cJSON_GetArraySize(j), n);
         goto out_free;
     }
     for (int i = 0; i < n; i++) {
@@ -57,13 +45,13 @@ static char *load_labels(const char *path, int n, char *err)
         const cJSON *s =
             cJSON_IsArray(j) ? cJSON_GetArrayItem(j, i) : cJSON_GetObjectItemCaseSensitive(j, key);
         if (!cJSON_IsString(s)) {
-            errf(err, "%s: class %d has no name", path, i);
+            tool_errf(err, ERRLEN, "%s: class %d has no name", path, i);
             goto out_free;
         }
         cJSON_AddItemToArray(arr, cJSON_CreateString(s->valuestring));
     }
     if (cJSON_GetArraySize(arr) != n || !(out = cJSON_PrintUnformatted(arr)))
-        errf(err, "out of memory");
+        tool_errf(err, ERRLEN, "out of memory");
 out_free:
     cJSON_Delete(j);
     cJSON_Delete(arr);
@@ -150,18 +138,18 @@ static int add_metadata(const tfjs_model *tf, const keras_resnet_info *info, con
     int pre_ok = cJSON_IsObject(pj);
     cJSON_Delete(pj);
     if (!pre_ok)
-        return errf(err, "--preprocess: not a JSON object");
+        return tool_errf(err, ERRLEN, "--preprocess: not a JSON object");
     snprintf(buf, sizeof buf, "%.9g", info->bn_eps);
     if (stw_add_meta(st, "resnet.variant", info->variant) < 0 ||
         stw_add_meta(st, "resnet.bn_eps", buf) < 0 ||
         stw_add_meta(st, "resnet.preprocess", pre) < 0)
-        return errf(err, "out of memory");
+        return tool_errf(err, ERRLEN, "out of memory");
     if (labels) {
         char *l = load_labels(labels, info->n_classes, err);
         int r = l ? stw_add_meta(st, "resnet.labels", l) : -1;
         free(l);
         if (r < 0)
-            return l ? errf(err, "out of memory") : -1;
+            return l ? tool_errf(err, ERRLEN, "out of memory") : -1;
     }
     if (o->source) {
         snprintf(buf, sizeof buf, "%s", o->source);
@@ -173,7 +161,7 @@ static int add_metadata(const tfjs_model *tf, const keras_resnet_info *info, con
                  o->input, gen ? gen : "unknown", cv ? cv : "unknown");
     }
     if (stw_add_meta(st, "resnet.source", buf) < 0)
-        return errf(err, "out of memory");
+        return tool_errf(err, ERRLEN, "out of memory");
     return 0;
 }
 
@@ -187,7 +175,7 @@ static int convert(const struct opts *o, char *err)
     if (tfjs_load(o->input, &tf, err, ERRLEN) < 0)
         return -1;
     if (!(st = stw_new())) {
-        errf(err, "out of memory");
+        tool_errf(err, ERRLEN, "out of memory");
         goto out_free;
     }
     if (keras_resnet_to_torchvision(tf, st, &arena, &info, err, ERRLEN) < 0 ||

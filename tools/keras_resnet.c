@@ -14,9 +14,9 @@
  * the Keras layer configs in model.json.
  */
 #include "keras_resnet.h"
+#include "tools.h"
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,17 +54,6 @@ typedef struct plan {
     int n_classes;
     char *used; /* per manifest weight */
 } plan;
-
-static int errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int errf(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, ERRLEN, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* The Keras name of a layer in a naming scheme, for messages. */
 static void keras_name(int scheme, int role, int stage, int block, int branch, char *buf, size_t n)
@@ -161,20 +150,20 @@ static int collect_layers(plan *p, char *err)
         klayer *k = &p->layers[p->n_layers];
         snprintf(name, sizeof name, "%.*s", (int)len, wn);
         if (!slash || len >= sizeof name || parse_name(name, k) < 0)
-            return errf(err, "weight '%s': unknown layer '%s', not a Keras ResNet layer name", wn,
+            return tool_errf(err, ERRLEN, "weight '%s': unknown layer '%s', not a Keras ResNet layer name", wn,
                         name);
         k->name = wn;
         k->name_len = len;
         if (p->n_layers == 0)
             p->scheme = k->scheme;
         else if (k->scheme != p->scheme)
-            return errf(err, "layer '%s': mixes two Keras naming schemes", name);
+            return tool_errf(err, ERRLEN, "layer '%s': mixes two Keras naming schemes", name);
         const char *cls = NULL;
         k->cfg = layer_config(tf, name, &cls);
         if (!k->cfg)
-            return errf(err, "layer '%s': has weights but is not in the model topology", name);
+            return tool_errf(err, ERRLEN, "layer '%s': has weights but is not in the model topology", name);
         if (strcmp(cls, want_class[k->role]))
-            return errf(err, "layer '%s': is a %s, expected %s", name, cls, want_class[k->role]);
+            return tool_errf(err, ERRLEN, "layer '%s': is a %s, expected %s", name, cls, want_class[k->role]);
         int idx = p->n_layers++;
         int *slot = k->role == STEM_CONV ? &p->stem.conv
                     : k->role == STEM_BN ? &p->stem.bn
@@ -190,7 +179,7 @@ static int missing(const plan *p, int role, int stage, int block, int branch, ch
 {
     char name[64];
     keras_name(p->scheme, role, stage, block, branch, name, sizeof name);
-    return errf(err, "missing layer '%s'", name);
+    return tool_errf(err, ERRLEN, "missing layer '%s'", name);
 }
 
 /* Check the block structure: contiguous stages and blocks, every convolution
@@ -223,7 +212,7 @@ static int check_structure(plan *p, char *err)
                 if (r == 3 && !p->bottleneck && (c->conv >= 0 || c->bn >= 0)) {
                     char first[64];
                     keras_name(p->scheme, CONV, 0, 0, 3, first, sizeof first);
-                    return errf(err, "layer '%s': a third convolution, but there is no '%s'",
+                    return tool_errf(err, ERRLEN, "layer '%s': a third convolution, but there is no '%s'",
                                 p->layers[c->conv >= 0 ? c->conv : c->bn].name, first);
                 }
                 if (c->conv < 0 && (need || c->bn >= 0))
@@ -264,7 +253,7 @@ static int check_configs(plan *p, char *err)
         for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && cJSON_IsString(cn); i++)
             ok |= !strcmp(cn->valuestring, allowed[i]);
         if (!ok)
-            return errf(err, "layer '%s': Keras layer class %s is not part of a ResNet", name,
+            return tool_errf(err, ERRLEN, "layer '%s': Keras layer class %s is not part of a ResNet", name,
                         cJSON_IsString(cn) ? cn->valuestring : "(none)");
         int has = 0;
         for (int j = 0; j < p->n_layers && !has; j++)
@@ -273,7 +262,7 @@ static int check_configs(plan *p, char *err)
         if (!has &&
             (!strcmp(cn->valuestring, "Conv2D") || !strcmp(cn->valuestring, "BatchNormalization") ||
              !strcmp(cn->valuestring, "Dense")))
-            return errf(err,
+            return tool_errf(err, ERRLEN,
                         "layer '%s' (%s): unknown layer, or its weights are missing from "
                         "the manifest",
                         name, cn->valuestring);
@@ -285,10 +274,10 @@ static int check_configs(plan *p, char *err)
         if (k->role == BN || k->role == STEM_BN) {
             const cJSON *e = cfg_item(k, "epsilon");
             if (!cJSON_IsNumber(e) || !(e->valuedouble > 0 && e->valuedouble < 1))
-                return errf(err, "layer '%.*s': no valid batch-norm epsilon in its config",
+                return tool_errf(err, ERRLEN, "layer '%.*s': no valid batch-norm epsilon in its config",
                             (int)k->name_len, k->name);
             if (p->eps >= 0 && e->valuedouble != p->eps)
-                return errf(err, "layer '%.*s': batch-norm epsilon %g differs from %g",
+                return tool_errf(err, ERRLEN, "layer '%.*s': batch-norm epsilon %g differs from %g",
                             (int)k->name_len, k->name, e->valuedouble, p->eps);
             p->eps = e->valuedouble;
         } else if (k->role == CONV || k->role == STEM_CONV) {
@@ -296,7 +285,7 @@ static int check_configs(plan *p, char *err)
             const cJSON *f = cfg_item(k, "data_format");
             if ((d && !int_pair(d, 1)) || (g && g->valuedouble != 1) ||
                 (cJSON_IsString(f) && strcmp(f->valuestring, "channels_last")))
-                return errf(err,
+                return tool_errf(err, ERRLEN,
                             "layer '%.*s': dilated, grouped or channels_first "
                             "convolutions are not supported",
                             (int)k->name_len, k->name);
@@ -307,7 +296,7 @@ static int check_configs(plan *p, char *err)
         }
     }
     if (v1 && v15)
-        return errf(err, "the downsampling stride is on the 1x1 in some blocks and on the "
+        return tool_errf(err, ERRLEN, "the downsampling stride is on the 1x1 in some blocks and on the "
                          "3x3 in others");
     p->variant = v15 ? "v1.5" : "v1";
     return 0;
@@ -322,10 +311,10 @@ static int take(plan *p, const klayer *k, const char *param, int ndim, int optio
     snprintf(name, sizeof name, "%.*s/%s", (int)k->name_len, k->name, param);
     *w = tfjs_find(p->tf, name);
     if (!*w)
-        return optional ? 0 : errf(err, "missing weight '%s'", name);
+        return optional ? 0 : tool_errf(err, ERRLEN, "missing weight '%s'", name);
     p->used[*w - p->tf->weights] = 1;
     if ((*w)->ndim != ndim)
-        return errf(err, "weight '%s': %d dimensions, expected %d", name, (*w)->ndim, ndim);
+        return tool_errf(err, ERRLEN, "weight '%s': %d dimensions, expected %d", name, (*w)->ndim, ndim);
     return 0;
 }
 
@@ -340,12 +329,12 @@ static float *add(out_buf *o, const char *name, int ndim, const int64_t *shape, 
 {
     float *dst = o->next;
     if (count > (size_t)(o->end - o->next)) {
-        errf(err, "%s: internal error: output larger than the input weights", name);
+        tool_errf(err, ERRLEN, "%s: internal error: output larger than the input weights", name);
         return NULL;
     }
     o->next += count;
     if (stw_add_tensor(o->st, name, "F32", ndim, shape, dst, count * sizeof(float)) < 0) {
-        errf(err, "%s: cannot add tensor (duplicate or out of memory)", name);
+        tool_errf(err, ERRLEN, "%s: cannot add tensor (duplicate or out of memory)", name);
         return NULL;
     }
     return dst;
@@ -362,7 +351,7 @@ static int emit_conv_bn(plan *p, out_buf *o, conv_slot c, const char *conv_tv, c
         return -1;
     int64_t kh = k->shape[0], kw = k->shape[1], ci = k->shape[2], co = k->shape[3];
     if (bias && bias->shape[0] != co)
-        return errf(err, "weight '%s': shape [%lld], expected [%lld]", bias->name,
+        return tool_errf(err, ERRLEN, "weight '%s': shape [%lld], expected [%lld]", bias->name,
                     (long long)bias->shape[0], (long long)co);
     const tfjs_weight *bn[4];
     static const char *bn_params[] = {"gamma", "beta", "moving_mean", "moving_variance"};
@@ -371,7 +360,7 @@ static int emit_conv_bn(plan *p, out_buf *o, conv_slot c, const char *conv_tv, c
         if (take(p, kb, bn_params[i], 1, 0, &bn[i], err) < 0)
             return -1;
         if (bn[i]->shape[0] != co)
-            return errf(err, "weight '%s': shape [%lld], but '%.*s' has %lld output channels",
+            return tool_errf(err, ERRLEN, "weight '%s': shape [%lld], but '%.*s' has %lld output channels",
                         bn[i]->name, (long long)bn[i]->shape[0], (int)kc->name_len, kc->name,
                         (long long)co);
     }
@@ -404,10 +393,10 @@ static int emit_fc(plan *p, out_buf *o, char *err)
         return -1;
     int64_t in = k->shape[0], out = k->shape[1];
     if (out < 1 || out > 1000000)
-        return errf(err, "weight '%s': %lld classes", k->name, (long long)out);
+        return tool_errf(err, ERRLEN, "weight '%s': %lld classes", k->name, (long long)out);
     p->n_classes = (int)out;
     if (b->shape[0] != out)
-        return errf(err, "weight '%s': shape [%lld], expected [%lld]", b->name,
+        return tool_errf(err, ERRLEN, "weight '%s': shape [%lld], expected [%lld]", b->name,
                     (long long)b->shape[0], (long long)out);
     float *w = add(o, "fc.weight", 2, (int64_t[]){out, in}, k->count, err);
     float *d = w ? add(o, "fc.bias", 1, (int64_t[]){out}, (size_t)out, err) : NULL;
@@ -446,7 +435,7 @@ static int emit_all(plan *p, out_buf *o, char *err)
         return -1;
     for (int i = 0; i < p->tf->n_weights; i++)
         if (!p->used[i])
-            return errf(err, "weight '%s': unknown weight, not part of a ResNet layer",
+            return tool_errf(err, ERRLEN, "weight '%s': unknown weight, not part of a ResNet layer",
                         p->tf->weights[i].name);
     return 0;
 }
@@ -472,11 +461,11 @@ int keras_resnet_to_torchvision(const tfjs_model *tf, stw_writer *st, float **ar
     ob.arena = ob.next = *arena = malloc((total ? total : 1) * sizeof(float));
     ob.end = ob.arena ? ob.arena + total : NULL;
     if (!p || !p->layers || !p->used || !ob.arena) {
-        errf(msg, "out of memory");
+        tool_errf(msg, ERRLEN, "out of memory");
         goto out_free;
     }
     if (!tfjs_layers(tf)) {
-        errf(msg, "no Keras layer configs (modelTopology): cannot read the batch-norm epsilon");
+        tool_errf(msg, ERRLEN, "no Keras layer configs (modelTopology): cannot read the batch-norm epsilon");
         goto out_free;
     }
     if (collect_layers(p, msg) < 0 || check_structure(p, msg) < 0 || check_configs(p, msg) < 0 ||

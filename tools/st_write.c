@@ -2,8 +2,9 @@
 #include "st_write.h"
 
 #include <cjson/cJSON.h>
+
+#include "tools.h"
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,20 +27,6 @@ struct stw_writer {
     struct stw_tensor *t;
     int n, cap;
 };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 stw_writer *stw_new(void)
 {
@@ -130,18 +117,18 @@ static char *build_header(const stw_writer *w, size_t *len, char *err, size_t er
         const struct stw_tensor *t = &w->t[i];
         size_t want = dtype_size(t->dtype);
         if (!want) {
-            fail(err, errlen, "%s: unknown dtype %s", t->name, t->dtype);
+            tool_errf(err, errlen, "%s: unknown dtype %s", t->name, t->dtype);
             goto out_free;
         }
         for (int d = 0; d < t->ndim; d++) {
             if (t->shape[d] < 0 || (t->shape[d] && want > SIZE_MAX / (size_t)t->shape[d])) {
-                fail(err, errlen, "%s: invalid shape", t->name);
+                tool_errf(err, errlen, "%s: invalid shape", t->name);
                 goto out_free;
             }
             want *= (size_t)t->shape[d];
         }
         if (want != t->nbytes) {
-            fail(err, errlen, "%s: %zu bytes of data for a shape of %zu bytes", t->name, t->nbytes,
+            tool_errf(err, errlen, "%s: %zu bytes of data for a shape of %zu bytes", t->name, t->nbytes,
                  want);
             goto out_free;
         }
@@ -176,7 +163,7 @@ static char *build_header(const stw_writer *w, size_t *len, char *err, size_t er
     return text;
 
 out_nomem:
-    fail(err, errlen, "out of memory building the safetensors header");
+    tool_errf(err, errlen, "out of memory building the safetensors header");
 out_free:
     cJSON_Delete(h);
     return NULL;
@@ -198,20 +185,20 @@ int stw_write(const stw_writer *w, const char *path, char *err, size_t errlen)
     int rc = -1, fd;
     FILE *f = NULL;
     if (!tmp) {
-        fail(err, errlen, "out of memory");
+        tool_errf(err, errlen, "out of memory");
         goto out_free_header;
     }
     sprintf(tmp, "%s.tmp.XXXXXX", path);
     fd = mkstemp(tmp);
     if (fd < 0) {
-        fail(err, errlen, "%s: cannot create a temporary file: %s", tmp, strerror(errno));
+        tool_errf(err, errlen, "%s: cannot create a temporary file: %s", tmp, strerror(errno));
         goto out_free_tmp;
     }
     /* mkstemp makes the file 0600; a model file is ordinary readable data. */
     mode_t mask = umask(022);
     umask(mask);
     if (fchmod(fd, 0666 & ~mask) < 0 || !(f = fdopen(fd, "wb"))) {
-        fail(err, errlen, "%s: %s", tmp, strerror(errno));
+        tool_errf(err, errlen, "%s: %s", tmp, strerror(errno));
         close(fd);
         goto out_unlink;
     }
@@ -222,16 +209,16 @@ int stw_write(const stw_writer *w, const char *path, char *err, size_t errlen)
     for (int i = 0; i < w->n && !bad; i++)
         bad = put(f, w->t[i].data, w->t[i].nbytes);
     if (bad || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        fail(err, errlen, "%s: write error: %s", tmp, strerror(errno));
+        tool_errf(err, errlen, "%s: write error: %s", tmp, strerror(errno));
         fclose(f);
         goto out_unlink;
     }
     if (fclose(f) != 0) {
-        fail(err, errlen, "%s: write error: %s", tmp, strerror(errno));
+        tool_errf(err, errlen, "%s: write error: %s", tmp, strerror(errno));
         goto out_unlink;
     }
     if (rename(tmp, path) < 0) {
-        fail(err, errlen, "%s: cannot rename into place: %s", path, strerror(errno));
+        tool_errf(err, errlen, "%s: cannot rename into place: %s", path, strerror(errno));
         goto out_unlink;
     }
     rc = 0;

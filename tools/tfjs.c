@@ -10,9 +10,10 @@
 #include "tfjs.h"
 
 #include <cjson/cJSON.h>
+
+#include "tools.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,20 +23,6 @@
 /* Far beyond any real model; keeps the arithmetic below well inside size_t. */
 #define TFJS_MAX_DIM ((int64_t)1 << 40)
 #define TFJS_MAX_WEIGHTS 100000
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 void tfjs_free(tfjs_model *m)
 {
@@ -71,10 +58,10 @@ static int path_ok(const char *p)
 static int parse_shape(const cJSON *shape, tfjs_weight *w, char *err, size_t errlen)
 {
     if (!cJSON_IsArray(shape))
-        return fail(err, errlen, "weight '%s': \"shape\" is not an array", w->name);
+        return tool_errf(err, errlen, "weight '%s': \"shape\" is not an array", w->name);
     int n = cJSON_GetArraySize(shape);
     if (n > TFJS_MAX_DIMS)
-        return fail(err, errlen, "weight '%s': %d dimensions, at most %d supported", w->name, n,
+        return tool_errf(err, errlen, "weight '%s': %d dimensions, at most %d supported", w->name, n,
                     TFJS_MAX_DIMS);
     size_t count = 1;
     int i = 0;
@@ -83,11 +70,11 @@ static int parse_shape(const cJSON *shape, tfjs_weight *w, char *err, size_t err
     {
         double v = cJSON_IsNumber(d) ? d->valuedouble : -1;
         if (!(v >= 0 && v <= (double)TFJS_MAX_DIM) || v != (double)(int64_t)v)
-            return fail(err, errlen, "weight '%s': shape dimension %d is not a valid size", w->name,
+            return tool_errf(err, errlen, "weight '%s': shape dimension %d is not a valid size", w->name,
                         i);
         w->shape[i++] = (int64_t)v;
         if (v != 0 && count > SIZE_MAX / 4 / (size_t)v)
-            return fail(err, errlen, "weight '%s': shape too large", w->name);
+            return tool_errf(err, errlen, "weight '%s': shape too large", w->name);
         count *= (size_t)v;
     }
     w->ndim = n;
@@ -100,21 +87,21 @@ static int parse_weight(const cJSON *j, tfjs_weight *w, char *err, size_t errlen
 {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
     if (!cJSON_IsObject(j) || !cJSON_IsString(name) || !name->valuestring[0])
-        return fail(err, errlen, "a weight has no \"name\"");
+        return tool_errf(err, errlen, "a weight has no \"name\"");
     w->name = name->valuestring;
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "quantization");
     if (q) {
         const cJSON *qd = cJSON_GetObjectItemCaseSensitive(q, "dtype");
-        return fail(err, errlen,
+        return tool_errf(err, errlen,
                     "weight '%s': quantized weights (%s) are not supported; convert the Keras "
                     "model to TF.js again without quantization",
                     w->name, cJSON_IsString(qd) ? qd->valuestring : "unknown dtype");
     }
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype");
     if (!cJSON_IsString(dt))
-        return fail(err, errlen, "weight '%s': no \"dtype\"", w->name);
+        return tool_errf(err, errlen, "weight '%s': no \"dtype\"", w->name);
     if (strcmp(dt->valuestring, "float32"))
-        return fail(err, errlen, "weight '%s': dtype %s is not supported, only float32", w->name,
+        return tool_errf(err, errlen, "weight '%s': dtype %s is not supported, only float32", w->name,
                     dt->valuestring);
     return parse_shape(cJSON_GetObjectItemCaseSensitive(j, "shape"), w, err, errlen);
 }
@@ -125,19 +112,19 @@ static int parse_group(tfjs_model *m, int g, const cJSON *j, char *err, size_t e
     const cJSON *paths = cJSON_GetObjectItemCaseSensitive(j, "paths");
     const cJSON *weights = cJSON_GetObjectItemCaseSensitive(j, "weights");
     if (!cJSON_IsObject(j) || !cJSON_IsArray(paths) || !cJSON_IsArray(weights))
-        return fail(err, errlen, "weightsManifest group %d: needs \"paths\" and \"weights\" arrays",
+        return tool_errf(err, errlen, "weightsManifest group %d: needs \"paths\" and \"weights\" arrays",
                     g + 1);
     int np = cJSON_GetArraySize(paths);
     if (np < 1)
-        return fail(err, errlen, "weightsManifest group %d: no shard paths", g + 1);
+        return tool_errf(err, errlen, "weightsManifest group %d: no shard paths", g + 1);
     grp->paths = calloc((size_t)np, sizeof *grp->paths);
     if (!grp->paths)
-        return fail(err, errlen, "out of memory");
+        return tool_errf(err, errlen, "out of memory");
     const cJSON *p;
     cJSON_ArrayForEach(p, paths)
     {
         if (!cJSON_IsString(p) || !path_ok(p->valuestring))
-            return fail(err, errlen,
+            return tool_errf(err, errlen,
                         "weightsManifest group %d: shard path %d must be a relative file name "
                         "inside the model's folder",
                         g + 1, grp->n_paths + 1);
@@ -147,16 +134,16 @@ static int parse_group(tfjs_model *m, int g, const cJSON *j, char *err, size_t e
     cJSON_ArrayForEach(wj, weights)
     {
         if (m->n_weights >= TFJS_MAX_WEIGHTS)
-            return fail(err, errlen, "more than %d weights", TFJS_MAX_WEIGHTS);
+            return tool_errf(err, errlen, "more than %d weights", TFJS_MAX_WEIGHTS);
         tfjs_weight *w = &m->weights[m->n_weights];
         if (parse_weight(wj, w, err, errlen) < 0)
             return -1;
         if (tfjs_find(m, w->name))
-            return fail(err, errlen, "weight '%s' appears twice in the manifest", w->name);
+            return tool_errf(err, errlen, "weight '%s' appears twice in the manifest", w->name);
         w->group = g;
         w->offset = grp->nbytes;
         if (grp->nbytes > SIZE_MAX / 2 - w->nbytes)
-            return fail(err, errlen, "weightsManifest group %d: total size overflows", g + 1);
+            return tool_errf(err, errlen, "weightsManifest group %d: total size overflows", g + 1);
         grp->nbytes += w->nbytes;
         m->n_weights++;
     }
@@ -168,17 +155,17 @@ int tfjs_parse(const char *json, size_t len, tfjs_model **out, char *err, size_t
     *out = NULL;
     tfjs_model *m = calloc(1, sizeof *m);
     if (!m)
-        return fail(err, errlen, "out of memory");
+        return tool_errf(err, errlen, "out of memory");
     m->root = cJSON_ParseWithLength(json, len);
     if (!m->root) {
         const char *at = cJSON_GetErrorPtr();
         long off = at && at >= json && at <= json + len ? (long)(at - json) : -1;
-        fail(err, errlen, "model.json is not valid JSON (near byte %ld)", off);
+        tool_errf(err, errlen, "model.json is not valid JSON (near byte %ld)", off);
         goto out_free;
     }
     const cJSON *manifest = cJSON_GetObjectItemCaseSensitive(m->root, "weightsManifest");
     if (!cJSON_IsObject(m->root) || !cJSON_IsArray(manifest) || !cJSON_GetArraySize(manifest)) {
-        fail(err, errlen, "model.json has no \"weightsManifest\": not a TF.js layers model");
+        tool_errf(err, errlen, "model.json has no \"weightsManifest\": not a TF.js layers model");
         goto out_free;
     }
     int ng = cJSON_GetArraySize(manifest), nw = 0;
@@ -187,7 +174,7 @@ int tfjs_parse(const char *json, size_t len, tfjs_model **out, char *err, size_t
     {
         int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(g, "weights"));
         if (n > TFJS_MAX_WEIGHTS - nw) {
-            fail(err, errlen, "more than %d weights", TFJS_MAX_WEIGHTS);
+            tool_errf(err, errlen, "more than %d weights", TFJS_MAX_WEIGHTS);
             goto out_free;
         }
         nw += n;
@@ -195,7 +182,7 @@ int tfjs_parse(const char *json, size_t len, tfjs_model **out, char *err, size_t
     m->groups = calloc((size_t)ng, sizeof *m->groups);
     m->weights = calloc((size_t)nw + 1, sizeof *m->weights);
     if (!m->groups || !m->weights) {
-        fail(err, errlen, "out of memory");
+        tool_errf(err, errlen, "out of memory");
         goto out_free;
     }
     cJSON_ArrayForEach(g, manifest)
@@ -246,9 +233,9 @@ static int shard_open(const char *path, int *fd, size_t *size, char *err, size_t
     struct stat st;
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return tool_errf(err, errlen, "%s: %s", path, strerror(errno));
     if (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        fail(err, errlen, "%s: not a regular file", path);
+        tool_errf(err, errlen, "%s: not a regular file", path);
         close(*fd);
         return -1;
     }
@@ -264,9 +251,9 @@ static int read_full(int fd, void *buf, size_t n, const char *path, char *err, s
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
-            return fail(err, errlen, "%s: read error: %s", path, strerror(errno));
+            return tool_errf(err, errlen, "%s: read error: %s", path, strerror(errno));
         if (r == 0)
-            return fail(err, errlen, "%s: file shrank while reading", path);
+            return tool_errf(err, errlen, "%s: file shrank while reading", path);
         got += (size_t)r;
     }
     return 0;
@@ -293,13 +280,13 @@ static int size_mismatch(const tfjs_model *m, int g, const size_t *sizes, size_t
     char path[4096];
     join(path, sizeof path, dir, grp->paths[odd]);
     if (total < grp->nbytes)
-        return fail(err, errlen,
+        return tool_errf(err, errlen,
                     "%s: %zu bytes; weight group %d's shards hold %zu bytes but the manifest "
                     "needs %zu: a shard is short or a shape in the manifest is wrong (the data "
                     "ends inside weight '%s')",
                     path, sizes[odd], g + 1, total, grp->nbytes,
                     first_missing ? first_missing : "?");
-    return fail(err, errlen,
+    return tool_errf(err, errlen,
                 "%s: %zu bytes; weight group %d's shards hold %zu bytes but the manifest "
                 "needs only %zu: shapes in the manifest do not match the shards",
                 path, sizes[odd], g + 1, total, grp->nbytes);
@@ -313,14 +300,14 @@ static int load_group(tfjs_model *m, int g, const char *dir, char *err, size_t e
     size_t total = 0;
     int fd, rc = -1;
     if (!sizes)
-        return fail(err, errlen, "out of memory");
+        return tool_errf(err, errlen, "out of memory");
     for (int i = 0; i < grp->n_paths; i++) {
         join(path, sizeof path, dir, grp->paths[i]);
         if (shard_open(path, &fd, &sizes[i], err, errlen) < 0)
             goto out_free_sizes;
         close(fd);
         if (sizes[i] > SIZE_MAX / 2 - total) {
-            fail(err, errlen, "%s: too large", path);
+            tool_errf(err, errlen, "%s: too large", path);
             goto out_free_sizes;
         }
         total += sizes[i];
@@ -331,7 +318,7 @@ static int load_group(tfjs_model *m, int g, const char *dir, char *err, size_t e
     }
     grp->data = malloc(total ? total : 1);
     if (!grp->data) {
-        fail(err, errlen, "out of memory for %zu bytes of weights", total);
+        tool_errf(err, errlen, "out of memory for %zu bytes of weights", total);
         goto out_free_sizes;
     }
     size_t off = 0;
@@ -342,7 +329,7 @@ static int load_group(tfjs_model *m, int g, const char *dir, char *err, size_t e
             goto out_free_sizes;
         if (now != sizes[i]) {
             close(fd);
-            fail(err, errlen, "%s: changed size while reading", path);
+            tool_errf(err, errlen, "%s: changed size while reading", path);
             goto out_free_sizes;
         }
         int r = read_full(fd, (char *)grp->data + off, now, path, err, errlen);
@@ -390,14 +377,14 @@ int tfjs_load(const char *model_json, tfjs_model **out, char *err, size_t errlen
     char *text = malloc(len ? len : 1);
     if (!text) {
         close(fd);
-        return fail(err, errlen, "%s: out of memory", model_json);
+        return tool_errf(err, errlen, "%s: out of memory", model_json);
     }
     int r = read_full(fd, text, len, model_json, err, errlen);
     close(fd);
     tfjs_model *m = NULL;
     char msg[1024];
     if (r == 0 && tfjs_parse(text, len, &m, msg, sizeof msg) < 0) {
-        fail(err, errlen, "%s: %s", model_json, msg);
+        tool_errf(err, errlen, "%s: %s", model_json, msg);
         r = -1;
     }
     free(text);

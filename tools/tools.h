@@ -2,6 +2,8 @@
 #ifndef RESNET_TOOLS_H
 #define RESNET_TOOLS_H
 
+#include <stddef.h>
+
 int cmd_info(int argc, char **argv);     /* tools/info.c */
 int cmd_infer(int argc, char **argv);    /* tools/infer.c */
 int cmd_bench(int argc, char **argv);    /* tools/bench.c */
@@ -9,6 +11,8 @@ int cmd_classify(int argc, char **argv); /* tools/classify.c */
 int cmd_convert(int argc, char **argv);  /* tools/convert.c */
 int cmd_bench_image(int argc, char **argv); /* tools/bench_image.c */
 
+/* Write a formatted message into err (if not NULL) and return -1. */
+int tool_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Read a whole file into a malloc'd buffer; NULL and a message on error. */
 void *tool_read_file(const char *path, size_t *len, char *err, size_t errlen);
 /* Parse a positive int flag value; exits 2 with a message when invalid. */
