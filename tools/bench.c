@@ -54,16 +54,8 @@ int cmd_bench(int argc, char **argv)
     float *in = NULL, *out = NULL;
     double *times = NULL;
     int status = 1;
-    rn_model_params mp = rn_model_default_params();
-    rn_ctx_params cp = rn_ctx_default_params();
-    cp.n_threads = threads;
-    cp.max_batch = batch;
-    cp.max_size = size;
-    if (rn_model_load(model, &mp, &m, err, sizeof err) < 0 ||
-        rn_ctx_new(m, &cp, &ctx, err, sizeof err) < 0) {
-        fprintf(stderr, "resnet: %s\n", err);
+    if (tool_open_model(model, threads, batch, size, &m, &ctx) < 0)
         goto out;
-    }
     const rn_model_info *info = rn_model_info_get(m);
     size_t n_in = (size_t)batch * 3 * size * size;
     in = malloc(n_in * sizeof(float));

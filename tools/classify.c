@@ -89,21 +89,10 @@ int cmd_classify(int argc, char **argv)
     rn_ctx *ctx = NULL;
     float *x = NULL, *logits = NULL;
     int *idx = NULL;
-    rn_model_params mp = rn_model_default_params();
-    if (rn_model_load(model, &mp, &m, err, sizeof err) < 0) {
-        fprintf(stderr, "resnet: %s\n", err);
+    if (tool_open_model(model, threads, 1, 0, &m, &ctx) < 0)
         return 1;
-    }
     const rn_preprocess *pp = rn_model_preprocess(m);
     int classes = rn_model_info_get(m)->n_classes;
-    rn_ctx_params cp = rn_ctx_default_params();
-    cp.n_threads = threads;
-    cp.max_batch = 1;
-    cp.max_size = pp->crop;
-    if (rn_ctx_new(m, &cp, &ctx, err, sizeof err) < 0) {
-        fprintf(stderr, "resnet: %s\n", err);
-        goto out;
-    }
     x = malloc(sizeof(float) * 3 * (size_t)pp->crop * pp->crop);
     logits = malloc(sizeof(float) * (size_t)classes);
     idx = malloc(sizeof(int) * (size_t)classes);

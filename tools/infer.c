@@ -58,16 +58,8 @@ int cmd_infer(int argc, char **argv)
     rn_ctx *ctx = NULL;
     float *out = NULL;
     FILE *f = NULL;
-    rn_model_params mp = rn_model_default_params();
-    rn_ctx_params cp = rn_ctx_default_params();
-    cp.n_threads = threads;
-    cp.max_batch = batch;
-    cp.max_size = size;
-    if (rn_model_load(model, &mp, &m, err, sizeof err) < 0 ||
-        rn_ctx_new(m, &cp, &ctx, err, sizeof err) < 0) {
-        fprintf(stderr, "resnet: %s\n", err);
+    if (tool_open_model(model, threads, batch, size, &m, &ctx) < 0)
         goto out;
-    }
     const rn_model_info *info = rn_model_info_get(m);
     size_t per = (size_t)(want_embed ? info->embed_dim : info->n_classes);
     out = malloc((size_t)batch * per * sizeof(float));

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "resnet.h"
+
 int cmd_info(int argc, char **argv);     /* tools/info.c */
 int cmd_infer(int argc, char **argv);    /* tools/infer.c */
 int cmd_bench(int argc, char **argv);    /* tools/bench.c */
@@ -17,5 +19,10 @@ int tool_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((for
 void *tool_read_file(const char *path, size_t *len, char *err, size_t errlen);
 /* Parse a positive int flag value; exits 2 with a message when invalid. */
 int tool_parse_int(const char *flag, const char *value, int min, int max);
+
+/* Load a model and create a context for max_batch images of size x size
+ * (0: the model's crop). On failure prints why, returns -1, both NULL. */
+int tool_open_model(const char *path, int threads, int max_batch, int size, rn_model **m,
+                    rn_ctx **ctx);
 
 #endif

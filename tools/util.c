@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "resnet.h"
 #include "tools.h"
 
 int tool_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -67,4 +68,27 @@ int tool_parse_int(const char *flag, const char *value, int min, int max)
         exit(2);
     }
     return (int)v;
+}
+
+int tool_open_model(const char *path, int threads, int max_batch, int size, rn_model **m,
+                    rn_ctx **ctx)
+{
+    char err[512];
+    rn_model_params mp = rn_model_default_params();
+    *ctx = NULL;
+    if (rn_model_load(path, &mp, m, err, sizeof err) < 0) {
+        fprintf(stderr, "resnet: %s\n", err);
+        return -1;
+    }
+    rn_ctx_params cp = rn_ctx_default_params();
+    cp.n_threads = threads;
+    cp.max_batch = max_batch;
+    cp.max_size = size ? size : rn_model_preprocess(*m)->crop;
+    if (rn_ctx_new(*m, &cp, ctx, err, sizeof err) < 0) {
+        fprintf(stderr, "resnet: %s\n", err);
+        rn_model_free(*m);
+        *m = NULL;
+        return -1;
+    }
+    return 0;
 }
