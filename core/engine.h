@@ -20,6 +20,11 @@ typedef struct rn_conv_args {
     const float *bias; /* (out_c) added after the product, or NULL */
     int relu;
     int accumulate;  /* out += conv(in): out holds the residual on entry */
+    /* Blocked engine only. in_b: the NCHW16c bf16 copy of in that a BF16
+     * convolution (c->wb) reads. out_b: if set, the result goes there as bf16
+     * instead (out then only holds partial sums). */
+    const uint16_t *in_b;
+    uint16_t *out_b;
 } rn_conv_args;
 
 /* im2col floats one thread needs for c on an ih x iw input (0 for 1x1/1). */
@@ -38,5 +43,38 @@ void rn_global_avgpool(const rn_exec *x, const float *in, int n, int c, int hw, 
 /* out (n, classes) = in (n, e) * wt (e, classes) + b. */
 void rn_linear(const rn_exec *x, const float *in, int n, int e, const float *wt, const float *b,
                int classes, float *out);
+
+/* ---- the blocked engine: activations in NCHW16c ----
+ * (n, ceil(c/16), h, w, 16): element (i, ch, y, x) at
+ * (((i * ceil(c/16) + ch/16) * h + y) * w + x) * 16 + ch % 16; the padding
+ * channels of the last block are zero. Used from the stem's output on when the
+ * model is packed (rn_model_pack, core/pack.c). */
+
+static inline int rn_cblocks(int c)
+{
+    return (c + 15) / 16;
+}
+
+/* 1 if this CPU has AVX-512 and RN_FORCE_GENERIC is unset or "0". */
+int rn_blocked_available(void);
+/* 1 if it also has avx512_bf16 (VDPBF16PS) for RN_PRECISION_BF16. */
+int rn_blocked_bf16_available(void);
+
+/* rn_conv_forward with a->c packed (core/conv_avx512.c): NCHW16c out (or
+ * a->out_b); NCHW16c in, NCHW for a->c->wp_icb == 1 (the stem), or a->in_b
+ * for bf16 weights (a->c->wb). Parallel over images, output-channel blocks
+ * and rows. */
+void rn_conv_blocked_forward(const rn_exec *x, const rn_conv_args *a);
+
+/* out[i] = bf16(in[i]) for NCHW16c activations of n floats (n % 16 == 0). */
+void rn_blocked_to_bf16(const rn_exec *x, const float *in, size_t n, uint16_t *out);
+
+/* rn_maxpool3x3s2 on NCHW16c. */
+void rn_maxpool3x3s2_blocked(const rn_exec *x, const float *in, int n, int c, int h, int w,
+                             float *out);
+
+/* rn_global_avgpool of NCHW16c in; out (n, c). */
+void rn_global_avgpool_blocked(const rn_exec *x, const float *in, int n, int c, int hw,
+                               float *out);
 
 #endif

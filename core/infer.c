@@ -9,6 +9,15 @@
  * place (the GEMM adds x as it goes); one with a projection writes the
  * projection into d, accumulates the last convolution onto it, and swaps
  * x and d. No memory is allocated on the inference path.
+ *
+ * A packed model (rn_model_pack) runs on the blocked engine: the stem reads
+ * the NCHW input and writes NCHW16c, every later layer reads and writes
+ * NCHW16c (core/conv_avx512.c), and the average pool turns it into (n, c).
+ * Buffers are sized for channel counts rounded up to 16. A BF16 model's
+ * block convolutions read bf16 copies of their inputs: the first two of a
+ * block write theirs directly (xb, t1b, t2b), the block input is converted
+ * once for the first convolution and the projection; the last convolution
+ * and the residual stay FP32.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -17,10 +26,13 @@
 
 #include "engine.h"
 
-enum { BUF_X, BUF_D, BUF_T1, BUF_T2, BUF_COUNT };
+/* XB, T1B, T2B: bf16 copies of x, t1, t2 for a BF16 model (half the floats) */
+enum { BUF_X, BUF_D, BUF_T1, BUF_T2, BUF_XB, BUF_T1B, BUF_T2B, BUF_COUNT };
 
 struct rn_ctx {
     const rn_model *m;
+    int blocked;             /* the model is packed: blocks run on NCHW16c */
+    int bf16;                /* ... with bf16 weights (RN_PRECISION_BF16) */
     rn_exec exec;
     int n_threads;
     float *buf[BUF_COUNT];
@@ -43,11 +55,11 @@ static void plan_for(const rn_model *m, int h, int w, struct plan *p)
 #define COL(c, ih, iw) (p->col = RN_MAX(p->col, rn_conv_col_floats(c, ih, iw)))
     const rn_conv *s = &m->stem;
     int oh = rn_out_dim(h, s->kh, s->stride, s->pad), ow = rn_out_dim(w, s->kw, s->stride, s->pad);
-    NEED(BUF_T1, (size_t)s->out_c * oh * ow);
+    NEED(BUF_T1, (size_t)rn_cblocks(s->out_c) * 16 * oh * ow);
     COL(s, h, w);
     h = rn_out_dim(oh, 3, 2, 1);
     w = rn_out_dim(ow, 3, 2, 1);
-    NEED(BUF_X, (size_t)s->out_c * h * w);
+    NEED(BUF_X, (size_t)rn_cblocks(s->out_c) * 16 * h * w);
     for (int k = 0; k < m->n_blocks; k++) {
         const rn_block *b = &m->blocks[k];
         const rn_conv *cs[3] = {&b->c1, &b->c2, &b->c3};
@@ -56,7 +68,7 @@ static void plan_for(const rn_model *m, int h, int w, struct plan *p)
             COL(cs[i], ch, cw);
             ch = rn_out_dim(ch, cs[i]->kh, cs[i]->stride, cs[i]->pad);
             cw = rn_out_dim(cw, cs[i]->kw, cs[i]->stride, cs[i]->pad);
-            size_t v = (size_t)cs[i]->out_c * ch * cw;
+            size_t v = (size_t)rn_cblocks(cs[i]->out_c) * 16 * ch * cw;
             NEED(i == n_convs - 1 ? BUF_X : i == 0 ? BUF_T1 : BUF_T2, v);
             if (i == n_convs - 1)
                 NEED(BUF_D, v);
@@ -75,6 +87,9 @@ static int reserve(rn_ctx *ctx, int n, int h, int w, char *err, size_t errlen)
 {
     struct plan p;
     plan_for(ctx->m, h, w, &p);
+    if (ctx->bf16)
+        for (int b = BUF_XB; b <= BUF_T2B; b++)
+            p.need[b] = (p.need[b - BUF_XB] + 1) / 2;
     for (int b = 0; b < BUF_COUNT; b++) {
         size_t want = p.need[b] * (size_t)n;
         if (want <= ctx->cap[b])
@@ -132,6 +147,8 @@ int rn_ctx_new(const rn_model *m, const rn_ctx_params *params, rn_ctx **out, cha
     if (!ctx)
         return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
     ctx->m = m;
+    ctx->blocked = m->packed != NULL;
+    ctx->bf16 = m->n_blocks > 0 && m->blocks[0].c1.wb != NULL;
     ctx->n_threads = p.n_threads;
     int rc = reserve(ctx, p.max_batch, p.max_size, p.max_size, err, errlen);
     if (rc < 0)
@@ -160,12 +177,17 @@ void rn_ctx_free(rn_ctx *ctx)
     free(ctx);
 }
 
-static void conv(rn_ctx *ctx, const rn_conv *c, const float *in, int n, int *h, int *w, float *out,
-                 const float *bias, int relu, int accumulate)
+/* in_b, out_b: bf16 copies of in and out for a BF16 model, else NULL */
+static void conv(rn_ctx *ctx, const rn_conv *c, const float *in, const uint16_t *in_b, int n,
+                 int *h, int *w, float *out, uint16_t *out_b, const float *bias, int relu,
+                 int accumulate)
 {
-    rn_conv_args a = {.c = c, .in = in, .n = n, .ih = *h, .iw = *w, .out = out, .bias = bias,
-                      .relu = relu, .accumulate = accumulate};
-    rn_conv_forward(&ctx->exec, &a);
+    rn_conv_args a = {.c = c, .in = in, .in_b = in_b, .n = n, .ih = *h, .iw = *w, .out = out,
+                      .out_b = out_b, .bias = bias, .relu = relu, .accumulate = accumulate};
+    if (ctx->blocked && (c->wp || c->wb))
+        rn_conv_blocked_forward(&ctx->exec, &a);
+    else
+        rn_conv_forward(&ctx->exec, &a);
     *h = rn_out_dim(*h, c->kh, c->stride, c->pad);
     *w = rn_out_dim(*w, c->kw, c->stride, c->pad);
 }
@@ -185,9 +207,18 @@ int rn_infer(rn_ctx *ctx, const float *input, int n, int h, int w, float *logits
     const rn_model *m = ctx->m;
     float *x = ctx->buf[BUF_X], *d = ctx->buf[BUF_D], *t1 = ctx->buf[BUF_T1],
           *t2 = ctx->buf[BUF_T2];
+    uint16_t *xb = NULL, *t1b = NULL, *t2b = NULL;
+    if (ctx->bf16) {
+        xb = (uint16_t *)ctx->buf[BUF_XB];
+        t1b = (uint16_t *)ctx->buf[BUF_T1B];
+        t2b = (uint16_t *)ctx->buf[BUF_T2B];
+    }
 
-    conv(ctx, &m->stem, input, n, &h, &w, t1, m->stem.b, 1, 0);
-    rn_maxpool3x3s2(&ctx->exec, t1, n, m->stem.out_c, h, w, x);
+    conv(ctx, &m->stem, input, NULL, n, &h, &w, t1, NULL, m->stem.b, 1, 0);
+    if (ctx->blocked)
+        rn_maxpool3x3s2_blocked(&ctx->exec, t1, n, m->stem.out_c, h, w, x);
+    else
+        rn_maxpool3x3s2(&ctx->exec, t1, n, m->stem.out_c, h, w, x);
     h = rn_out_dim(h, 3, 2, 1);
     w = rn_out_dim(w, 3, 2, 1);
 
@@ -196,18 +227,22 @@ int rn_infer(rn_ctx *ctx, const float *input, int n, int h, int w, float *logits
         const rn_conv *last = rn_block_last(b);
         int bh = h, bw = w;
         float *out = x;
+        if (xb)
+            rn_blocked_to_bf16(&ctx->exec, x, (size_t)n * rn_cblocks(b->c1.in_c) * 16 * h * w, xb);
         if (b->ds.w) {
             int dh = h, dw = w;
-            conv(ctx, &b->ds, x, n, &dh, &dw, d, NULL, 0, 0);
+            conv(ctx, &b->ds, x, xb, n, &dh, &dw, d, NULL, NULL, 0, 0);
             out = d;
         }
-        conv(ctx, &b->c1, x, n, &bh, &bw, t1, b->c1.b, 1, 0);
+        conv(ctx, &b->c1, x, xb, n, &bh, &bw, t1, t1b, b->c1.b, 1, 0);
         const float *prev = t1;
+        const uint16_t *prev_b = t1b;
         if (b->kind == RN_BLOCK_BOTTLENECK) {
-            conv(ctx, &b->c2, t1, n, &bh, &bw, t2, b->c2.b, 1, 0);
+            conv(ctx, &b->c2, t1, t1b, n, &bh, &bw, t2, t2b, b->c2.b, 1, 0);
             prev = t2;
+            prev_b = t2b;
         }
-        conv(ctx, last, prev, n, &bh, &bw, out, b->out_bias, 1, 1);
+        conv(ctx, last, prev, prev_b, n, &bh, &bw, out, NULL, b->out_bias, 1, 1);
         if (out == d) {
             d = x;
             x = out;
@@ -218,7 +253,10 @@ int rn_infer(rn_ctx *ctx, const float *input, int n, int h, int w, float *logits
 
     int e = m->info.embed_dim;
     float *pooled = embed ? embed : ctx->pooled;
-    rn_global_avgpool(&ctx->exec, x, n, e, h * w, pooled);
+    if (ctx->blocked)
+        rn_global_avgpool_blocked(&ctx->exec, x, n, e, h * w, pooled);
+    else
+        rn_global_avgpool(&ctx->exec, x, n, e, h * w, pooled);
     if (logits)
         rn_linear(&ctx->exec, pooled, n, e, m->fc_wt, m->fc_b, m->info.n_classes, logits);
     return RN_OK;

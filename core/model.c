@@ -497,12 +497,13 @@ static int load(st_file *f, const rn_model_params *params, rn_model **out, char 
         return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
     struct loader L = {.f = f, .m = m, .err = err, .errlen = errlen};
     int rc;
-    if (params && params->precision != RN_PRECISION_FP32) {
+    if (params && params->precision != RN_PRECISION_FP32 && params->precision != RN_PRECISION_BF16) {
         rc = rn_errf(err, errlen, RN_ERR_INVALID_ARG, "unknown precision %d", params->precision);
         goto out_free_model;
     }
     if ((rc = read_meta(&L)) < 0 || (rc = describe(&L)) < 0 || (rc = read_labels(&L)) < 0 ||
-        (rc = fill(&L)) < 0)
+        (rc = fill(&L)) < 0 ||
+        (rc = rn_model_pack(m, params ? params->precision : RN_PRECISION_FP32, err, errlen)) < 0)
         goto out_free_model;
     summarise(m);
     free(L.srcs);
@@ -566,6 +567,7 @@ void rn_model_free(rn_model *m)
     }
     free(m->meta_keys);
     free(m->meta_values);
+    rn_model_unpack(m);
     free(m->blocks);
     rn_free(m->arena);
     free(m);

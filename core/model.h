@@ -9,6 +9,14 @@ typedef struct rn_conv {
     int in_c, out_c, kh, kw, stride, pad, groups;
     float *w; /* (out_c, in_c/groups * kh * kw) */
     float *b; /* (out_c) */
+    /* Set by rn_model_pack for the blocked AVX-512 engine, else NULL:
+     * (ceil(out_c/16), ceil(in_c/wp_icb), kh, kw, wp_icb in, 16 out),
+     * zero-padded; wp_icb is 16 (NCHW16c input) or 1 (NCHW input: the stem). */
+    float *wp;
+    int wp_icb;
+    /* RN_PRECISION_BF16 models, instead of wp for the block convolutions:
+     * (ceil(out_c/16), ceil(in_c/16), kh, kw, 8 input pairs, 16 out, 2 in). */
+    uint16_t *wb;
 } rn_conv;
 
 /* One residual block. Basic: c1 3x3, c2 3x3. Bottleneck: c1 1x1, c2 3x3
@@ -30,12 +38,23 @@ struct rn_model {
     float *fc_wt;       /* (embed_dim, n_classes): fc.weight transposed */
     float *fc_b;        /* (n_classes) */
     float *arena;       /* every float above lives here */
+    void *packed;       /* every rn_conv.wp and .wb lives here (rn_model_pack), or NULL */
     char **labels;      /* n_classes names, or NULL */
     char **meta_keys;   /* n_meta, NULL-terminated */
     char **meta_values;
     int n_meta;
     rn_preprocess pp;
 };
+
+/* Pack every convolution's weights for the blocked engine (core/pack.c)
+ * when this CPU runs it and RN_FORCE_GENERIC is unset; otherwise, or for
+ * grouped convolutions, leave the model as it is. With precision
+ * RN_PRECISION_BF16 and a CPU with avx512_bf16, the block convolutions get
+ * bf16 weights (wb); without the feature, a log line and FP32. Call once at
+ * the end of loading; rn_model_unpack (accepts a model never packed) frees
+ * the packing. RN_ERR_NOMEM on failure, with nothing packed. */
+int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen);
+void rn_model_unpack(rn_model *m);
 
 /* The last convolution of a block (the one that takes the residual). */
 static inline const rn_conv *rn_block_last(const rn_block *b)

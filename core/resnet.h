@@ -85,7 +85,9 @@ const char *rn_blas_corename(void);
 
 typedef struct rn_model rn_model; /* opaque, immutable after load */
 
-enum rn_precision { RN_PRECISION_FP32 = 0 };
+/* RN_PRECISION_BF16: bf16 weights and activations with FP32 accumulation
+ * (AVX-512 BF16); FP32, with a log line, on CPUs without it. */
+enum rn_precision { RN_PRECISION_FP32 = 0, RN_PRECISION_BF16 = 1 };
 
 typedef struct rn_model_params {
     int precision; /* enum rn_precision */

@@ -1,0 +1,168 @@
+/* Weights packed once at load for the blocked engine (core/conv_avx512.c).
+ *
+ * The blocked engine keeps activations in NCHW16c: channels in blocks of 16,
+ * the 16 channels of one pixel contiguous, so that one AVX-512 vector holds
+ * one pixel's block. A convolution's weights are packed to match: for output
+ * block ob and input block ib, the kh x kw taps each hold a 16 x 16 matrix,
+ * input channel major, so the kernel loads one vector of 16 output channels
+ * per (input channel, tap) and FMAs it with a broadcast input value:
+ *
+ *     wp[ob][ib][ky][kx][i][o] = w[ob*16 + o][ib*16 + i][ky][kx]
+ *
+ * Channel counts that are not multiples of 16 are zero-padded, so the padded
+ * channels of every activation stay zero through conv, bias (zero), residual
+ * and ReLU. The stem reads the caller's NCHW image (3 channels): its input
+ * "blocks" are single channels, wp[ob][i][ky][kx][0][o], and it writes
+ * NCHW16c like every other convolution.
+ *
+ * A BF16 model (RN_PRECISION_BF16) gets bf16 weights for its block
+ * convolutions instead, the same layout with the 16 x 16 matrix of a tap
+ * stored as 8 rows of input-channel pairs: see pack_conv_bf16.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+int rn_blocked_available(void)
+{
+    const char *force = getenv("RN_FORCE_GENERIC");
+    if (force && *force && strcmp(force, "0"))
+        return 0;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+int rn_blocked_bf16_available(void)
+{
+#if defined(__x86_64__)
+    return rn_blocked_available() && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+/* Round to nearest even, as VCVTNEPS2BF16 does (weights are finite). */
+static uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+/* Input channels per block of c's packing. */
+static int icb_of(const rn_model *m, const rn_conv *c)
+{
+    return c == &m->stem ? 1 : 16;
+}
+
+static size_t packed_floats(const rn_conv *c, int icb)
+{
+    return (size_t)rn_cblocks(c->out_c) * ((c->in_c + icb - 1) / icb) * icb * c->kh * c->kw * 16;
+}
+
+static void pack_conv(rn_conv *c, int icb, float *dst)
+{
+    int ib_n = (c->in_c + icb - 1) / icb, taps = c->kh * c->kw;
+    memset(dst, 0, packed_floats(c, icb) * sizeof(float));
+    for (int o = 0; o < c->out_c; o++)
+        for (int i = 0; i < c->in_c; i++)
+            for (int k = 0; k < taps; k++) {
+                size_t at = ((((size_t)(o / 16) * ib_n + i / icb) * taps + k) * icb + i % icb) * 16 +
+                            o % 16;
+                dst[at] = c->w[((size_t)o * c->in_c + i) * taps + k];
+            }
+    c->wp = dst;
+    c->wp_icb = icb;
+}
+
+/* BF16 weights for NCHW16c bf16 input: input channels in adjacent pairs, the
+ * operand order of VDPBF16PS: wb[ob][ib][ky][kx][i/2][o][i%2]. */
+static void pack_conv_bf16(rn_conv *c, uint16_t *dst)
+{
+    int ib_n = rn_cblocks(c->in_c), taps = c->kh * c->kw;
+    memset(dst, 0, packed_floats(c, 16) * sizeof(uint16_t));
+    for (int o = 0; o < c->out_c; o++)
+        for (int i = 0; i < c->in_c; i++)
+            for (int k = 0; k < taps; k++) {
+                size_t at = (((size_t)(o / 16) * ib_n + i / 16) * taps + k) * 256 +
+                            (i % 16 / 2) * 32 + o % 16 * 2 + i % 2;
+                dst[at] = to_bf16(c->w[((size_t)o * c->in_c + i) * taps + k]);
+            }
+    c->wb = dst;
+}
+
+/* Convolution i of the model: 0 the stem, then c1, c2, c3 and the projection
+ * of each block, NULL where a block has none. */
+static rn_conv *nth_conv(rn_model *m, int i)
+{
+    if (i == 0)
+        return &m->stem;
+    i--;
+    rn_block *b = &m->blocks[i / 4];
+    rn_conv *cs[4] = {&b->c1, &b->c2, b->kind == RN_BLOCK_BOTTLENECK ? &b->c3 : NULL,
+                      b->ds.w ? &b->ds : NULL};
+    return cs[i % 4];
+}
+
+/* Bytes of c's packing: bf16 for block convolutions of a BF16 model. */
+static size_t packed_bytes(const rn_model *m, const rn_conv *c, int bf16)
+{
+    int icb = icb_of(m, c);
+    return packed_floats(c, icb) * (bf16 && icb == 16 ? sizeof(uint16_t) : sizeof(float));
+}
+
+int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
+{
+    if (m->packed || !rn_blocked_available())
+        return RN_OK;
+    int bf16 = precision == RN_PRECISION_BF16 && rn_blocked_bf16_available();
+    if (precision == RN_PRECISION_BF16 && !bf16)
+        rn_log(RN_LOG_WARN, "this CPU has no avx512_bf16: running in FP32");
+    int n = 1 + 4 * m->n_blocks;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        rn_conv *c = nth_conv(m, i);
+        if (c && (c->groups != 1 || c->stride > 2))
+            return RN_OK; /* ResNeXt: the GEMM path handles groups */
+        if (c)
+            total += packed_bytes(m, c, bf16);
+    }
+    if (!(m->packed = rn_alloc(total)))
+        return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory packing weights (%zu MB)",
+                       total >> 20);
+    char *p = m->packed;
+    for (int i = 0; i < n; i++) {
+        rn_conv *c = nth_conv(m, i);
+        if (!c)
+            continue;
+        if (bf16 && icb_of(m, c) == 16)
+            pack_conv_bf16(c, (uint16_t *)p);
+        else
+            pack_conv(c, icb_of(m, c), (float *)p);
+        p += packed_bytes(m, c, bf16);
+    }
+    return RN_OK;
+}
+
+void rn_model_unpack(rn_model *m)
+{
+    if (!m || !m->packed)
+        return;
+    for (int i = 0; i < 1 + 4 * m->n_blocks; i++) {
+        rn_conv *c = nth_conv(m, i);
+        if (c) {
+            c->wp = NULL;
+            c->wb = NULL;
+        }
+    }
+    rn_free(m->packed);
+    m->packed = NULL;
+}
