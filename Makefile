@@ -26,7 +26,9 @@ ifeq ($(DEBUG),1)
 CFLAGS  := -O0 -g3
 endif
 ifeq ($(SANITIZE),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# override: `make asan` passes CFLAGS on the command line, which would
+# otherwise drop the sanitizer flags (only the runtime would be linked).
+override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) -Icore \
@@ -119,7 +121,7 @@ build-fuzz/bin/%: tests/fuzz/%.c FORCE
 FORCE:
 
 # Binaries, the library and its header; systemd files when present.
-install: all
+install: all install-systemd
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(BUILD)/resnet $(DESTDIR)$(PREFIX)/bin/resnet
 	$(if $(wildcard $(BUILD)/resnetd),install -m 755 $(BUILD)/resnetd $(DESTDIR)$(PREFIX)/bin/resnetd)
@@ -128,7 +130,7 @@ install: all
 	ln -sf libresnet.so.0 $(DESTDIR)$(PREFIX)/lib/libresnet.so
 	install -m 644 core/resnet.h $(DESTDIR)$(PREFIX)/include/resnet.h
 
-uninstall:
+uninstall: uninstall-systemd
 	rm -f $(DESTDIR)$(PREFIX)/bin/resnet $(DESTDIR)$(PREFIX)/bin/resnetd \
 	      $(DESTDIR)$(PREFIX)/lib/libresnet.a $(DESTDIR)$(PREFIX)/lib/libresnet.so.0 \
 	      $(DESTDIR)$(PREFIX)/lib/libresnet.so $(DESTDIR)$(PREFIX)/include/resnet.h
@@ -168,3 +170,48 @@ run: deps
 	    echo "no $(BUILD)/resnetd yet: classifying a sample photo instead"; \
 	    $(BUILD)/resnet classify -m $(MODEL) /usr/share/darknet/data/dog.jpg; \
 	fi
+
+# ---- systemd service, environment file, man page (issue 6) ----
+# make install-systemd: resnetd.service and the resnetd@.service template
+# (generated from it by systemd/make-template.sh) in $(UNITDIR), which systemd
+# searches; the environment file as /etc/default/resnetd, never overwriting an
+# existing one (it holds the admin's settings: the new defaults then go beside
+# it as resnetd.dist); the man page resnetd(8); the read-only models folder.
+# /usr/local in the files becomes $(PREFIX). Then: systemctl daemon-reload.
+# make uninstall-systemd removes the units and the man page, and keeps
+# /etc/default/resnetd and any model.
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+MODELDIR   := $(PREFIX)/share/resnetd/models
+SYSD_SED   := sed -e 's|/usr/local|$(PREFIX)|g'
+
+.PHONY: install-systemd uninstall-systemd
+install-systemd:
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(MANDIR)/man8
+	install -d -m 755 $(DESTDIR)$(MODELDIR)
+	$(SYSD_SED) systemd/resnetd.service >$(DESTDIR)$(UNITDIR)/resnetd.service
+	systemd/make-template.sh systemd/resnetd.service | $(SYSD_SED) >$(DESTDIR)$(UNITDIR)/resnetd@.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/resnetd.service $(DESTDIR)$(UNITDIR)/resnetd@.service
+	@env=$(DESTDIR)$(SYSCONFDIR)/default/resnetd; \
+	if [ -e $$env ]; then \
+	    $(SYSD_SED) systemd/resnetd.env >$$env.dist && chmod 644 $$env.dist; \
+	    echo "kept $$env; the new defaults are in $$env.dist"; \
+	else \
+	    $(SYSD_SED) systemd/resnetd.env >$$env && chmod 644 $$env; \
+	fi
+	install -m 644 docs/resnetd.8 $(DESTDIR)$(MANDIR)/man8/resnetd.8
+	@echo "next: put models in $(MODELDIR), edit $(SYSCONFDIR)/default/resnetd, then"
+	@echo "      systemctl daemon-reload && systemctl enable --now resnetd"
+
+uninstall-systemd:
+	rm -f $(DESTDIR)$(UNITDIR)/resnetd.service $(DESTDIR)$(UNITDIR)/resnetd@.service \
+	      $(DESTDIR)$(SYSCONFDIR)/default/resnetd.dist $(DESTDIR)$(MANDIR)/man8/resnetd.8
+	rmdir $(DESTDIR)$(MODELDIR) $(DESTDIR)$(PREFIX)/share/resnetd 2>/dev/null || true
+	@echo "kept $(SYSCONFDIR)/default/resnetd and the models; remove them by hand if unwanted"
+
+# make bench-peers: resnet bench beside ONNX Runtime (npm onnxruntime-node) and
+# PyTorch (Debian) on the same weights, batch 1 and 8 (bench/peers/run.sh).
+.PHONY: bench-peers
+bench-peers: all
+	@BUILD=$(BUILD) bench/peers/run.sh
