@@ -45,6 +45,7 @@ struct worker {
     struct job_image **batch; /* max_batch entries */
     float *in, *logits, *embed;
     size_t in_cap, logits_cap, embed_cap; /* in floats */
+    _Atomic int64_t busy_since_ns; /* start of the current batch, 0 when idle */
 };
 
 struct batcher {
@@ -255,7 +256,9 @@ static void *worker_main(void *arg)
         metrics_queue_depth(b->queued);
         pthread_mutex_unlock(&b->lock);
 
+        atomic_store(&w->busy_since_ns, now_ns());
         run_batch(w, n);
+        atomic_store(&w->busy_since_ns, 0);
 
         pthread_mutex_lock(&b->lock);
         b->running -= n;
@@ -358,4 +361,15 @@ void batcher_stop(batcher *b)
     pthread_cond_destroy(&b->idle);
     pthread_mutex_destroy(&b->lock);
     free(b);
+}
+
+int64_t batcher_busiest_ns(batcher *b)
+{
+    int64_t now = now_ns(), most = 0;
+    for (int i = 0; i < b->n_workers; i++) {
+        int64_t t = atomic_load(&b->workers[i].busy_since_ns);
+        if (t && now - t > most)
+            most = now - t;
+    }
+    return most;
 }

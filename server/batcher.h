@@ -70,6 +70,10 @@ int batcher_wait_idle(batcher *b, int timeout_ms);
  * Accepts NULL. */
 void batcher_stop(batcher *b);
 
+/* The longest time any worker has been in its current batch (0: all idle);
+ * the systemd watchdog withholds its ping when a worker is stuck. */
+int64_t batcher_busiest_ns(batcher *b);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t now_ns(void);
 

@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 #include "batcher.h"
+#include "budget.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
 #include "models.h"
+#include "notify.h"
 
 static int usable_cores(void)
 {
@@ -55,11 +57,25 @@ static void drain(struct server *srv, const sigset_t *sigs, int budget_ms)
 static void reload(const struct config *cfg)
 {
     char err[1024];
+    notify_reloading();
     log_msg("info", "SIGHUP: reloading %d model%s", cfg->n_models, cfg->n_models > 1 ? "s" : "");
-    if (models_reload(cfg, err, sizeof err) < 0)
+    if (models_reload(cfg, err, sizeof err) < 0) {
         log_msg("error", "reload failed, still serving the previous models: %s", err);
-    else
+        notify_status("reload failed, serving the previous models: %s", err);
+    } else {
         log_msg("info", "reload done");
+        notify_status("serving %d model%s, reloaded", cfg->n_models, cfg->n_models > 1 ? "s" : "");
+    }
+    notify_ready(); /* the reload is over, whichever way it went */
+}
+
+/* The watchdog's question: are the workers making progress? No worker may
+ * sit in one batch for half the watchdog period. */
+static int workers_alive(void *arg)
+{
+    const struct server *srv = arg;
+    int64_t half_ns = (int64_t)(notify_watchdog_usec() / 2 * 1000);
+    return batcher_busiest_ns(srv->batcher) < half_ns;
 }
 
 int main(int argc, char **argv)
@@ -89,8 +105,14 @@ int main(int argc, char **argv)
     log_msg("info", "loading %d model%s, %d worker%s x %d thread%s", cfg.n_models,
             cfg.n_models > 1 ? "s" : "", cfg.workers, cfg.workers > 1 ? "s" : "", cfg.threads,
             cfg.threads > 1 ? "s" : "");
+    notify_status("loading and warming up %d model%s", cfg.n_models, cfg.n_models > 1 ? "s" : "");
     if (models_init(&cfg, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
+        return 2;
+    }
+    if (budget_check(&cfg, 0, err, sizeof err) < 0) {
+        log_msg("error", "%s", err);
+        models_shutdown();
         return 2;
     }
     struct batcher_params bp = {cfg.workers, cfg.max_batch, cfg.max_delay_us, cfg.max_queue,
@@ -117,11 +139,19 @@ int main(int argc, char **argv)
     log_msg("info", "ready on http://%s%s%s:%d (BLAS core %s)",
             strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
             strchr(cfg.listen_host, ':') ? "]" : "", cfg.listen_port, rn_blas_corename());
+    notify_status("serving %d model%s on %s:%d", cfg.n_models, cfg.n_models > 1 ? "s" : "",
+                  cfg.listen_host, cfg.listen_port);
+    if (notify_ready() < 0)
+        log_msg("warn", "cannot tell systemd we are ready (NOTIFY_SOCKET)");
+    if (notify_watchdog_start(workers_alive, &srv) < 0)
+        log_msg("warn", "cannot start the systemd watchdog thread");
 
     for (;;) {
         int sig = sigwaitinfo(&sigs, NULL);
         if (sig == SIGTERM || sig == SIGINT) {
             log_msg("info", "%s: stopping; finishing queued work", strsignal(sig));
+            notify_stopping();
+            notify_status("stopping: finishing the queued work");
             break;
         }
         if (sig == SIGHUP)
@@ -130,6 +160,7 @@ int main(int argc, char **argv)
     http_quiesce(&srv);
     drain(&srv, &sigs, cfg.request_timeout_ms + cfg.connection_timeout_s * 1000);
     http_stop(&srv);
+    notify_watchdog_stop(); /* before the batcher it asks about is freed */
     batcher_stop(srv.batcher);
     models_shutdown();
     log_msg("info", "stopped");
