@@ -9,7 +9,8 @@ PKGS=(
     build-essential pkg-config ca-certificates
     libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
     libmicrohttpd-dev libsystemd-dev
-    libcmocka-dev curl jq python3 nodejs npm darknet wrk nginx
+    libcmocka-dev curl jq python3 python3-yaml nodejs npm darknet wrk nginx
+    strace systemd valgrind
 )
 if [ "${1:-}" = "--dev" ]; then
     PKGS+=(python3-torch python3-torchvision python3-pil python3-numpy darknet

@@ -466,7 +466,13 @@ int http_start(struct server *s, char *err, size_t errlen)
     const struct config *cfg = s->cfg;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+    /* poll(), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll mode
+     * misses a peer's FIN that arrives together with request data (a client
+     * that sends part of a body and hangs up), leaving the connection in
+     * CLOSE-WAIT until --connection-timeout-s. poll() is level-triggered, and
+     * ample for --max-connections (1024 by default) spread over the
+     * --http-threads pool (tests/e2e/reliability_faults.sh). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;

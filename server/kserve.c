@@ -4,38 +4,19 @@
  * (Inference-Header-Content-Length), and the classification extension. */
 #include "routes.h"
 
-#include <errno.h>
-#include <math.h>
+#include "kserve.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define V2_MAX_SIDE 512 /* FP32 inputs: h, w from 32 to this */
-
-enum { OUT_LOGITS, OUT_PROBS, N_OUT };
-static const char *out_names[N_OUT] = {"logits", "probabilities"};
-
-struct v2_state {
-    float *tensor;   /* FP32 input, n x 3 x h x w */
-    char **blobs;    /* BYTES input decoded from base64, n of them */
-    int n, h, w;
-    char id[256];
-    int has_id;
-    struct {
-        int want, binary, cls; /* requested; binary data; top-k classification */
-    } out[N_OUT];
-    int order[N_OUT], n_order; /* outputs in the order the request named them */
-};
-
+/* The parsed request (kserve.h), owned by the request as its route state. */
 static void v2_state_free(void *p)
 {
-    struct v2_state *st = p;
+    struct v2_request *st = p;
     if (!st)
         return;
-    for (int i = 0; st->blobs && i < st->n; i++)
-        free(st->blobs[i]);
-    free(st->blobs);
-    free(st->tensor);
+    v2_request_free(st);
     free(st);
 }
 
@@ -92,8 +73,8 @@ void v2_model_meta(struct request *r)
     cJSON_AddItemToArray(in, tensor_meta("image", "BYTES", bshape, 1));
     cJSON *out = cJSON_AddArrayToObject(o, "outputs");
     int oshape[2] = {-1, m->info->n_classes};
-    for (int i = 0; i < N_OUT; i++)
-        cJSON_AddItemToArray(out, tensor_meta(out_names[i], "FP32", oshape, 2));
+    for (int i = 0; i < V2_N_OUT; i++)
+        cJSON_AddItemToArray(out, tensor_meta(v2_out_names[i], "FP32", oshape, 2));
     reply_json(r, 200, o);
 }
 
@@ -105,293 +86,29 @@ void v2_model_ready(struct request *r)
     reply_json(r, atomic_load(&r->srv->draining) ? 503 : 200, o);
 }
 
-/* ---- request parsing ---- */
-
-/* Standard base64 with optional padding into a malloc'd buffer. */
-static char *base64_decode(const char *s, size_t *out_len)
-{
-    size_t n = strlen(s);
-    while (n > 0 && s[n - 1] == '=')
-        n--;
-    if (n % 4 == 1)
-        return NULL;
-    char *out = malloc(n / 4 * 3 + 3);
-    if (!out)
-        return NULL;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
-              : c >= '0' && c <= '9' ? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    *out_len = o;
-    return out;
-}
-
-/* Count the numbers in a (nested) JSON array; -1 on a non-number. */
-static long count_numbers(const cJSON *a)
-{
-    if (cJSON_IsNumber(a))
-        return 1;
-    if (!cJSON_IsArray(a))
-        return -1;
-    long n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        long k = count_numbers(e);
-        if (k < 0)
-            return -1;
-        n += k;
-    }
-    return n;
-}
-
-static void fill_numbers(const cJSON *a, float *out, size_t *i)
-{
-    if (cJSON_IsNumber(a)) {
-        out[(*i)++] = (float)a->valuedouble;
-        return;
-    }
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a) fill_numbers(e, out, i);
-}
-
-static int bad(struct request *r, const char *msg)
-{
-    reply_error(r, SRV_ERR_BAD_TENSOR, "%s", msg);
-    return -1;
-}
-
-/* Read "outputs" and request parameters into st. */
-static int parse_outputs(struct request *r, const cJSON *root, struct v2_state *st)
-{
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
-    int all_binary = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(params, "binary_data_output"));
-    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outputs");
-    if (!outs) {
-        for (int i = 0; i < N_OUT; i++) {
-            st->out[i].want = 1;
-            st->out[i].binary = all_binary;
-            st->order[st->n_order++] = i;
-        }
-        return 0;
-    }
-    if (!cJSON_IsArray(outs))
-        return bad(r, "\"outputs\" must be an array");
-    const cJSON *o;
-    cJSON_ArrayForEach(o, outs)
-    {
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
-        int k = -1;
-        for (int i = 0; i < N_OUT && cJSON_IsString(name); i++)
-            if (strcmp(name->valuestring, out_names[i]) == 0)
-                k = i;
-        if (k < 0)
-            return bad(r, "unknown output: outputs are \"logits\" and \"probabilities\"");
-        if (st->out[k].want)
-            return bad(r, "an output is named twice in \"outputs\"");
-        st->out[k].want = 1;
-        st->order[st->n_order++] = k;
-        st->out[k].binary = all_binary;
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "parameters");
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(p, "binary_data");
-        if (cJSON_IsBool(b))
-            st->out[k].binary = cJSON_IsTrue(b);
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(p, "classification");
-        if (c) {
-            if (!cJSON_IsNumber(c) || c->valuedouble < 1 || c->valuedouble > 1e6 ||
-                c->valuedouble != floor(c->valuedouble))
-                return bad(r, "\"classification\" must be a positive integer");
-            st->out[k].cls = c->valueint;
-        }
-    }
-    return 0;
-}
-
-/* Read the single input tensor into st and r->images. */
-static int parse_input(struct request *r, const cJSON *root, const char *bin, size_t bin_len,
-                       struct v2_state *st)
-{
-    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
-    if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) != 1)
-        return bad(r, "\"inputs\" must be an array of exactly one tensor");
-    const cJSON *in = cJSON_GetArrayItem(inputs, 0);
-    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(in, "datatype");
-    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(in, "shape");
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(in, "parameters");
-    const cJSON *bsize = cJSON_GetObjectItemCaseSensitive(params, "binary_data_size");
-    if (!cJSON_IsString(dtype) || !cJSON_IsArray(shape))
-        return bad(r, "input needs \"datatype\" and \"shape\"");
-    int nd = cJSON_GetArraySize(shape);
-    long dims[4] = {0};
-    if (nd < 1 || nd > 4)
-        return bad(r, "input shape: expected [N,3,H,W] (FP32) or [N] (BYTES)");
-    for (int i = 0; i < nd; i++) {
-        const cJSON *d = cJSON_GetArrayItem(shape, i);
-        if (!cJSON_IsNumber(d) || d->valuedouble < 1 || d->valuedouble > 1e6 ||
-            d->valuedouble != floor(d->valuedouble))
-            return bad(r, "input shape: dimensions must be positive integers");
-        dims[i] = (long)d->valuedouble;
-    }
-    if (bsize && (!cJSON_IsNumber(bsize) || bsize->valuedouble < 0 ||
-                  (size_t)bsize->valuedouble != bin_len))
-        return bad(r, "binary_data_size does not match the binary data after the JSON header");
-    if (!bsize && bin_len)
-        return bad(r, "binary data after the JSON header but no binary_data_size parameter");
-    if (!bsize && !data)
-        return bad(r, "input has neither \"data\" nor binary_data_size");
-    int crop = r->model->pp->crop;
-
-    if (strcmp(dtype->valuestring, "FP32") == 0) {
-        if (nd != 4 || dims[1] != 3 || dims[2] < 32 || dims[3] < 32 || dims[2] > V2_MAX_SIDE ||
-            dims[3] > V2_MAX_SIDE) {
-            reply_error(r, SRV_ERR_BAD_TENSOR,
-                        "FP32 input shape must be [N,3,H,W] with 32 <= H,W <= %d", V2_MAX_SIDE);
-            return -1;
-        }
-        st->n = (int)dims[0];
-        st->h = (int)dims[2];
-        st->w = (int)dims[3];
-        size_t per = (size_t)3 * st->h * st->w, total = per * (size_t)st->n;
-        if (bsize) {
-            if (bin_len != total * sizeof(float))
-                return bad(r, "binary FP32 data size does not match the shape");
-        } else if (count_numbers(data) != (long)total) {
-            return bad(r, "FP32 \"data\" must hold N*3*H*W numbers, as the shape says");
-        }
-        st->tensor = malloc(total * sizeof(float));
-        r->images = calloc((size_t)st->n, sizeof *r->images);
-        if (!st->tensor || !r->images) {
-            reply_error(r, SRV_ERR_NOMEM, "out of memory for the input");
-            return -1;
-        }
-        if (bsize) {
-            memcpy(st->tensor, bin, bin_len);
-        } else {
-            size_t i = 0;
-            fill_numbers(data, st->tensor, &i);
-        }
-        for (size_t i = 0; i < total; i++)
-            if (!isfinite(st->tensor[i]))
-                return bad(r, "FP32 input holds a NaN or infinity");
-        for (int i = 0; i < st->n; i++) {
-            r->images[i].tensor = st->tensor + per * (size_t)i;
-            r->images[i].h = st->h;
-            r->images[i].w = st->w;
-        }
-        return 0;
-    }
-    if (strcmp(dtype->valuestring, "BYTES") != 0)
-        return bad(r, "input datatype must be FP32 or BYTES");
-    if (!(nd == 1 || (nd == 2 && dims[1] == 1)))
-        return bad(r, "BYTES input shape must be [N] or [N,1]: one encoded image each");
-    st->n = (int)dims[0];
-    r->images = calloc((size_t)st->n, sizeof *r->images);
-    if (!r->images) {
-        reply_error(r, SRV_ERR_NOMEM, "out of memory for the input");
-        return -1;
-    }
-    if (bsize) { /* each element: 4-byte little-endian length, then the bytes */
-        size_t off = 0;
-        for (int i = 0; i < st->n; i++) {
-            if (bin_len - off < 4)
-                return bad(r, "binary BYTES data truncated");
-            const unsigned char *p = (const unsigned char *)bin + off;
-            size_t len = p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
-            off += 4;
-            if (len > bin_len - off)
-                return bad(r, "binary BYTES element longer than the data");
-            r->images[i].data = bin + off;
-            r->images[i].len = len;
-            off += len;
-        }
-        if (off != bin_len)
-            return bad(r, "binary BYTES data longer than the shape says");
-    } else {
-        if (!cJSON_IsArray(data) || cJSON_GetArraySize(data) != st->n)
-            return bad(r, "BYTES \"data\" must be an array of N base64 strings");
-        st->blobs = calloc((size_t)st->n, sizeof *st->blobs);
-        if (!st->blobs) {
-            reply_error(r, SRV_ERR_NOMEM, "out of memory for the input");
-            return -1;
-        }
-        for (int i = 0; i < st->n; i++) {
-            const cJSON *e = cJSON_GetArrayItem(data, i);
-            while (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 1)
-                e = cJSON_GetArrayItem(e, 0);
-            size_t len = 0;
-            if (!cJSON_IsString(e) || !(st->blobs[i] = base64_decode(e->valuestring, &len)))
-                return bad(r, "BYTES \"data\" elements must be base64-encoded images");
-            r->images[i].data = st->blobs[i];
-            r->images[i].len = len;
-        }
-    }
-    for (int i = 0; i < st->n; i++) {
-        if (r->images[i].len == 0)
-            return bad(r, "BYTES input element is empty");
-        r->images[i].h = r->images[i].w = crop;
-    }
-    return 0;
-}
+/* ---- inference ---- */
 
 void v2_infer_end(struct request *r)
 {
-    size_t json_len = r->body_len;
-    const char *hl = request_header(r, "Inference-Header-Content-Length");
-    if (hl) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(hl, &end, 10);
-        if (errno || end == hl || *end || v > r->body_len) {
-            reply_error(r, SRV_ERR_BAD_REQUEST,
-                        "Inference-Header-Content-Length %.40s: not a length within the body",
-                        hl);
-            return;
-        }
-        json_len = (size_t)v;
-    }
-    if (r->body_len == 0) {
-        reply_error(r, SRV_ERR_EMPTY_BODY, "empty body: send a v2 inference request");
-        return;
-    }
-    cJSON *root = cJSON_ParseWithLength(r->body ? r->body : "", json_len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        reply_error(r, SRV_ERR_BAD_REQUEST, "the body is not a JSON object");
-        return;
-    }
-    struct v2_state *st = calloc(1, sizeof *st);
+    struct v2_request *st = calloc(1, sizeof *st);
     if (!st) {
-        cJSON_Delete(root);
         reply_error(r, SRV_ERR_NOMEM, "out of memory");
         return;
     }
     r->route_state = st;
     r->free_state = v2_state_free;
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
-    if (cJSON_IsString(id)) {
-        snprintf(st->id, sizeof st->id, "%s", id->valuestring);
-        st->has_id = 1;
+    char err[256];
+    enum srv_err e = v2_parse_request(r->body, r->body_len,
+                                      request_header(r, "Inference-Header-Content-Length"),
+                                      r->model->pp->crop, r->srv->cfg->max_queue, st, err,
+                                      sizeof err);
+    if (e != SRV_OK) {
+        reply_error(r, e, "%s", err);
+        return;
     }
-    int ok = parse_outputs(r, root, st) == 0 &&
-             parse_input(r, root, r->body + json_len, r->body_len - json_len, st) == 0;
-    cJSON_Delete(root);
-    if (ok)
-        request_submit(r, st->n);
+    r->images = st->images; /* the request frees its images */
+    st->images = NULL;
+    request_submit(r, st->n);
 }
 
 /* ---- reply ---- */
@@ -421,11 +138,11 @@ static int blob_put(struct blob *b, const void *d, size_t n)
 /* One output tensor: values[n][nc], or its top-k "value:index:label" strings. */
 static cJSON *output_json(struct request *r, int k, float **values, struct blob *bin)
 {
-    struct v2_state *st = r->route_state;
+    struct v2_request *st = r->route_state;
     const struct model *m = r->model;
     int n = st->n, nc = m->info->n_classes;
     cJSON *t = cJSON_CreateObject();
-    cJSON_AddStringToObject(t, "name", out_names[k]);
+    cJSON_AddStringToObject(t, "name", v2_out_names[k]);
     size_t start = bin->len;
     int cls = st->out[k].cls < nc ? st->out[k].cls : nc;
     if (st->out[k].cls) {
@@ -475,7 +192,7 @@ static cJSON *output_json(struct request *r, int k, float **values, struct blob 
 
 void v2_infer_finish(struct request *r)
 {
-    struct v2_state *st = r->route_state;
+    struct v2_request *st = r->route_state;
     for (int i = 0; i < st->n; i++)
         if (r->images[i].status != SRV_OK) {
             reply_error(r, r->images[i].status, "input %d: %s", i, r->images[i].err);
@@ -509,7 +226,7 @@ void v2_infer_finish(struct request *r)
     int any_binary = 0;
     for (int i = 0; i < st->n_order; i++) {
         int k = st->order[i];
-        cJSON_AddItemToArray(outs, output_json(r, k, k == OUT_LOGITS ? logits : pp, &bin));
+        cJSON_AddItemToArray(outs, output_json(r, k, k == V2_OUT_LOGITS ? logits : pp, &bin));
         any_binary |= st->out[k].binary;
     }
     free(logits);

@@ -62,31 +62,42 @@ static const struct route *match_v2_model(const char *url, char *name, size_t na
     return NULL;
 }
 
+int routes_parse_topk(const char *s, int *k)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > 1000000)
+        return -1;
+    *k = (int)v;
+    return 0;
+}
+
 static int parse_topk(struct request *r)
 {
     const char *s = request_arg(r, "topk");
     if (!s)
         return 0;
-    char *end;
-    errno = 0;
-    long k = strtol(s, &end, 10);
-    if (errno || end == s || *end || k < 1 || k > 1000000) {
+    if (routes_parse_topk(s, &r->topk) < 0) {
         reply_error(r, SRV_ERR_BAD_REQUEST, "topk=%.40s: expected an integer of at least 1", s);
         return -1;
     }
-    r->topk = (int)k;
     return 0;
+}
+
+const struct route *routes_match(const char *url, char *name, size_t namelen)
+{
+    name[0] = '\0';
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        if (strcmp(url, exact[i].path) == 0)
+            return exact[i].route;
+    return match_v2_model(url, name, namelen);
 }
 
 void routes_dispatch(struct request *r, const char *url)
 {
-    const struct route *rt = NULL;
-    char name[128] = "";
-    for (size_t i = 0; i < sizeof exact / sizeof exact[0] && !rt; i++)
-        if (strcmp(url, exact[i].path) == 0)
-            rt = exact[i].route;
-    if (!rt)
-        rt = match_v2_model(url, name, sizeof name);
+    char name[128];
+    const struct route *rt = routes_match(url, name, sizeof name);
     if (!rt) {
         reply_error(r, SRV_ERR_NOT_FOUND, "no route %.200s", url);
         return;

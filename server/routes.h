@@ -23,6 +23,14 @@ struct route {
  * leaves r->route NULL. */
 void routes_dispatch(struct request *r, const char *url);
 
+/* The route serving path url (no query), or NULL; a model named in a
+ * /v2/models/NAME path goes to name (namelen bytes; "" otherwise). */
+const struct route *routes_match(const char *url, char *name, size_t namelen);
+
+/* The topk query value: an integer from 1 to 1000000 into *k. Returns 0, or
+ * -1 (and *k untouched) when s is anything else. */
+int routes_parse_topk(const char *s, int *k);
+
 /* The route of unknown paths, for metrics. */
 extern const struct route route_not_found;
 

@@ -1,0 +1,122 @@
+/* The worst-case memory of a configuration, term by term, and the check that
+ * it fits. The estimates are upper bounds of what the code allocates (see
+ * core/infer.c for the activation buffers, server/batcher.c for the batch and
+ * decode buffers, server/http.c for bodies); they need not be exact, only
+ * large enough that "fits" means the daemon cannot run out of memory through
+ * its bounded structures. Bodies still being uploaded are bounded by
+ * --max-connections x --max-body-bytes, which is not counted: that product is
+ * meant to be bounded by a reverse proxy (see README, Limits). */
+#include "budget.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "models.h"
+
+#define MIB (1024.0 * 1024.0)
+#define GIB (1024.0 * MIB)
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+uint64_t budget_activation_bytes(const rn_model_info *info, int crop, uint64_t *col_bytes)
+{
+    /* The four buffers of a context (x, d, t1, t2) each hold the largest
+     * tensor of their role; bounding each by the largest tensor of the
+     * network overestimates a little and stays simple. */
+    uint64_t side = (uint64_t)(crop + 1) / 2; /* stem output */
+    uint64_t biggest = (uint64_t)info->stem_channels * side * side;
+    uint64_t col = (uint64_t)3 * 7 * 7 * side * side; /* the stem's 7x7 im2col */
+    side = (side + 1) / 2;                             /* after max pooling */
+    for (int s = 0; s < info->n_stages && s < RN_MAX_STAGES; s++) {
+        uint64_t in_side = side;
+        if (s > 0)
+            side = (side + 1) / 2;
+        uint64_t w = (uint64_t)info->widths[s], oc = (uint64_t)info->out_channels[s];
+        biggest = max_u64(biggest, max_u64(w * in_side * in_side, oc * side * side));
+        uint64_t g = info->groups > 0 ? (uint64_t)info->groups : 1;
+        col = max_u64(col, w / g * 9 * side * side);
+        col = max_u64(col, w * 9 * in_side * in_side / g);
+    }
+    if (col_bytes)
+        *col_bytes = col * sizeof(float);
+    return 4 * biggest * sizeof(float);
+}
+
+/* The terms that do not depend on the models. */
+static void base_terms(struct mem_budget *b, const struct config *cfg)
+{
+    /* One image decoded to RGB at a time per worker, plus resize scratch. */
+    b->decode = (uint64_t)cfg->workers * (uint64_t)cfg->max_pixels * 3 * 2;
+    /* A queued image keeps its request's body (and its outputs, counted
+     * with the activations) until the reply is sent. */
+    b->queue = (uint64_t)cfg->max_queue * (uint64_t)cfg->max_body_bytes;
+    b->total = b->activations + b->decode + b->queue + b->weights;
+}
+
+void budget_add_model(struct mem_budget *b, const struct config *cfg, const rn_model_info *info,
+                      int crop)
+{
+    uint64_t col;
+    uint64_t per_image = budget_activation_bytes(info, crop, &col);
+    uint64_t input = (uint64_t)3 * crop * crop * sizeof(float); /* the batch buffer */
+    uint64_t out = ((uint64_t)info->n_classes + (uint64_t)info->embed_dim) * sizeof(float);
+    uint64_t workers = (uint64_t)cfg->workers, batch = (uint64_t)cfg->max_batch;
+    /* Every worker keeps a context per model; every queued image an output. */
+    b->activations += workers * (batch * (per_image + input + out) + col * (uint64_t)cfg->threads) +
+                      (uint64_t)cfg->max_queue * out;
+    b->weights += (uint64_t)(info->n_params > 0 ? info->n_params : 0) * sizeof(float);
+    base_terms(b, cfg);
+}
+
+uint64_t budget_machine_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    uint64_t mem = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    /* systemd's MemoryMax= and containers set the cgroup v2 limit. */
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+    if (f) {
+        unsigned long long v;
+        if (fscanf(f, "%llu", &v) == 1 && v > 0 && (mem == 0 || v < mem))
+            mem = v;
+        fclose(f);
+    }
+    return mem;
+}
+
+int budget_check(const struct config *cfg, uint64_t machine, char *err, size_t errlen)
+{
+    struct mem_budget b;
+    memset(&b, 0, sizeof b);
+    base_terms(&b, cfg);
+    int n = models_count();
+    for (int i = 0; i < n; i++) {
+        struct model *m = models_acquire_index(i);
+        if (!m)
+            continue;
+        budget_add_model(&b, cfg, m->info, m->pp->crop);
+        model_release(m);
+    }
+    if (!machine)
+        machine = budget_machine_memory();
+    if (!machine || b.total <= machine)
+        return 0;
+    const char *why;
+    if (b.queue >= b.activations && b.queue >= b.decode)
+        why = "lower --max-queue or --max-body-bytes";
+    else if (b.activations >= b.decode)
+        why = "lower --max-batch or --workers";
+    else
+        why = "lower --max-pixels or --workers";
+    snprintf(err, errlen,
+             "these limits need up to %.1f GiB but the machine has %.1f GiB: queue %d x %.0f MiB "
+             "bodies = %.1f GiB, activations %d workers x %d images = %.1f GiB, decoding %.1f GiB, "
+             "weights %.1f GiB; %s",
+             b.total / GIB, machine / GIB, cfg->max_queue, cfg->max_body_bytes / MIB,
+             b.queue / GIB, cfg->workers, cfg->max_batch, b.activations / GIB, b.decode / GIB,
+             b.weights / GIB, why);
+    return -1;
+}
