@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: the engine on a full-size ResNet-50 at batch 1 and 8 with 2
-# threads, with the OpenBLAS kernels libresnet selects and with OpenBLAS's
-# generic ones side by side (runs alternated), peak RSS at batch 8, then the
+# threads: the default path (AVX-512 direct kernels where the CPU has them),
+# the portable im2col + OpenBLAS path with the kernels libresnet selects, and
+# the same with OpenBLAS's generic kernels, side by side (runs alternated);
+# peak RSS at batch 8; then the
 # other benchmarks under bench/ that exist (image pipeline, HTTP load).
 #
 # The model: models/resnet50.safetensors (the default model, `make model`) if
@@ -39,16 +41,19 @@ run() { # label env batch
 echo "== engine: $MODEL, $THREADS threads, ${SECONDS_PER_RUN}s per run"
 for b in 1 8; do
     run default "" "$b"
-    run generic-openblas "OPENBLAS_CORETYPE=Prescott" "$b"
+    run openblas "RN_FORCE_GENERIC=1" "$b"
+    run openblas-generic "RN_FORCE_GENERIC=1 OPENBLAS_CORETYPE=Prescott" "$b"
 done
 /usr/bin/python3 - "$OUT" <<'PY'
 import json, sys, glob
 out = sys.argv[1]
 for b in (1, 8):
     d = json.load(open(f"{out}/engine-default-b{b}.json"))
-    g = json.load(open(f"{out}/engine-generic-openblas-b{b}.json"))
-    print(f"batch {b}: {d['images_per_s']:.2f} img/s ({d['openblas_core']}) vs "
-          f"{g['images_per_s']:.2f} img/s ({g['openblas_core']}): x{d['images_per_s'] / g['images_per_s']:.2f}")
+    o = json.load(open(f"{out}/engine-openblas-b{b}.json"))
+    g = json.load(open(f"{out}/engine-openblas-generic-b{b}.json"))
+    print(f"batch {b}: default {d['images_per_s']:.2f} img/s; im2col+OpenBLAS {o['openblas_core']} "
+          f"{o['images_per_s']:.2f}; OpenBLAS {g['openblas_core']} {g['images_per_s']:.2f} "
+          f"(x{o['images_per_s'] / g['images_per_s']:.2f} from choosing the core)")
 PY
 
 if [ -x /usr/bin/time ]; then
