@@ -24,7 +24,7 @@ static int cmp_double(const void *a, const void *b)
 int cmd_bench(int argc, char **argv)
 {
     const char *model = NULL;
-    int batch = 1, threads = 0, size = 224;
+    int batch = 1, threads = 0, size = 224, precision = RN_PRECISION_FP32;
     double seconds = 10;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -38,14 +38,16 @@ int cmd_bench(int argc, char **argv)
             size = tool_parse_int(a, v, 32, 8192), i++;
         else if (!strcmp(a, "--seconds"))
             seconds = tool_parse_int(a, v, 1, 86400), i++;
+        else if (!strcmp(a, "--precision"))
+            precision = tool_parse_precision(v), i++;
         else {
             fprintf(stderr, "usage: resnet bench -m MODEL [--batch B] [--threads T] "
-                            "[--seconds S] [--size S]\n");
+                            "[--seconds S] [--size S] [--precision fp32|bf16]\n");
             return 2;
         }
     }
     if (!model) {
-        fprintf(stderr, "usage: resnet bench -m MODEL [--batch B] [--threads T] [--seconds S]\n");
+        fprintf(stderr, "usage: resnet bench -m MODEL [--batch B] [--threads T] [--seconds S] [--precision fp32|bf16]\n");
         return 2;
     }
     char err[512];
@@ -54,7 +56,7 @@ int cmd_bench(int argc, char **argv)
     float *in = NULL, *out = NULL;
     double *times = NULL;
     int status = 1;
-    if (tool_open_model(model, threads, batch, size, &m, &ctx) < 0)
+    if (tool_open_model(model, precision, threads, batch, size, &m, &ctx) < 0)
         goto out;
     const rn_model_info *info = rn_model_info_get(m);
     size_t n_in = (size_t)batch * 3 * size * size;

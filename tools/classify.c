@@ -12,7 +12,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: resnet classify -m MODEL [--topk K] [--json] [--threads T] "
-                    "IMAGE...\n");
+                    "[--precision fp32|bf16] IMAGE...\n");
     return 2;
 }
 
@@ -59,7 +59,7 @@ static void print_table(const char *name, const rn_model *m, const float *p, con
 int cmd_classify(int argc, char **argv)
 {
     const char *model = NULL;
-    int topk = 5, json = 0, threads = 0, first_image = 0;
+    int topk = 5, json = 0, threads = 0, first_image = 0, precision = RN_PRECISION_FP32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-m") || !strcmp(a, "--model"))
@@ -68,6 +68,8 @@ int cmd_classify(int argc, char **argv)
             topk = tool_parse_int(a, v, 1, 100000), i++;
         else if (!strcmp(a, "--threads"))
             threads = tool_parse_int(a, v, 0, 1024), i++;
+        else if (!strcmp(a, "--precision"))
+            precision = tool_parse_precision(v), i++;
         else if (!strcmp(a, "--json"))
             json = 1;
         else if (!strcmp(a, "--") && i + 1 < argc) {
@@ -89,7 +91,7 @@ int cmd_classify(int argc, char **argv)
     rn_ctx *ctx = NULL;
     float *x = NULL, *logits = NULL;
     int *idx = NULL;
-    if (tool_open_model(model, threads, 1, 0, &m, &ctx) < 0)
+    if (tool_open_model(model, precision, threads, 1, 0, &m, &ctx) < 0)
         return 1;
     const rn_preprocess *pp = rn_model_preprocess(m);
     int classes = rn_model_info_get(m)->n_classes;

@@ -58,7 +58,7 @@ int cmd_infer(int argc, char **argv)
     rn_ctx *ctx = NULL;
     float *out = NULL;
     FILE *f = NULL;
-    if (tool_open_model(model, threads, batch, size, &m, &ctx) < 0)
+    if (tool_open_model(model, RN_PRECISION_FP32, threads, batch, size, &m, &ctx) < 0)
         goto out;
     const rn_model_info *info = rn_model_info_get(m);
     size_t per = (size_t)(want_embed ? info->embed_dim : info->n_classes);

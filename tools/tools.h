@@ -20,9 +20,12 @@ void *tool_read_file(const char *path, size_t *len, char *err, size_t errlen);
 /* Parse a positive int flag value; exits 2 with a message when invalid. */
 int tool_parse_int(const char *flag, const char *value, int min, int max);
 
-/* Load a model and create a context for max_batch images of size x size
- * (0: the model's crop). On failure prints why, returns -1, both NULL. */
-int tool_open_model(const char *path, int threads, int max_batch, int size, rn_model **m,
-                    rn_ctx **ctx);
+/* Load a model at precision (enum rn_precision) and create a context for
+ * max_batch images of size x size (0: the model's crop). On failure prints
+ * why, returns -1, both NULL. */
+int tool_open_model(const char *path, int precision, int threads, int max_batch, int size,
+                    rn_model **m, rn_ctx **ctx);
+/* "fp32" or "bf16" to enum rn_precision; exits 2 with a message otherwise. */
+int tool_parse_precision(const char *value);
 
 #endif

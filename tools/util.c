@@ -70,11 +70,12 @@ int tool_parse_int(const char *flag, const char *value, int min, int max)
     return (int)v;
 }
 
-int tool_open_model(const char *path, int threads, int max_batch, int size, rn_model **m,
-                    rn_ctx **ctx)
+int tool_open_model(const char *path, int precision, int threads, int max_batch, int size,
+                    rn_model **m, rn_ctx **ctx)
 {
     char err[512];
     rn_model_params mp = rn_model_default_params();
+    mp.precision = precision;
     *ctx = NULL;
     if (rn_model_load(path, &mp, m, err, sizeof err) < 0) {
         fprintf(stderr, "resnet: %s\n", err);
@@ -91,4 +92,14 @@ int tool_open_model(const char *path, int threads, int max_batch, int size, rn_m
         return -1;
     }
     return 0;
+}
+
+int tool_parse_precision(const char *value)
+{
+    if (value && !strcmp(value, "fp32"))
+        return RN_PRECISION_FP32;
+    if (value && !strcmp(value, "bf16"))
+        return RN_PRECISION_BF16;
+    fprintf(stderr, "resnet: --precision: expected fp32 or bf16, got '%s'\n", value ? value : "");
+    exit(2);
 }
