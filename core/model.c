@@ -186,7 +186,7 @@ static int describe_block(struct loader *L, int s, int i, int stride, int in_c, 
             return rc;
     } else if (stride != 1 || in_c != out_c) {
         if (has(L, "layer%d.%d.downsample.1.weight", s + 1, i) &&
-            st_find(L->f, wn) == NULL && has(L, "layer%d.%d.downsample.2.weight", s + 1, i))
+            has(L, "layer%d.%d.downsample.2.weight", s + 1, i))
             return rn_errf(L->err, L->errlen, RN_ERR_UNSUPPORTED,
                            "%s.downsample: average-pool shortcut (ResNet-D) is not supported", p);
         return rn_errf(L->err, L->errlen, RN_ERR_ARCH,

@@ -5,7 +5,7 @@
 # answers both probes and classifies.
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-case $BUILD in /*) BIN=$BUILD/resnetd ;; *) BIN=$ROOT/$BUILD/resnetd ;; esac
+BIN=$RESNETD
 TMP=$(mktemp -d)
 PID=
 cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }

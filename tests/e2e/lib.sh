@@ -2,6 +2,8 @@
 # Source it: . "$(dirname "$0")/lib.sh"
 BUILD=${BUILD:-build}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# The daemon under test, as an absolute path (tests cd around).
+case $BUILD in /*) RESNETD=$BUILD/resnetd ;; *) RESNETD=$ROOT/$BUILD/resnetd ;; esac
 _tap_failed=0
 
 ok()     { echo "ok - $*"; }
@@ -18,4 +20,10 @@ free_port() {
 import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
 PY
+}
+
+# wait_ready URL: wait up to 10 s for URL/v2/health/ready to answer 200.
+wait_ready() {
+    for _ in $(seq 100); do curl -sf "$1/v2/health/ready" >/dev/null && return 0; sleep 0.1; done
+    return 1
 }

@@ -5,7 +5,7 @@
 # accepted: every reply is a 200.
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-case $BUILD in /*) BIN=$BUILD/resnetd ;; *) BIN=$ROOT/$BUILD/resnetd ;; esac
+BIN=$RESNETD
 MODEL=$ROOT/tests/fixtures/parity/bottleneck.safetensors
 DOG=/usr/share/darknet/data/dog.jpg
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)

@@ -2,7 +2,7 @@
 # test itself, hence not *.sh): the daemon's start and stop, the load client,
 # and /proc readings of the daemon's memory and descriptors.
 cd "$ROOT"
-case $BUILD in /*) BIN=$BUILD/resnetd ;; *) BIN=$ROOT/$BUILD/resnetd ;; esac
+BIN=$RESNETD
 IMGS=/usr/share/darknet/data
 SMALL_MODEL=tests/fixtures/parity/bottleneck.safetensors
 TMP=$(mktemp -d)

@@ -4,7 +4,7 @@
 # set (each the right 4xx with a JSON error, the daemon serving afterwards).
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-case $BUILD in /*) BIN=$BUILD/resnetd ;; *) BIN=$ROOT/$BUILD/resnetd ;; esac
+BIN=$RESNETD
 PY=/usr/bin/python3
 M1=tests/fixtures/parity/bottleneck.safetensors
 M2=tests/fixtures/parity/basic.safetensors
@@ -20,7 +20,7 @@ URL=http://127.0.0.1:$PORT
 "$BIN" --model "$M1" --model "$M2" --listen 127.0.0.1:$PORT --max-body-bytes 2M \
     --max-pixels 50M 2>"$TMP/log" &
 PID=$!
-for _ in $(seq 100); do curl -sf "$URL/v2/health/ready" >/dev/null && break; sleep 0.1; done
+wait_ready "$URL"
 check "daemon becomes ready" curl -sf "$URL/v2/health/ready" -o /dev/null
 
 # req NAME EXPECTED_STATUS CURL_ARGS...: body in $TMP/NAME, status checked

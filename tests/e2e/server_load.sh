@@ -5,7 +5,7 @@
 # 504, and SIGTERM finishes the requests in flight before exiting 0.
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-case $BUILD in /*) BIN=$BUILD/resnetd ;; *) BIN=$ROOT/$BUILD/resnetd ;; esac
+BIN=$RESNETD
 IMGS=/usr/share/darknet/data
 TMP=$(mktemp -d)
 PID=

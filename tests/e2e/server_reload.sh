@@ -4,7 +4,7 @@
 # file fails cleanly and the previous model serves on.
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-case $BUILD in /*) BIN=$BUILD/resnetd ;; *) BIN=$ROOT/$BUILD/resnetd ;; esac
+BIN=$RESNETD
 FX=tests/fixtures/parity
 DOG=/usr/share/darknet/data/dog.jpg
 TMP=$(mktemp -d)
@@ -23,7 +23,7 @@ PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 "$BIN" --model "$TMP/m.safetensors" --listen 127.0.0.1:$PORT 2>"$TMP/log" &
 PID=$!
-for _ in $(seq 100); do curl -sf "$URL/v2/health/ready" >/dev/null && break; sleep 0.1; done
+wait_ready "$URL"
 classes() { curl -s "$URL/v1/models" | jq '.models[0].classes'; }
 check_eq "serves the bottleneck fixture (12 classes)" "$(classes)" "12"
 

@@ -8,7 +8,7 @@
 # and exit status 0.
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-case $BUILD in /*) BIN=$BUILD/resnetd ;; *) BIN=$ROOT/$BUILD/resnetd ;; esac
+BIN=$RESNETD
 FX=tests/fixtures/parity
 DOG=/usr/share/darknet/data/dog.jpg
 TMP=$(mktemp -d)

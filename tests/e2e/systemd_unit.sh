@@ -11,7 +11,7 @@
 # MemoryDenyWriteExecute=.
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-case $BUILD in /*) BIN=$BUILD/resnetd ;; *) BIN=$ROOT/$BUILD/resnetd ;; esac
+BIN=$RESNETD
 UNIT=systemd/resnetd.service
 DOG=/usr/share/darknet/data/dog.jpg
 TMP=$(mktemp -d)
