@@ -357,8 +357,204 @@ static AVX512 void conv_task(void *arg, int task, int thread)
     }
 }
 
+/* ---- Winograd F(2x2, 3x3) for FP32 3x3 stride-1 convolutions ----
+ *
+ * The output is cut into 2x2 tiles, each computed from the 4x4 input patch
+ * around it: V = B^T d B per input channel (16 positions p), M_p = U_p V_p
+ * summed over input channels (U = G g G^T, packed by core/pack.c), Y = A^T M A.
+ * 16 products per 2x2 outputs instead of 36: 2.25x fewer multiplies, with
+ * transforms of additions only (and halves in G), so the result stays within
+ * a few float ulps of the direct convolution.
+ *
+ * M_p = U_p V_p is a 1x1 convolution over "pixels" that are tiles: V_p is laid
+ * out as an NCHW16c image of one row of tiles and runs on the same tile()
+ * micro-kernel as every other convolution. A task takes a chunk of tiles
+ * (consecutive in (image, tile row, tile column) order, across images) and a
+ * group of output blocks: it transforms the chunk's input into V, runs the 16
+ * products into M, and transforms M into the output with bias, residual and
+ * ReLU. V and M are the thread's scratch (rn_exec.col), sized so that the
+ * slices of one position stay in L2.
+ */
+#define WINO_SLICE (192 * 1024) /* bytes of V_p and M_p of a chunk, about */
+
+static int wino_tmax(const rn_conv *c)
+{
+    int t = WINO_SLICE / (64 * (rn_cblocks(c->in_c) + rn_cblocks(c->out_c)));
+    return RN_MAX(14, RN_MIN(126, t / 14 * 14));
+}
+
+size_t rn_conv_wino_floats(const rn_conv *c)
+{
+    return (size_t)256 * wino_tmax(c) * (rn_cblocks(c->in_c) + rn_cblocks(c->out_c));
+}
+
+struct wino_job {
+    const rn_conv_args *a;
+    const rn_exec *x;
+    int ib_n, ob_n, h, w, th, tw, nt; /* nt: tiles in the batch */
+    int T, n_og, og_size;             /* tiles per chunk, output block groups */
+    int nb, rmax, ibc;
+    tile_fn run;
+};
+
+/* V[p][ib][tl] = (B^T d B)[p] for the tl-th tile of the chunk from t0,
+ * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+static AVX512 void wino_input(const struct wino_job *j, int t0, int tc, float *V)
+{
+    const float *in = j->a->in;
+    size_t plane = (size_t)j->h * j->w * 16;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int tl = 0; tl < tc; tl++) {
+        int t = t0 + tl, img = t / (j->th * j->tw), q = t % (j->th * j->tw);
+        int y0 = q / j->tw * 2 - 1, x0 = q % j->tw * 2 - 1;
+        int ok[2][4];
+        for (int k = 0; k < 4; k++) {
+            ok[0][k] = y0 + k >= 0 && y0 + k < j->h;
+            ok[1][k] = x0 + k >= 0 && x0 + k < j->w;
+        }
+        for (int ib = 0; ib < j->ib_n; ib++) {
+            const float *src = in + ((size_t)img * j->ib_n + ib) * plane;
+            __m512 d[4][4], u[4][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++)
+                    d[a][b] = ok[0][a] && ok[1][b]
+                                  ? _mm512_load_ps(src + ((size_t)(y0 + a) * j->w + x0 + b) * 16)
+                                  : zero;
+            for (int b = 0; b < 4; b++) {
+                u[0][b] = _mm512_sub_ps(d[0][b], d[2][b]);
+                u[1][b] = _mm512_add_ps(d[1][b], d[2][b]);
+                u[2][b] = _mm512_sub_ps(d[2][b], d[1][b]);
+                u[3][b] = _mm512_sub_ps(d[1][b], d[3][b]);
+            }
+            float *v = V + ((size_t)ib * j->T + tl) * 16;
+            size_t vp = (size_t)j->ib_n * j->T * 16; /* floats between positions */
+            for (int a = 0; a < 4; a++) {
+                _mm512_store_ps(v + (4 * a + 0) * vp, _mm512_sub_ps(u[a][0], u[a][2]));
+                _mm512_store_ps(v + (4 * a + 1) * vp, _mm512_add_ps(u[a][1], u[a][2]));
+                _mm512_store_ps(v + (4 * a + 2) * vp, _mm512_sub_ps(u[a][2], u[a][1]));
+                _mm512_store_ps(v + (4 * a + 3) * vp, _mm512_sub_ps(u[a][1], u[a][3]));
+            }
+        }
+    }
+}
+
+/* The output of the chunk's tiles for output blocks [ob0, ob1):
+ * Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], plus bias and the residual, ReLU. */
+static AVX512 void wino_output(const struct wino_job *j, int t0, int tc, int ob0, int ob1,
+                               const float *M)
+{
+    const rn_conv_args *a = j->a;
+    size_t mp = (size_t)j->og_size * j->T * 16; /* floats between positions */
+    const __m512 zero = _mm512_setzero_ps();
+    for (int ob = ob0; ob < ob1; ob++) {
+        int rem = a->c->out_c - ob * 16;
+        __mmask16 mask = rem >= 16 ? 0xffff : (__mmask16)((1u << rem) - 1);
+        __m512 bias = a->bias ? _mm512_maskz_loadu_ps(mask, a->bias + ob * 16) : zero;
+        for (int tl = 0; tl < tc; tl++) {
+            int t = t0 + tl, img = t / (j->th * j->tw), q = t % (j->th * j->tw);
+            int oy = q / j->tw * 2, ox = q % j->tw * 2;
+            const float *m = M + ((size_t)(ob - ob0) * j->T + tl) * 16;
+            __m512 s[2][4], y[2][2];
+            for (int b = 0; b < 4; b++) {
+                __m512 m0 = _mm512_load_ps(m + b * mp), m1 = _mm512_load_ps(m + (4 + b) * mp),
+                       m2 = _mm512_load_ps(m + (8 + b) * mp), m3 = _mm512_load_ps(m + (12 + b) * mp);
+                s[0][b] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                s[1][b] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+            }
+            for (int r = 0; r < 2; r++) {
+                y[r][0] = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
+                y[r][1] = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
+            }
+            float *o = a->out + (((size_t)img * j->ob_n + ob) * j->h + oy) * j->w * 16 + ox * 16;
+            for (int dy = 0; dy < 2 && oy + dy < j->h; dy++)
+                for (int dx = 0; dx < 2 && ox + dx < j->w; dx++) {
+                    float *p = o + ((size_t)dy * j->w + dx) * 16;
+                    __m512 v = _mm512_add_ps(bias, y[dy][dx]);
+                    if (a->accumulate)
+                        v = _mm512_add_ps(v, _mm512_load_ps(p));
+                    if (a->relu)
+                        v = _mm512_max_ps(v, zero);
+                    _mm512_store_ps(p, v);
+                }
+        }
+    }
+}
+
+static AVX512 void wino_task(void *arg, int task, int thread)
+{
+    const struct wino_job *j = arg;
+    const rn_conv *c = j->a->c;
+    int og = task % j->n_og, chunk = task / j->n_og;
+    int t0 = chunk * j->T, tc = RN_MIN(j->T, j->nt - t0);
+    int ob0 = og * j->og_size, ob1 = RN_MIN(j->ob_n, ob0 + j->og_size);
+    if (tc <= 0 || ob0 >= ob1)
+        return;
+    float *V = j->x->col + (size_t)thread * j->x->col_stride;
+    float *M = V + (size_t)16 * j->ib_n * j->T * 16;
+    wino_input(j, t0, tc, V);
+    size_t up = (size_t)j->ob_n * j->ib_n * 256;
+    for (int p = 0; p < 16; p++) {
+        const float *Vp = V + (size_t)p * j->ib_n * j->T * 16;
+        float *Mp = M + (size_t)p * j->og_size * j->T * 16;
+        for (int ob = ob0; ob < ob1; ob += j->nb) {
+            for (int ib0 = 0; ib0 < j->ib_n; ib0 += j->ibc) {
+                struct tile t = {
+                    .in = Vp + (size_t)ib0 * j->T * 16, .in_ib = (size_t)j->T * 16,
+                    .ib_n = RN_MIN(j->ibc, j->ib_n - ib0), .kw = 1, .taps = 1,
+                    .ky1 = 1, .kx1 = 1,
+                    .w = c->wu + p * up + ((size_t)ob * j->ib_n + ib0) * 256,
+                    .w_ob = (size_t)j->ib_n * 256, .out_ob = (size_t)j->T * 16,
+                    .out_c = c->out_c, .accumulate = ib0 > 0,
+                };
+                for (int tl = 0; tl < tc; tl += j->rmax) {
+                    t.at = (ptrdiff_t)tl * 16;
+                    t.out = Mp + ((size_t)(ob - ob0) * j->T + tl) * 16;
+                    j->run(&t, RN_MIN(j->rmax, tc - tl));
+                }
+            }
+        }
+    }
+    wino_output(j, t0, tc, ob0, ob1, M);
+}
+
+static void wino_forward(const rn_exec *x, const rn_conv_args *a)
+{
+    const rn_conv *c = a->c;
+    int nthr = rn_pool_size(x->pool);
+    struct wino_job j = {.a = a, .x = x, .ib_n = rn_cblocks(c->in_c), .ob_n = rn_cblocks(c->out_c),
+                         .h = a->ih, .w = a->iw, .n_og = 1};
+    j.th = (j.h + 1) / 2;
+    j.tw = (j.w + 1) / 2;
+    j.nt = a->n * j.th * j.tw;
+    int tmax = wino_tmax(c), n_chunks = (j.nt + tmax - 1) / tmax;
+    /* every thread gets the same work: chunks in multiples of the threads,
+     * or, when the batch has too few tiles for that, output block groups */
+    if (n_chunks % nthr) {
+        if (j.nt >= 28 * nthr)
+            n_chunks = (n_chunks + nthr - 1) / nthr * nthr;
+        else
+            j.n_og = RN_MIN(nthr, j.ob_n);
+    }
+    j.T = (j.nt + n_chunks - 1) / n_chunks;
+    j.nb = j.ob_n % 2 ? 1 : 2;
+    j.og_size = (j.ob_n + j.n_og - 1) / j.n_og;
+    j.og_size = (j.og_size + j.nb - 1) / j.nb * j.nb;
+    j.rmax = 14;
+    if (j.T < 14 && j.og_size % 4 == 0) {
+        j.nb = 4;
+        j.rmax = 7;
+    }
+    j.run = tiles[IN_F32][0][j.nb / 2];
+    j.ibc = RN_MAX(1, L1_WEIGHTS / (j.nb * 256 * 4));
+    rn_pool_run(x->pool, n_chunks * j.n_og, wino_task, &j);
+}
+
 AVX512 void rn_conv_blocked_forward(const rn_exec *x, const rn_conv_args *a)
 {
+    if (a->c->wu) {
+        wino_forward(x, a);
+        return;
+    }
     const rn_conv *c = a->c;
     struct job j = {.a = a, .ob_n = rn_cblocks(c->out_c), .ih = a->ih, .iw = a->iw,
                     .kh = c->kh, .kw = c->kw, .s = c->stride, .pad = c->pad,
@@ -417,6 +613,12 @@ AVX512 void rn_blocked_to_bf16(const rn_exec *x, const float *in, size_t n, uint
 }
 
 #else
+
+size_t rn_conv_wino_floats(const rn_conv *c)
+{
+    (void)c;
+    return 0;
+}
 
 /* Never called: rn_blocked_available() is 0 off x86-64, so nothing is packed. */
 void rn_conv_blocked_forward(const rn_exec *x, const rn_conv_args *a)

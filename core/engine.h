@@ -66,6 +66,9 @@ int rn_blocked_bf16_available(void);
  * and rows. */
 void rn_conv_blocked_forward(const rn_exec *x, const rn_conv_args *a);
 
+/* Scratch floats per thread of a convolution with Winograd weights (c->wu). */
+size_t rn_conv_wino_floats(const rn_conv *c);
+
 /* out[i] = bf16(in[i]) for NCHW16c activations of n floats (n % 16 == 0). */
 void rn_blocked_to_bf16(const rn_exec *x, const float *in, size_t n, uint16_t *out);
 

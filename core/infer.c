@@ -52,7 +52,9 @@ static void plan_for(const rn_model *m, int h, int w, struct plan *p)
 {
     memset(p, 0, sizeof *p);
 #define NEED(b, v) (p->need[b] = RN_MAX(p->need[b], (size_t)(v)))
-#define COL(c, ih, iw) (p->col = RN_MAX(p->col, rn_conv_col_floats(c, ih, iw)))
+#define COL(c, ih, iw)                                                                     \
+    (p->col = RN_MAX(p->col, RN_MAX(rn_conv_col_floats(c, ih, iw),                         \
+                                    (c)->wu ? rn_conv_wino_floats(c) : 0)))
     const rn_conv *s = &m->stem;
     int oh = rn_out_dim(h, s->kh, s->stride, s->pad), ow = rn_out_dim(w, s->kw, s->stride, s->pad);
     NEED(BUF_T1, (size_t)rn_cblocks(s->out_c) * 16 * oh * ow);
@@ -184,7 +186,7 @@ static void conv(rn_ctx *ctx, const rn_conv *c, const float *in, const uint16_t 
 {
     rn_conv_args a = {.c = c, .in = in, .in_b = in_b, .n = n, .ih = *h, .iw = *w, .out = out,
                       .out_b = out_b, .bias = bias, .relu = relu, .accumulate = accumulate};
-    if (ctx->blocked && (c->wp || c->wb))
+    if (ctx->blocked && (c->wp || c->wb || c->wu))
         rn_conv_blocked_forward(&ctx->exec, &a);
     else
         rn_conv_forward(&ctx->exec, &a);

@@ -17,6 +17,10 @@ typedef struct rn_conv {
     /* RN_PRECISION_BF16 models, instead of wp for the block convolutions:
      * (ceil(out_c/16), ceil(in_c/16), kh, kw, 8 input pairs, 16 out, 2 in). */
     uint16_t *wb;
+    /* FP32 3x3 stride-1 convolutions, instead of wp: Winograd F(2x2, 3x3)
+     * weights U = G g G^T, one packed 1x1 convolution per position p of the
+     * 4x4 transform: (16, ceil(out_c/16), ceil(in_c/16), 16 in, 16 out). */
+    float *wu;
 } rn_conv;
 
 /* One residual block. Basic: c1 3x3, c2 3x3. Bottleneck: c1 1x1, c2 3x3

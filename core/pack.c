@@ -99,6 +99,47 @@ static void pack_conv_bf16(rn_conv *c, uint16_t *dst)
     c->wb = dst;
 }
 
+/* FP32 3x3 stride-1 convolutions also run as Winograd F(2x2, 3x3)
+ * (core/conv_avx512.c) and get its weights. */
+static int wino_conv(const rn_model *m, const rn_conv *c, int bf16)
+{
+    return !bf16 && c != &m->stem && c->kh == 3 && c->kw == 3 && c->stride == 1 && c->pad == 1 &&
+           c->groups == 1;
+}
+
+static size_t wino_floats(const rn_conv *c)
+{
+    return (size_t)16 * rn_cblocks(c->out_c) * rn_cblocks(c->in_c) * 256;
+}
+
+/* U = G g G^T for each (output, input) channel pair, computed in double,
+ * with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; position p = 4a + b
+ * of U is the weight matrix of one 1x1 convolution, packed as wp is:
+ * wu[p][ob][ib][i][o]. */
+static void pack_wino(rn_conv *c, float *dst)
+{
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    int ob_n = rn_cblocks(c->out_c), ib_n = rn_cblocks(c->in_c);
+    size_t per_p = (size_t)ob_n * ib_n * 256;
+    memset(dst, 0, wino_floats(c) * sizeof(float));
+    for (int o = 0; o < c->out_c; o++)
+        for (int i = 0; i < c->in_c; i++) {
+            const float *g = c->w + ((size_t)o * c->in_c + i) * 9;
+            double gt[4][3]; /* G g */
+            for (int a = 0; a < 4; a++)
+                for (int k = 0; k < 3; k++)
+                    gt[a][k] = G[a][0] * g[k] + G[a][1] * g[3 + k] + G[a][2] * g[6 + k];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) {
+                    double u = gt[a][0] * G[b][0] + gt[a][1] * G[b][1] + gt[a][2] * G[b][2];
+                    size_t at = (size_t)(4 * a + b) * per_p +
+                                (((size_t)(o / 16) * ib_n + i / 16) * 16 + i % 16) * 16 + o % 16;
+                    dst[at] = (float)u;
+                }
+        }
+    c->wu = dst;
+}
+
 /* Convolution i of the model: 0 the stem, then c1, c2, c3 and the projection
  * of each block, NULL where a block has none. */
 static rn_conv *nth_conv(rn_model *m, int i)
@@ -112,10 +153,13 @@ static rn_conv *nth_conv(rn_model *m, int i)
     return cs[i % 4];
 }
 
-/* Bytes of c's packing: bf16 for block convolutions of a BF16 model. */
+/* Bytes of c's packing: Winograd weights, or bf16 for block convolutions of
+ * a BF16 model. */
 static size_t packed_bytes(const rn_model *m, const rn_conv *c, int bf16)
 {
     int icb = icb_of(m, c);
+    if (wino_conv(m, c, bf16))
+        return wino_floats(c) * sizeof(float);
     return packed_floats(c, icb) * (bf16 && icb == 16 ? sizeof(uint16_t) : sizeof(float));
 }
 
@@ -143,7 +187,9 @@ int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
         rn_conv *c = nth_conv(m, i);
         if (!c)
             continue;
-        if (bf16 && icb_of(m, c) == 16)
+        if (wino_conv(m, c, bf16))
+            pack_wino(c, (float *)p);
+        else if (bf16 && icb_of(m, c) == 16)
             pack_conv_bf16(c, (uint16_t *)p);
         else
             pack_conv(c, icb_of(m, c), (float *)p);
@@ -161,6 +207,7 @@ void rn_model_unpack(rn_model *m)
         if (c) {
             c->wp = NULL;
             c->wb = NULL;
+            c->wu = NULL;
         }
     }
     rn_free(m->packed);
