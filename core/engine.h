@@ -60,6 +60,16 @@ int rn_blocked_available(void);
 /* 1 if it also has avx512_bf16 (VDPBF16PS) for RN_PRECISION_BF16. */
 int rn_blocked_bf16_available(void);
 
+/* How rn_model_pack (core/pack.c) packs a convolution for the blocked engine:
+ * direct FP32 weights (wp) for NCHW16c input, or for the stem's NCHW input,
+ * bf16 weights (wb), or Winograd F(2x2, 3x3) weights (wu). */
+enum { RN_PACK_F32, RN_PACK_NCHW, RN_PACK_BF16, RN_PACK_WINO };
+int rn_conv_pack_kind(const rn_conv *c, int nchw_input, int bf16);
+size_t rn_conv_packed_bytes(const rn_conv *c, int kind);
+/* Pack c->w into dst (rn_conv_packed_bytes, 64-byte aligned) and point c->wp,
+ * c->wb or c->wu at it. */
+void rn_conv_pack(rn_conv *c, int kind, void *dst);
+
 /* rn_conv_forward with a->c packed (core/conv_avx512.c): NCHW16c out (or
  * a->out_b); NCHW16c in, NCHW for a->c->wp_icb == 1 (the stem), or a->in_b
  * for bf16 weights (a->c->wb). Parallel over images, output-channel blocks

@@ -57,12 +57,6 @@ static uint16_t to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
-/* Input channels per block of c's packing. */
-static int icb_of(const rn_model *m, const rn_conv *c)
-{
-    return c == &m->stem ? 1 : 16;
-}
-
 static size_t packed_floats(const rn_conv *c, int icb)
 {
     return (size_t)rn_cblocks(c->out_c) * ((c->in_c + icb - 1) / icb) * icb * c->kh * c->kw * 16;
@@ -97,14 +91,6 @@ static void pack_conv_bf16(rn_conv *c, uint16_t *dst)
                 dst[at] = to_bf16(c->w[((size_t)o * c->in_c + i) * taps + k]);
             }
     c->wb = dst;
-}
-
-/* FP32 3x3 stride-1 convolutions also run as Winograd F(2x2, 3x3)
- * (core/conv_avx512.c) and get its weights. */
-static int wino_conv(const rn_model *m, const rn_conv *c, int bf16)
-{
-    return !bf16 && c != &m->stem && c->kh == 3 && c->kw == 3 && c->stride == 1 && c->pad == 1 &&
-           c->groups == 1;
 }
 
 static size_t wino_floats(const rn_conv *c)
@@ -153,14 +139,48 @@ static rn_conv *nth_conv(rn_model *m, int i)
     return cs[i % 4];
 }
 
-/* Bytes of c's packing: Winograd weights, or bf16 for block convolutions of
- * a BF16 model. */
-static size_t packed_bytes(const rn_model *m, const rn_conv *c, int bf16)
+int rn_conv_pack_kind(const rn_conv *c, int nchw_input, int bf16)
 {
-    int icb = icb_of(m, c);
-    if (wino_conv(m, c, bf16))
+    if (nchw_input)
+        return RN_PACK_NCHW;
+    if (bf16)
+        return RN_PACK_BF16;
+    /* FP32 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) */
+    if (c->kh == 3 && c->kw == 3 && c->stride == 1 && c->pad == 1 && c->groups == 1)
+        return RN_PACK_WINO;
+    return RN_PACK_F32;
+}
+
+size_t rn_conv_packed_bytes(const rn_conv *c, int kind)
+{
+    switch (kind) {
+    case RN_PACK_NCHW:
+        return packed_floats(c, 1) * sizeof(float);
+    case RN_PACK_BF16:
+        return packed_floats(c, 16) * sizeof(uint16_t);
+    case RN_PACK_WINO:
         return wino_floats(c) * sizeof(float);
-    return packed_floats(c, icb) * (bf16 && icb == 16 ? sizeof(uint16_t) : sizeof(float));
+    default:
+        return packed_floats(c, 16) * sizeof(float);
+    }
+}
+
+void rn_conv_pack(rn_conv *c, int kind, void *dst)
+{
+    switch (kind) {
+    case RN_PACK_NCHW:
+        pack_conv(c, 1, dst);
+        break;
+    case RN_PACK_BF16:
+        pack_conv_bf16(c, dst);
+        break;
+    case RN_PACK_WINO:
+        pack_wino(c, dst);
+        break;
+    default:
+        pack_conv(c, 16, dst);
+        break;
+    }
 }
 
 int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
@@ -177,7 +197,7 @@ int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
         if (c && (c->groups != 1 || c->stride > 2))
             return RN_OK; /* ResNeXt: the GEMM path handles groups */
         if (c)
-            total += packed_bytes(m, c, bf16);
+            total += rn_conv_packed_bytes(c, rn_conv_pack_kind(c, c == &m->stem, bf16));
     }
     if (!(m->packed = rn_alloc(total)))
         return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory packing weights (%zu MB)",
@@ -187,13 +207,9 @@ int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
         rn_conv *c = nth_conv(m, i);
         if (!c)
             continue;
-        if (wino_conv(m, c, bf16))
-            pack_wino(c, (float *)p);
-        else if (bf16 && icb_of(m, c) == 16)
-            pack_conv_bf16(c, (uint16_t *)p);
-        else
-            pack_conv(c, icb_of(m, c), (float *)p);
-        p += packed_bytes(m, c, bf16);
+        int kind = rn_conv_pack_kind(c, c == &m->stem, bf16);
+        rn_conv_pack(c, kind, p);
+        p += rn_conv_packed_bytes(c, kind);
     }
     return RN_OK;
 }

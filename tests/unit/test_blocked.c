@@ -1,0 +1,199 @@
+/* The blocked AVX-512 engine (core/conv_avx512.c) against a naive reference
+ * convolution in double, one convolution at a time, on shapes that reach
+ * every path of it: direct tiles of 1..14 pixels with 1, 2 and 4 output
+ * blocks, stride 1 and 2, edge tiles with extra tap columns, the stem's NCHW
+ * input, Winograd F(2x2, 3x3) on odd sizes with tiles split across images
+ * and output-block groups, channel counts that are not multiples of 16, and
+ * BF16 weights; with bias, ReLU and residual accumulation, on 1, 2 and 3
+ * threads. Skipped on CPUs without AVX-512. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine.h"
+
+static unsigned seed = 7;
+static float frand(void)
+{
+    seed = seed * 1103515245u + 12345u;
+    return (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static float *rand_buf(size_t n)
+{
+    float *p = rn_alloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand();
+    return p;
+}
+
+/* out = [relu](conv(in) + bias [+ out]) in NCHW, accumulated in double */
+static void naive_conv(const rn_conv *c, const float *in, int n, int ih, int iw, float *out,
+                       const float *bias, int relu, int accumulate)
+{
+    int oh = rn_out_dim(ih, c->kh, c->stride, c->pad), ow = rn_out_dim(iw, c->kw, c->stride, c->pad);
+    for (int b = 0; b < n; b++)
+        for (int o = 0; o < c->out_c; o++)
+            for (int y = 0; y < oh; y++)
+                for (int x = 0; x < ow; x++) {
+                    double s = 0;
+                    for (int ci = 0; ci < c->in_c; ci++)
+                        for (int ky = 0; ky < c->kh; ky++)
+                            for (int kx = 0; kx < c->kw; kx++) {
+                                int iy = y * c->stride - c->pad + ky, ix = x * c->stride - c->pad + kx;
+                                if (iy < 0 || ix < 0 || iy >= ih || ix >= iw)
+                                    continue;
+                                s += (double)c->w[((o * c->in_c + ci) * c->kh + ky) * c->kw + kx] *
+                                     in[(((size_t)b * c->in_c + ci) * ih + iy) * iw + ix];
+                            }
+                    float *dst = &out[(((size_t)b * c->out_c + o) * oh + y) * ow + x];
+                    double v = s + (bias ? bias[o] : 0) + (accumulate ? *dst : 0);
+                    *dst = (float)(relu && v < 0 ? 0 : v);
+                }
+}
+
+/* NCHW (n, c, h, w) <-> NCHW16c (n, ceil(c/16), h, w, 16), padding channels 0 */
+static void to_blocked(const float *src, int n, int c, int hw, float *dst)
+{
+    int cb = rn_cblocks(c);
+    memset(dst, 0, (size_t)n * cb * 16 * hw * sizeof(float));
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < c; ch++)
+            for (int q = 0; q < hw; q++)
+                dst[(((size_t)b * cb + ch / 16) * hw + q) * 16 + ch % 16] =
+                    src[((size_t)b * c + ch) * hw + q];
+}
+
+static void from_blocked(const float *src, int n, int c, int hw, float *dst)
+{
+    int cb = rn_cblocks(c);
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < c; ch++)
+            for (int q = 0; q < hw; q++)
+                dst[((size_t)b * c + ch) * hw + q] = src[(((size_t)b * cb + ch / 16) * hw + q) * 16 + ch % 16];
+}
+
+struct shape {
+    int in_c, out_c, k, stride, n, ih, iw;
+    int kind; /* RN_PACK_* */
+};
+
+static const struct shape shapes[] = {
+    {3, 64, 7, 2, 2, 29, 23, RN_PACK_NCHW},  /* the stem, odd sizes */
+    {3, 20, 7, 2, 1, 8, 9, RN_PACK_NCHW},    /* stem, one partial output block */
+    {64, 256, 1, 1, 2, 14, 14, RN_PACK_F32}, /* 1x1: one row of 196 pixels */
+    {48, 40, 1, 1, 3, 5, 3, RN_PACK_F32},    /* partial blocks, odd block count */
+    {256, 128, 1, 2, 2, 15, 13, RN_PACK_F32}, /* 1x1 stride 2 (v1 projection) */
+    {64, 128, 3, 2, 2, 17, 12, RN_PACK_F32},  /* 3x3 stride 2 (v1.5) */
+    {128, 128, 3, 2, 1, 13, 13, RN_PACK_F32}, /* 7-wide rows: 4 output blocks */
+    {32, 64, 3, 2, 2, 4, 4, RN_PACK_F32},     /* 2x2 output: every tap at an edge */
+    {64, 64, 3, 1, 2, 56, 56, RN_PACK_WINO},  /* many chunks */
+    {32, 48, 3, 1, 3, 7, 5, RN_PACK_WINO},    /* odd sizes, tiles across images */
+    {512, 512, 3, 1, 1, 7, 7, RN_PACK_WINO},  /* few tiles: output-block groups */
+    {20, 36, 3, 1, 1, 1, 1, RN_PACK_WINO},    /* 1x1 input, partial blocks */
+    {16, 16, 3, 1, 2, 2, 9, RN_PACK_WINO},
+    {64, 64, 3, 1, 2, 9, 11, RN_PACK_BF16},
+    {64, 32, 1, 2, 1, 9, 7, RN_PACK_BF16},
+};
+
+static const char *kind_name[] = {"fp32", "nchw", "bf16", "winograd"};
+
+static void run_case(const struct shape *s, int threads, int relu, int accumulate, int bias_on)
+{
+    rn_conv c = {.in_c = s->in_c, .out_c = s->out_c, .kh = s->k, .kw = s->k, .stride = s->stride,
+                 .pad = s->k / 2, .groups = 1};
+    int n = s->n, ih = s->ih, iw = s->iw, oh = rn_out_dim(ih, s->k, s->stride, s->k / 2),
+        ow = rn_out_dim(iw, s->k, s->stride, s->k / 2);
+    int bf16 = s->kind == RN_PACK_BF16;
+    c.w = rand_buf((size_t)c.out_c * c.in_c * c.kh * c.kw);
+    c.b = rand_buf((size_t)c.out_c);
+    void *packed = rn_alloc(rn_conv_packed_bytes(&c, s->kind));
+    rn_conv_pack(&c, s->kind, packed);
+
+    size_t in_n = (size_t)n * c.in_c * ih * iw, in_bn = (size_t)n * rn_cblocks(c.in_c) * 16 * ih * iw;
+    size_t on = (size_t)n * c.out_c * oh * ow, obn = (size_t)n * rn_cblocks(c.out_c) * 16 * oh * ow;
+    float *in = rand_buf(in_n), *in_b = rn_alloc(in_bn * sizeof(float));
+    float *ref = rand_buf(on), *out = rn_alloc(on * sizeof(float)), *out_b = rn_alloc(obn * sizeof(float));
+    uint16_t *in_h = rn_alloc(in_bn * sizeof(uint16_t));
+    to_blocked(ref, n, c.out_c, oh * ow, out_b); /* the residual, if accumulating */
+    to_blocked(in, n, c.in_c, ih * iw, in_b);
+
+    rn_exec x = {.pool = rn_pool_new(threads)};
+    x.col_stride = s->kind == RN_PACK_WINO ? rn_conv_wino_floats(&c) : 0;
+    x.col = rn_alloc((x.col_stride + 16) * threads * sizeof(float));
+    rn_conv_args a = {.c = &c, .in = s->kind == RN_PACK_NCHW ? in : in_b, .n = n, .ih = ih,
+                      .iw = iw, .out = out_b, .bias = bias_on ? c.b : NULL, .relu = relu,
+                      .accumulate = accumulate};
+    if (bf16) {
+        rn_blocked_to_bf16(&x, in_b, in_bn, in_h);
+        a.in_b = in_h;
+    }
+    rn_conv_blocked_forward(&x, &a);
+    naive_conv(&c, in, n, ih, iw, ref, a.bias, relu, accumulate);
+    from_blocked(out_b, n, c.out_c, oh * ow, out);
+
+    /* FP32: float rounding of sums of up to in_c * 9 terms; BF16: 8-bit
+     * mantissas of inputs and weights, relative to the output's scale */
+    double md = 0, scale = 0;
+    for (size_t i = 0; i < on; i++) {
+        md = fmax(md, fabs((double)out[i] - ref[i]));
+        scale = fmax(scale, fabs(ref[i]));
+    }
+    double tol = (bf16 ? 2e-2 : 2e-6) * fmax(scale, 1.0);
+    if (md > tol)
+        fail_msg("%s conv %dx%d/%d %d->%d on %d x %dx%d, %d threads, relu %d acc %d bias %d: "
+                 "max diff %g (tolerance %g)",
+                 kind_name[s->kind], s->k, s->k, s->stride, s->in_c, s->out_c, n, ih, iw, threads,
+                 relu, accumulate, bias_on, md, tol);
+    /* the padding channels of the last output block stay zero */
+    for (int b = 0; b < n; b++)
+        for (int ch = c.out_c; ch < rn_cblocks(c.out_c) * 16; ch++)
+            for (int q = 0; q < oh * ow; q++) {
+                float v = out_b[(((size_t)b * rn_cblocks(c.out_c) + ch / 16) * oh * ow + q) * 16 + ch % 16];
+                if (v != 0.0f)
+                    fail_msg("%s conv %d->%d: padding channel %d is %g", kind_name[s->kind],
+                             c.in_c, c.out_c, ch, v);
+            }
+    rn_pool_free(x.pool);
+    rn_free(x.col);
+    rn_free(packed);
+    rn_free(c.w);
+    rn_free(c.b);
+    rn_free(in);
+    rn_free(in_b);
+    rn_free(in_h);
+    rn_free(ref);
+    rn_free(out);
+    rn_free(out_b);
+}
+
+static void test_blocked_shapes(void **state)
+{
+    if (!rn_blocked_available())
+        skip();
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        if (shapes[i].kind == RN_PACK_BF16 && !rn_blocked_bf16_available())
+            continue;
+        for (int threads = 1; threads <= 3; threads++) {
+            run_case(&shapes[i], threads, 0, 0, 0);
+            run_case(&shapes[i], threads, 1, 0, 1);
+            run_case(&shapes[i], threads, 1, 1, 1);
+        }
+    }
+}
+
+int main(void)
+{
+    rn_set_log(NULL, NULL, 0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_blocked_shapes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
