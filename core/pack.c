@@ -185,8 +185,13 @@ void rn_conv_pack(rn_conv *c, int kind, void *dst)
 
 int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
 {
-    if (m->packed || !rn_blocked_available())
+    if (m->packed)
         return RN_OK;
+    if (!rn_blocked_available()) {
+        if (precision == RN_PRECISION_BF16)
+            rn_log(RN_LOG_WARN, "no AVX-512 engine (CPU, or RN_FORCE_GENERIC): running in FP32");
+        return RN_OK;
+    }
     int bf16 = precision == RN_PRECISION_BF16 && rn_blocked_bf16_available();
     if (precision == RN_PRECISION_BF16 && !bf16)
         rn_log(RN_LOG_WARN, "this CPU has no avx512_bf16: running in FP32");
@@ -194,8 +199,12 @@ int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
     size_t total = 0;
     for (int i = 0; i < n; i++) {
         rn_conv *c = nth_conv(m, i);
-        if (c && (c->groups != 1 || c->stride > 2))
-            return RN_OK; /* ResNeXt: the GEMM path handles groups */
+        if (c && (c->groups != 1 || c->stride > 2)) {
+            /* ResNeXt: the GEMM path handles groups */
+            if (bf16)
+                rn_log(RN_LOG_WARN, "grouped convolutions: running in FP32");
+            return RN_OK;
+        }
         if (c)
             total += rn_conv_packed_bytes(c, rn_conv_pack_kind(c, c == &m->stem, bf16));
     }
@@ -211,6 +220,7 @@ int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
         rn_conv_pack(c, kind, p);
         p += rn_conv_packed_bytes(c, kind);
     }
+    m->info.precision = bf16 ? RN_PRECISION_BF16 : RN_PRECISION_FP32;
     return RN_OK;
 }
 

@@ -128,6 +128,8 @@ typedef struct rn_model_info {
     int embed_dim;                /* channels after global pooling */
     int64_t n_params;             /* parameters as stored (BN included) */
     double gflops;                /* multiply-adds x2 for one 224x224 image */
+    int precision;                /* enum rn_precision it runs in: FP32 when BF16 was
+                                     asked for but is not available (logged) */
 } rn_model_info;
 
 const rn_model_info *rn_model_info_get(const rn_model *m);
