@@ -11,7 +11,11 @@
 #include <strings.h>
 #include <arpa/inet.h>
 
-enum opt_kind { OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LISTEN, OPT_LOGFMT, OPT_HELP, OPT_VERSION };
+#include "resnet.h"
+
+enum opt_kind {
+    OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LISTEN, OPT_LOGFMT, OPT_PRECISION, OPT_HELP, OPT_VERSION
+};
 
 struct opt {
     const char *name;
@@ -50,6 +54,9 @@ static const struct opt opts[] = {
     {"connection-timeout-s", OPT_INT, OFF(connection_timeout_s), 1, 86400, "S",
      "idle connection timeout (default 30)"},
     {"log-format", OPT_LOGFMT, 0, 0, 0, "text|json", "access log format on stderr (default text)"},
+    {"precision", OPT_PRECISION, 0, 0, 0, "fp32|bf16",
+     "arithmetic of every model (default fp32); bf16 needs a CPU\n"
+     "with avx512_bf16, else the model runs in fp32 (logged)"},
     {"help", OPT_HELP, 0, 0, 0, NULL, "print this help and exit"},
     {"version", OPT_VERSION, 0, 0, 0, NULL, "print the version and exit"},
 };
@@ -239,6 +246,17 @@ static int apply(struct config *cfg, const struct opt *o, const char *src, const
             return -1;
         }
         return 0;
+    case OPT_PRECISION:
+        /* The names of `resnet bench/classify --precision`. */
+        if (strcmp(val, "fp32") == 0)
+            cfg->precision = RN_PRECISION_FP32;
+        else if (strcmp(val, "bf16") == 0)
+            cfg->precision = RN_PRECISION_BF16;
+        else {
+            snprintf(err, errlen, "%s %s: expected fp32 or bf16", src, val);
+            return -1;
+        }
+        return 0;
     }
     return 0;
 }
@@ -287,6 +305,7 @@ static void defaults(struct config *cfg)
     cfg->max_connections = 1024;
     cfg->connection_timeout_s = 30;
     cfg->log_format = LOG_TEXT;
+    cfg->precision = RN_PRECISION_FP32;
 }
 
 /* Workers x threads fill the cores without oversubscription. On small

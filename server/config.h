@@ -32,6 +32,7 @@ struct config {
     int max_connections;
     int connection_timeout_s;
     int log_format;        /* enum log_format */
+    int precision;         /* enum rn_precision (resnet.h), for every model loaded */
 };
 
 /* Parse argv over the RESNETD_* environment over the defaults into cfg.

@@ -75,6 +75,11 @@ void v2_model_meta(struct request *r)
     int oshape[2] = {-1, m->info->n_classes};
     for (int i = 0; i < V2_N_OUT; i++)
         cJSON_AddItemToArray(out, tensor_meta(v2_out_names[i], "FP32", oshape, 2));
+    /* The protocol's optional "parameters" object (as in MLServer) rather
+     * than a new top-level field: the arithmetic the model runs in, which
+     * leaves the FP32 tensors above unchanged. */
+    cJSON *params = cJSON_AddObjectToObject(o, "parameters");
+    cJSON_AddStringToObject(params, "precision", models_precision_name(m->precision));
     reply_json(r, 200, o);
 }
 

@@ -35,6 +35,28 @@ static void library_log(int level, const char *msg, void *user)
     log_msg(level <= RN_LOG_ERROR ? "error" : level == RN_LOG_WARN ? "warn" : "info", "%s", msg);
 }
 
+/* One line per model served. The precision is the one it runs in, which
+ * with --precision bf16 may be FP32: the line then says why. */
+static void log_models(const struct config *cfg)
+{
+    for (int i = 0; i < cfg->n_models; i++) {
+        struct model *m = models_acquire(cfg->models[i].name);
+        if (!m)
+            continue;
+        const char *runs = models_precision_name(m->precision);
+        char prec[160];
+        if (m->precision_note)
+            snprintf(prec, sizeof prec, "%s (%s requested: %s)", runs,
+                     models_precision_name(cfg->precision), m->precision_note);
+        else
+            snprintf(prec, sizeof prec, "%s", runs);
+        log_msg("info", "model %s: %s, %d classes, input 3x%dx%d, precision %s, %s%s", m->name,
+                m->info->arch, m->info->n_classes, m->pp->crop, m->pp->crop, prec, m->path,
+                i == 0 ? " (default)" : "");
+        model_release(m);
+    }
+}
+
 /* Wait for work in flight to end while watching for a second signal. */
 static void drain(struct server *srv, const sigset_t *sigs, int budget_ms)
 {
@@ -63,6 +85,7 @@ static void reload(const struct config *cfg)
         log_msg("error", "reload failed, still serving the previous models: %s", err);
         notify_status("reload failed, serving the previous models: %s", err);
     } else {
+        log_models(cfg); /* the files may have changed: what runs now */
         log_msg("info", "reload done");
         notify_status("serving %d model%s, reloaded", cfg->n_models, cfg->n_models > 1 ? "s" : "");
     }
@@ -130,12 +153,7 @@ int main(int argc, char **argv)
         models_shutdown();
         return 1;
     }
-    for (int i = 0; i < cfg.n_models; i++) {
-        struct model *m = models_acquire(cfg.models[i].name);
-        log_msg("info", "model %s: %s, %d classes, input 3x%dx%d, %s%s", m->name, m->info->arch,
-                m->info->n_classes, m->pp->crop, m->pp->crop, m->path, i == 0 ? " (default)" : "");
-        model_release(m);
-    }
+    log_models(&cfg);
     log_msg("info", "ready on http://%s%s%s:%d (BLAS core %s)",
             strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
             strchr(cfg.listen_host, ':') ? "]" : "", cfg.listen_port, rn_blas_corename());

@@ -27,6 +27,11 @@ void model_release(struct model *m)
         model_destroy(m);
 }
 
+const char *models_precision_name(int precision)
+{
+    return precision == RN_PRECISION_BF16 ? "bf16" : "fp32";
+}
+
 /* Load one model with n_workers contexts and warm each context up. */
 static struct model *model_open(const struct cfg_model *cm, const struct config *cfg,
                                 char *err, size_t errlen)
@@ -41,12 +46,16 @@ static struct model *model_open(const struct cfg_model *cm, const struct config 
     snprintf(m->path, sizeof m->path, "%s", cm->path);
     atomic_init(&m->refs, 1);
     rn_model_params mp = rn_model_default_params();
+    mp.precision = cfg->precision; /* start-up and SIGHUP reload alike */
     if (rn_model_load(cm->path, &mp, &m->m, msg, sizeof msg) < 0) {
         snprintf(err, errlen, "model %s: %s", cm->name, msg);
         goto out_free;
     }
     m->info = rn_model_info_get(m->m);
     m->pp = rn_model_preprocess(m->m);
+    m->precision = m->info->precision;
+    if (m->precision != cfg->precision)
+        m->precision_note = "not available for this model here, see the warning before";
     m->max_batch = cfg->max_batch;
     m->ctx = calloc((size_t)cfg->workers, sizeof *m->ctx);
     if (!m->ctx) {

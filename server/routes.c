@@ -291,6 +291,8 @@ void v1_models(struct request *r)
         cJSON_AddItemToObject(e, "input_shape", cJSON_CreateIntArray(shape, 3));
         cJSON_AddNumberToObject(e, "parameters", (double)info->n_params);
         cJSON_AddBoolToObject(e, "labels", rn_model_label(m->m, 0) != NULL);
+        /* What runs, not what --precision asked: bf16 can fall back to fp32. */
+        cJSON_AddStringToObject(e, "precision", models_precision_name(m->precision));
         model_release(m);
     }
     reply_json(r, 200, o);

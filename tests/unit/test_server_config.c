@@ -31,6 +31,7 @@ static int setup(void **state)
 {
     unsetenv("RESNETD_MODEL");
     unsetenv("RESNETD_MAX_BATCH");
+    unsetenv("RESNETD_PRECISION");
     return 0;
 }
 
@@ -47,6 +48,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_delay_us, 0);
     assert_int_equal(cfg.max_body_bytes, 32 << 20);
     assert_true(cfg.workers * cfg.threads <= 2);
+    assert_int_equal(cfg.precision, RN_PRECISION_FP32);
     assert_int_equal(run(16, "--model", "a.safetensors", NULL, NULL), 0);
     assert_true(cfg.workers * cfg.threads <= 16 && cfg.workers * cfg.threads >= 8);
     assert_int_equal(run(8, "--model", "a", "--threads", "8"), 0);
@@ -64,6 +66,10 @@ static void test_values(void **state)
     assert_int_equal(cfg.n_models, 2);
     assert_int_equal(run(2, "--model", "a", "--log-format", "json"), 0);
     assert_int_equal(cfg.log_format, LOG_JSON);
+    assert_int_equal(run(2, "--model", "a", "--precision", "bf16"), 0);
+    assert_int_equal(cfg.precision, RN_PRECISION_BF16);
+    assert_int_equal(run(2, "--model", "a", "--precision=fp32", NULL), 0);
+    assert_int_equal(cfg.precision, RN_PRECISION_FP32);
 }
 
 static void test_errors(void **state)
@@ -84,6 +90,13 @@ static void test_errors(void **state)
     assert_non_null(strstr(err, "already"));
     assert_int_equal(run(2, "--model", "bad name=x", NULL, NULL), -1);
     assert_int_equal(run(2, "--model", "a", "--log-format", "xml"), -1);
+    /* the error names the flag and the accepted values */
+    assert_int_equal(run(2, "--model", "a", "--precision", "fp64"), -1);
+    assert_non_null(strstr(err, "--precision fp64"));
+    assert_non_null(strstr(err, "fp32 or bf16"));
+    assert_int_equal(run(2, "--model", "a", "--precision", "BF16"), -1);
+    assert_int_equal(run(2, "--model", "a", "--precision", NULL), -1);
+    assert_non_null(strstr(err, "--precision needs a value"));
     assert_int_equal(run(2, "--model", "a", "stray", NULL), -1);
     assert_int_equal(run(2, "--model", "a", "--max-queue", "4"), -1); /* batch 8 > queue 4 */
 }
@@ -99,6 +112,15 @@ static void test_environment(void **state)
     assert_int_equal(run(2, "--max-batch", "2", "--model", "c"), 0); /* flags win */
     assert_int_equal(cfg.max_batch, 2);
     assert_int_equal(cfg.n_models, 1);
+    setenv("RESNETD_PRECISION", "bf16", 1);
+    assert_int_equal(run(2, NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(cfg.precision, RN_PRECISION_BF16);
+    assert_int_equal(run(2, "--precision", "fp32", NULL, NULL), 0); /* flags win */
+    assert_int_equal(cfg.precision, RN_PRECISION_FP32);
+    setenv("RESNETD_PRECISION", "half", 1);
+    assert_int_equal(run(2, NULL, NULL, NULL, NULL), -1);
+    assert_non_null(strstr(err, "RESNETD_PRECISION half: expected fp32 or bf16"));
+    unsetenv("RESNETD_PRECISION");
     setenv("RESNETD_MAX_BATCH", "many", 1);
     assert_int_equal(run(2, NULL, NULL, NULL, NULL), -1);
     assert_non_null(strstr(err, "RESNETD_MAX_BATCH"));
