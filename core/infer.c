@@ -75,7 +75,7 @@ static void plan_for(const rn_model *m, int h, int w, struct plan *p)
             if (i == n_convs - 1)
                 NEED(BUF_D, v);
         }
-        if (b->ds.w)
+        if (rn_block_has_ds(b))
             COL(&b->ds, h, w);
         h = ch;
         w = cw;
@@ -231,7 +231,7 @@ int rn_infer(rn_ctx *ctx, const float *input, int n, int h, int w, float *logits
         float *out = x;
         if (xb)
             rn_blocked_to_bf16(&ctx->exec, x, (size_t)n * rn_cblocks(b->c1.in_c) * 16 * h * w, xb);
-        if (b->ds.w) {
+        if (rn_block_has_ds(b)) {
             int dh = h, dw = w;
             conv(ctx, &b->ds, x, xb, n, &dh, &dw, d, NULL, NULL, 0, 0);
             out = d;

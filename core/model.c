@@ -320,7 +320,7 @@ static int fill(struct loader *L)
         b->out_bias = p;
         p += last->out_c;
         for (int o = 0; o < last->out_c; o++)
-            b->out_bias[o] = last->b[o] + (b->ds.w ? b->ds.b[o] : 0.0f);
+            b->out_bias[o] = last->b[o] + (rn_block_has_ds(b) ? b->ds.b[o] : 0.0f);
     }
     const st_tensor *fw = st_find(L->f, "fc.weight"), *fb = st_find(L->f, "fc.bias");
     int nc = m->info.n_classes, e = m->info.embed_dim;
@@ -445,7 +445,7 @@ static void summarise(rn_model *m)
     for (int k = 0; k < m->n_blocks; k++) {
         const rn_block *b = &m->blocks[k];
         const rn_conv *cs[4] = {&b->c1, &b->c2, b->kind == RN_BLOCK_BOTTLENECK ? &b->c3 : NULL,
-                                b->ds.w ? &b->ds : NULL};
+                                rn_block_has_ds(b) ? &b->ds : NULL};
         int hin = h;
         for (int j = 0; j < 4; j++) {
             if (!cs[j])
@@ -502,8 +502,10 @@ static int load(st_file *f, const rn_model_params *params, rn_model **out, char 
         goto out_free_model;
     }
     if ((rc = read_meta(&L)) < 0 || (rc = describe(&L)) < 0 || (rc = read_labels(&L)) < 0 ||
-        (rc = fill(&L)) < 0 ||
-        (rc = rn_model_pack(m, params ? params->precision : RN_PRECISION_FP32, err, errlen)) < 0)
+        (rc = fill(&L)) < 0)
+        goto out_free_model;
+    st_drop_pages(f); /* read once: the file's pages need not stay beside the packing */
+    if ((rc = rn_model_pack(m, params ? params->precision : RN_PRECISION_FP32, err, errlen)) < 0)
         goto out_free_model;
     summarise(m);
     free(L.srcs);

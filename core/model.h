@@ -30,7 +30,7 @@ typedef struct rn_conv {
 typedef struct rn_block {
     int kind;           /* enum rn_block_kind */
     rn_conv c1, c2, c3; /* c3 unused by basic blocks */
-    rn_conv ds;         /* 1x1 projection shortcut; ds.w == NULL: identity */
+    rn_conv ds;         /* 1x1 projection shortcut; ds.out_c == 0: identity */
     float *out_bias;    /* (out_c) */
 } rn_block;
 
@@ -42,7 +42,7 @@ struct rn_model {
     float *fc_wt;       /* (embed_dim, n_classes): fc.weight transposed */
     float *fc_b;        /* (n_classes) */
     float *arena;       /* every float above lives here */
-    void *packed;       /* every rn_conv.wp and .wb lives here (rn_model_pack), or NULL */
+    void *packed;       /* every rn_conv.wp, .wb and .wu lives here (rn_model_pack), or NULL */
     char **labels;      /* n_classes names, or NULL */
     char **meta_keys;   /* n_meta, NULL-terminated */
     char **meta_values;
@@ -55,10 +55,18 @@ struct rn_model {
  * grouped convolutions, leave the model as it is. With precision
  * RN_PRECISION_BF16 and a CPU with avx512_bf16, the block convolutions get
  * bf16 weights (wb); without the feature, a log line and FP32. Call once at
- * the end of loading; rn_model_unpack (accepts a model never packed) frees
- * the packing. RN_ERR_NOMEM on failure, with nothing packed. */
+ * the end of loading. A packed model keeps no unpacked weights: every
+ * rn_conv.w is NULL, and the arena holds only biases and the classifier.
+ * rn_model_unpack (accepts a model never packed) frees the packing, for
+ * rn_model_free. RN_ERR_NOMEM on failure, with nothing packed. */
 int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen);
 void rn_model_unpack(rn_model *m);
+
+/* 1 if the block has a projection shortcut (ds), 0 for identity. */
+static inline int rn_block_has_ds(const rn_block *b)
+{
+    return b->ds.out_c > 0;
+}
 
 /* The last convolution of a block (the one that takes the residual). */
 static inline const rn_conv *rn_block_last(const rn_block *b)

@@ -135,7 +135,7 @@ static rn_conv *nth_conv(rn_model *m, int i)
     i--;
     rn_block *b = &m->blocks[i / 4];
     rn_conv *cs[4] = {&b->c1, &b->c2, b->kind == RN_BLOCK_BOTTLENECK ? &b->c3 : NULL,
-                      b->ds.w ? &b->ds : NULL};
+                      rn_block_has_ds(b) ? &b->ds : NULL};
     return cs[i % 4];
 }
 
@@ -183,6 +183,48 @@ void rn_conv_pack(rn_conv *c, int kind, void *dst)
     }
 }
 
+/* Once packed, the engine reads no unpacked weights (rn_conv.w): move what it
+ * still reads (biases, the classifier) into a small arena and free the big
+ * one, which for ResNet-50 is 100 MB of resident memory. */
+static int shrink_arena(rn_model *m, char *err, size_t errlen)
+{
+#define ROUND16(v) (((size_t)(v) + 15) & ~(size_t)15) /* 64-byte aligned pieces */
+    int n = 1 + 4 * m->n_blocks, nc = m->info.n_classes, e = m->info.embed_dim;
+    size_t floats = ROUND16(nc) + ROUND16((size_t)e * nc);
+    for (int i = 0; i < n; i++) {
+        const rn_conv *c = nth_conv(m, i);
+        if (c)
+            floats += ROUND16(c->out_c);
+    }
+    for (int k = 0; k < m->n_blocks; k++)
+        floats += ROUND16(rn_block_last(&m->blocks[k])->out_c);
+    float *arena = rn_alloc(floats * sizeof(float)), *p = arena;
+    if (!arena)
+        return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
+#define MOVE(ptr, count)                                       \
+    do {                                                       \
+        memcpy(p, (ptr), (size_t)(count) * sizeof(float));     \
+        (ptr) = p;                                             \
+        p += ROUND16(count);                                   \
+    } while (0)
+    for (int i = 0; i < n; i++) {
+        rn_conv *c = nth_conv(m, i);
+        if (c) {
+            MOVE(c->b, c->out_c);
+            c->w = NULL;
+        }
+    }
+    for (int k = 0; k < m->n_blocks; k++)
+        MOVE(m->blocks[k].out_bias, rn_block_last(&m->blocks[k])->out_c);
+    MOVE(m->fc_b, nc);
+    MOVE(m->fc_wt, (size_t)e * nc);
+#undef MOVE
+#undef ROUND16
+    rn_free(m->arena);
+    m->arena = arena;
+    return RN_OK;
+}
+
 int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
 {
     if (m->packed)
@@ -219,6 +261,11 @@ int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
         int kind = rn_conv_pack_kind(c, c == &m->stem, bf16);
         rn_conv_pack(c, kind, p);
         p += rn_conv_packed_bytes(c, kind);
+    }
+    int rc = shrink_arena(m, err, errlen);
+    if (rc < 0) {
+        rn_model_unpack(m);
+        return rc;
     }
     m->info.precision = bf16 ? RN_PRECISION_BF16 : RN_PRECISION_FP32;
     return RN_OK;

@@ -65,6 +65,9 @@ int st_parse(const void *data, size_t size, st_file *f, char *err, size_t errlen
 /* Map path read-only and parse it; st_close unmaps. */
 int st_open(const char *path, st_file *f, char *err, size_t errlen);
 void st_close(st_file *f); /* accepts an empty/zeroed f */
+/* Tell the kernel the mapped file's pages are no longer needed (they stay
+ * readable, from the file again), so that they leave the resident set. */
+void st_drop_pages(st_file *f);
 
 st_tensor *st_find(st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key);

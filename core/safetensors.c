@@ -269,6 +269,12 @@ out_fd:
     return rc;
 }
 
+void st_drop_pages(st_file *f)
+{
+    if (f->map)
+        madvise(f->map, f->size, MADV_DONTNEED);
+}
+
 void st_close(st_file *f)
 {
     if (!f)
