@@ -374,6 +374,11 @@ static AVX512 void conv_task(void *arg, int task, int thread)
  * products into M, and transforms M into the output with bias, residual and
  * ReLU. V and M are the thread's scratch (rn_exec.col), sized so that the
  * slices of one position stay in L2.
+ *
+ * BF16 (wub): the transforms run in FP32 on the bf16 input (a->in_b), V is
+ * stored as bf16 and the products run on the BF16 tile with FP32
+ * accumulation; M and the output transform stay FP32, and the output goes
+ * to a->out_b as bf16 when the next convolution wants it.
  */
 #define WINO_SLICE (192 * 1024) /* bytes of V_p and M_p of a chunk, about */
 
@@ -394,14 +399,24 @@ struct wino_job {
     int ib_n, ob_n, h, w, th, tw, nt; /* nt: tiles in the batch */
     int T, n_og, og_size;             /* tiles per chunk, output block groups */
     int nb, rmax, ibc;
+    int bf;                           /* BF16: wub, in_b, V in bf16 */
     tile_fn run;
 };
+
+/* 16 bf16 values widened to floats (exactly). */
+static inline AVX512 __m512 load_bf16(const uint16_t *p)
+{
+    __m256i h = _mm256_load_si256((const __m256i *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
 
 /* V[p][ib][tl] = (B^T d B)[p] for the tl-th tile of the chunk from t0,
  * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
 static AVX512 void wino_input(const struct wino_job *j, int t0, int tc, float *V)
 {
     const float *in = j->a->in;
+    const uint16_t *in_b = j->a->in_b;
+    uint16_t *Vb = (uint16_t *)V;
     size_t plane = (size_t)j->h * j->w * 16;
     const __m512 zero = _mm512_setzero_ps();
     for (int tl = 0; tl < tc; tl++) {
@@ -413,26 +428,33 @@ static AVX512 void wino_input(const struct wino_job *j, int t0, int tc, float *V
             ok[1][k] = x0 + k >= 0 && x0 + k < j->w;
         }
         for (int ib = 0; ib < j->ib_n; ib++) {
-            const float *src = in + ((size_t)img * j->ib_n + ib) * plane;
+            size_t src = ((size_t)img * j->ib_n + ib) * plane;
             __m512 d[4][4], u[4][4];
             for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++)
-                    d[a][b] = ok[0][a] && ok[1][b]
-                                  ? _mm512_load_ps(src + ((size_t)(y0 + a) * j->w + x0 + b) * 16)
-                                  : zero;
+                for (int b = 0; b < 4; b++) {
+                    size_t at = src + ((size_t)(y0 + a) * j->w + x0 + b) * 16;
+                    d[a][b] = !(ok[0][a] && ok[1][b]) ? zero
+                              : j->bf                  ? load_bf16(in_b + at)
+                                                       : _mm512_load_ps(in + at);
+                }
             for (int b = 0; b < 4; b++) {
                 u[0][b] = _mm512_sub_ps(d[0][b], d[2][b]);
                 u[1][b] = _mm512_add_ps(d[1][b], d[2][b]);
                 u[2][b] = _mm512_sub_ps(d[2][b], d[1][b]);
                 u[3][b] = _mm512_sub_ps(d[1][b], d[3][b]);
             }
-            float *v = V + ((size_t)ib * j->T + tl) * 16;
-            size_t vp = (size_t)j->ib_n * j->T * 16; /* floats between positions */
+            size_t v = ((size_t)ib * j->T + tl) * 16;
+            size_t vp = (size_t)j->ib_n * j->T * 16; /* elements between positions */
             for (int a = 0; a < 4; a++) {
-                _mm512_store_ps(v + (4 * a + 0) * vp, _mm512_sub_ps(u[a][0], u[a][2]));
-                _mm512_store_ps(v + (4 * a + 1) * vp, _mm512_add_ps(u[a][1], u[a][2]));
-                _mm512_store_ps(v + (4 * a + 2) * vp, _mm512_sub_ps(u[a][2], u[a][1]));
-                _mm512_store_ps(v + (4 * a + 3) * vp, _mm512_sub_ps(u[a][1], u[a][3]));
+                __m512 r[4] = {_mm512_sub_ps(u[a][0], u[a][2]), _mm512_add_ps(u[a][1], u[a][2]),
+                               _mm512_sub_ps(u[a][2], u[a][1]), _mm512_sub_ps(u[a][1], u[a][3])};
+                for (int b = 0; b < 4; b++) {
+                    size_t at = v + (4 * a + b) * vp;
+                    if (j->bf)
+                        _mm256_store_si256((__m256i *)(Vb + at), cvt_bf16(r[b]));
+                    else
+                        _mm512_store_ps(V + at, r[b]);
+                }
             }
         }
     }
@@ -465,16 +487,19 @@ static AVX512 void wino_output(const struct wino_job *j, int t0, int tc, int ob0
                 y[r][0] = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
                 y[r][1] = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
             }
-            float *o = a->out + (((size_t)img * j->ob_n + ob) * j->h + oy) * j->w * 16 + ox * 16;
+            size_t o = (((size_t)img * j->ob_n + ob) * j->h + oy) * j->w * 16 + ox * 16;
             for (int dy = 0; dy < 2 && oy + dy < j->h; dy++)
                 for (int dx = 0; dx < 2 && ox + dx < j->w; dx++) {
-                    float *p = o + ((size_t)dy * j->w + dx) * 16;
+                    size_t at = o + ((size_t)dy * j->w + dx) * 16;
                     __m512 v = _mm512_add_ps(bias, y[dy][dx]);
                     if (a->accumulate)
-                        v = _mm512_add_ps(v, _mm512_load_ps(p));
+                        v = _mm512_add_ps(v, _mm512_load_ps(a->out + at));
                     if (a->relu)
                         v = _mm512_max_ps(v, zero);
-                    _mm512_store_ps(p, v);
+                    if (a->out_b)
+                        _mm256_store_si256((__m256i *)(a->out_b + at), cvt_bf16(v));
+                    else
+                        _mm512_store_ps(a->out + at, v);
                 }
         }
     }
@@ -494,15 +519,17 @@ static AVX512 void wino_task(void *arg, int task, int thread)
     wino_input(j, t0, tc, V);
     size_t up = (size_t)j->ob_n * j->ib_n * 256;
     for (int p = 0; p < 16; p++) {
-        const float *Vp = V + (size_t)p * j->ib_n * j->T * 16;
+        size_t vp = (size_t)p * j->ib_n * j->T * 16; /* elements, floats or bf16 */
         float *Mp = M + (size_t)p * j->og_size * j->T * 16;
         for (int ob = ob0; ob < ob1; ob += j->nb) {
             for (int ib0 = 0; ib0 < j->ib_n; ib0 += j->ibc) {
+                size_t vi = vp + (size_t)ib0 * j->T * 16, wi = p * up + ((size_t)ob * j->ib_n + ib0) * 256;
                 struct tile t = {
-                    .in = Vp + (size_t)ib0 * j->T * 16, .in_ib = (size_t)j->T * 16,
+                    .in = j->bf ? (const void *)((const uint16_t *)V + vi) : (const void *)(V + vi),
+                    .in_ib = (size_t)j->T * 16,
                     .ib_n = RN_MIN(j->ibc, j->ib_n - ib0), .kw = 1, .taps = 1,
                     .ky1 = 1, .kx1 = 1,
-                    .w = c->wu + p * up + ((size_t)ob * j->ib_n + ib0) * 256,
+                    .w = j->bf ? (const void *)(c->wub + wi) : (const void *)(c->wu + wi),
                     .w_ob = (size_t)j->ib_n * 256, .out_ob = (size_t)j->T * 16,
                     .out_c = c->out_c, .accumulate = ib0 > 0,
                 };
@@ -544,14 +571,15 @@ static void wino_forward(const rn_exec *x, const rn_conv_args *a)
         j.nb = 4;
         j.rmax = 7;
     }
-    j.run = tiles[IN_F32][0][j.nb / 2];
-    j.ibc = RN_MAX(1, L1_WEIGHTS / (j.nb * 256 * 4));
+    j.bf = c->wub != NULL;
+    j.run = tiles[j.bf ? IN_BF16 : IN_F32][0][j.nb / 2];
+    j.ibc = RN_MAX(1, L1_WEIGHTS / (j.nb * 256 * (j.bf ? 2 : 4)));
     rn_pool_run(x->pool, n_chunks * j.n_og, wino_task, &j);
 }
 
 AVX512 void rn_conv_blocked_forward(const rn_exec *x, const rn_conv_args *a)
 {
-    if (a->c->wu) {
+    if (a->c->wu || a->c->wub) {
         wino_forward(x, a);
         return;
     }

@@ -62,12 +62,12 @@ int rn_blocked_bf16_available(void);
 
 /* How rn_model_pack (core/pack.c) packs a convolution for the blocked engine:
  * direct FP32 weights (wp) for NCHW16c input, or for the stem's NCHW input,
- * bf16 weights (wb), or Winograd F(2x2, 3x3) weights (wu). */
-enum { RN_PACK_F32, RN_PACK_NCHW, RN_PACK_BF16, RN_PACK_WINO };
+ * bf16 weights (wb), or Winograd F(2x2, 3x3) weights, FP32 (wu) or bf16 (wub). */
+enum { RN_PACK_F32, RN_PACK_NCHW, RN_PACK_BF16, RN_PACK_WINO, RN_PACK_WINO_BF16 };
 int rn_conv_pack_kind(const rn_conv *c, int nchw_input, int bf16);
 size_t rn_conv_packed_bytes(const rn_conv *c, int kind);
 /* Pack c->w into dst (rn_conv_packed_bytes, 64-byte aligned) and point c->wp,
- * c->wb or c->wu at it. */
+ * c->wb, c->wu or c->wub at it. */
 void rn_conv_pack(rn_conv *c, int kind, void *dst);
 
 /* rn_conv_forward with a->c packed (core/conv_avx512.c): NCHW16c out (or
@@ -76,7 +76,7 @@ void rn_conv_pack(rn_conv *c, int kind, void *dst);
  * and rows. */
 void rn_conv_blocked_forward(const rn_exec *x, const rn_conv_args *a);
 
-/* Scratch floats per thread of a convolution with Winograd weights (c->wu). */
+/* Scratch floats per thread of a convolution with Winograd weights (wu, wub). */
 size_t rn_conv_wino_floats(const rn_conv *c);
 
 /* out[i] = bf16(in[i]) for NCHW16c activations of n floats (n % 16 == 0). */

@@ -54,7 +54,7 @@ static void plan_for(const rn_model *m, int h, int w, struct plan *p)
 #define NEED(b, v) (p->need[b] = RN_MAX(p->need[b], (size_t)(v)))
 #define COL(c, ih, iw)                                                                     \
     (p->col = RN_MAX(p->col, RN_MAX(rn_conv_col_floats(c, ih, iw),                         \
-                                    (c)->wu ? rn_conv_wino_floats(c) : 0)))
+                                    (c)->wu || (c)->wub ? rn_conv_wino_floats(c) : 0)))
     const rn_conv *s = &m->stem;
     int oh = rn_out_dim(h, s->kh, s->stride, s->pad), ow = rn_out_dim(w, s->kw, s->stride, s->pad);
     NEED(BUF_T1, (size_t)rn_cblocks(s->out_c) * 16 * oh * ow);
@@ -150,7 +150,7 @@ int rn_ctx_new(const rn_model *m, const rn_ctx_params *params, rn_ctx **out, cha
         return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
     ctx->m = m;
     ctx->blocked = m->packed != NULL;
-    ctx->bf16 = m->n_blocks > 0 && m->blocks[0].c1.wb != NULL;
+    ctx->bf16 = m->info.precision == RN_PRECISION_BF16;
     ctx->n_threads = p.n_threads;
     int rc = reserve(ctx, p.max_batch, p.max_size, p.max_size, err, errlen);
     if (rc < 0)
@@ -186,7 +186,7 @@ static void conv(rn_ctx *ctx, const rn_conv *c, const float *in, const uint16_t 
 {
     rn_conv_args a = {.c = c, .in = in, .in_b = in_b, .n = n, .ih = *h, .iw = *w, .out = out,
                       .out_b = out_b, .bias = bias, .relu = relu, .accumulate = accumulate};
-    if (ctx->blocked && (c->wp || c->wb || c->wu))
+    if (ctx->blocked && (c->wp || c->wb || c->wu || c->wub))
         rn_conv_blocked_forward(&ctx->exec, &a);
     else
         rn_conv_forward(&ctx->exec, &a);

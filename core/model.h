@@ -21,6 +21,9 @@ typedef struct rn_conv {
      * weights U = G g G^T, one packed 1x1 convolution per position p of the
      * 4x4 transform: (16, ceil(out_c/16), ceil(in_c/16), 16 in, 16 out). */
     float *wu;
+    /* The same for BF16 models, as bf16 in wb's layout:
+     * (16, ceil(out_c/16), ceil(in_c/16), 8 input pairs, 16 out, 2 in). */
+    uint16_t *wub;
 } rn_conv;
 
 /* One residual block. Basic: c1 3x3, c2 3x3. Bottleneck: c1 1x1, c2 3x3

@@ -100,14 +100,18 @@ static size_t wino_floats(const rn_conv *c)
 
 /* U = G g G^T for each (output, input) channel pair, computed in double,
  * with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; position p = 4a + b
- * of U is the weight matrix of one 1x1 convolution, packed as wp is:
- * wu[p][ob][ib][i][o]. */
-static void pack_wino(rn_conv *c, float *dst)
+ * of U is the weight matrix of one 1x1 convolution, packed as wp is,
+ * wu[p][ob][ib][i][o], or for BF16 (dst NULL) as wb is,
+ * wub[p][ob][ib][i/2][o][i%2]. */
+static void pack_wino(rn_conv *c, float *dst, uint16_t *dst_b)
 {
     static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     int ob_n = rn_cblocks(c->out_c), ib_n = rn_cblocks(c->in_c);
     size_t per_p = (size_t)ob_n * ib_n * 256;
-    memset(dst, 0, wino_floats(c) * sizeof(float));
+    if (dst)
+        memset(dst, 0, wino_floats(c) * sizeof(float));
+    else
+        memset(dst_b, 0, wino_floats(c) * sizeof(uint16_t));
     for (int o = 0; o < c->out_c; o++)
         for (int i = 0; i < c->in_c; i++) {
             const float *g = c->w + ((size_t)o * c->in_c + i) * 9;
@@ -115,15 +119,21 @@ static void pack_wino(rn_conv *c, float *dst)
             for (int a = 0; a < 4; a++)
                 for (int k = 0; k < 3; k++)
                     gt[a][k] = G[a][0] * g[k] + G[a][1] * g[3 + k] + G[a][2] * g[6 + k];
+            size_t blk = ((size_t)(o / 16) * ib_n + i / 16) * 256;
             for (int a = 0; a < 4; a++)
                 for (int b = 0; b < 4; b++) {
                     double u = gt[a][0] * G[b][0] + gt[a][1] * G[b][1] + gt[a][2] * G[b][2];
-                    size_t at = (size_t)(4 * a + b) * per_p +
-                                (((size_t)(o / 16) * ib_n + i / 16) * 16 + i % 16) * 16 + o % 16;
-                    dst[at] = (float)u;
+                    size_t p = (size_t)(4 * a + b) * per_p + blk;
+                    if (dst)
+                        dst[p + (i % 16) * 16 + o % 16] = (float)u;
+                    else
+                        dst_b[p + (i % 16 / 2) * 32 + o % 16 * 2 + i % 2] = to_bf16((float)u);
                 }
         }
-    c->wu = dst;
+    if (dst)
+        c->wu = dst;
+    else
+        c->wub = dst_b;
 }
 
 /* Convolution i of the model: 0 the stem, then c1, c2, c3 and the projection
@@ -143,12 +153,11 @@ int rn_conv_pack_kind(const rn_conv *c, int nchw_input, int bf16)
 {
     if (nchw_input)
         return RN_PACK_NCHW;
+    /* 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) */
+    int wino = c->kh == 3 && c->kw == 3 && c->stride == 1 && c->pad == 1 && c->groups == 1;
     if (bf16)
-        return RN_PACK_BF16;
-    /* FP32 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) */
-    if (c->kh == 3 && c->kw == 3 && c->stride == 1 && c->pad == 1 && c->groups == 1)
-        return RN_PACK_WINO;
-    return RN_PACK_F32;
+        return wino ? RN_PACK_WINO_BF16 : RN_PACK_BF16;
+    return wino ? RN_PACK_WINO : RN_PACK_F32;
 }
 
 size_t rn_conv_packed_bytes(const rn_conv *c, int kind)
@@ -160,6 +169,8 @@ size_t rn_conv_packed_bytes(const rn_conv *c, int kind)
         return packed_floats(c, 16) * sizeof(uint16_t);
     case RN_PACK_WINO:
         return wino_floats(c) * sizeof(float);
+    case RN_PACK_WINO_BF16:
+        return wino_floats(c) * sizeof(uint16_t);
     default:
         return packed_floats(c, 16) * sizeof(float);
     }
@@ -175,7 +186,10 @@ void rn_conv_pack(rn_conv *c, int kind, void *dst)
         pack_conv_bf16(c, dst);
         break;
     case RN_PACK_WINO:
-        pack_wino(c, dst);
+        pack_wino(c, dst, NULL);
+        break;
+    case RN_PACK_WINO_BF16:
+        pack_wino(c, NULL, dst);
         break;
     default:
         pack_conv(c, 16, dst);
@@ -281,6 +295,7 @@ void rn_model_unpack(rn_model *m)
             c->wp = NULL;
             c->wb = NULL;
             c->wu = NULL;
+            c->wub = NULL;
         }
     }
     rn_free(m->packed);

@@ -4,8 +4,9 @@
  * blocks, stride 1 and 2, edge tiles with extra tap columns, the stem's NCHW
  * input, Winograd F(2x2, 3x3) on odd sizes with tiles split across images
  * and output-block groups, channel counts that are not multiples of 16, and
- * BF16 weights; with bias, ReLU and residual accumulation, on 1, 2 and 3
- * threads. Skipped on CPUs without AVX-512. */
+ * BF16 weights, direct and Winograd, with FP32 or bf16 output; with bias,
+ * ReLU and residual accumulation, on 1, 2 and 3 threads. Skipped on CPUs
+ * without AVX-512. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -101,17 +102,22 @@ static const struct shape shapes[] = {
     {16, 16, 3, 1, 2, 2, 9, RN_PACK_WINO},
     {64, 64, 3, 1, 2, 9, 11, RN_PACK_BF16},
     {64, 32, 1, 2, 1, 9, 7, RN_PACK_BF16},
+    {64, 64, 3, 1, 2, 9, 11, RN_PACK_WINO_BF16},
+    {48, 40, 3, 1, 3, 5, 7, RN_PACK_WINO_BF16},
 };
 
-static const char *kind_name[] = {"fp32", "nchw", "bf16", "winograd"};
+static const char *kind_name[] = {"fp32", "nchw", "bf16", "winograd", "winograd-bf16"};
 
-static void run_case(const struct shape *s, int threads, int relu, int accumulate, int bias_on)
+/* bf16_out: the result as bf16 (rn_conv_args.out_b), as a BF16 model's
+ * first convolutions of a block write it */
+static void run_case(const struct shape *s, int threads, int relu, int accumulate, int bias_on,
+                     int bf16_out)
 {
     rn_conv c = {.in_c = s->in_c, .out_c = s->out_c, .kh = s->k, .kw = s->k, .stride = s->stride,
                  .pad = s->k / 2, .groups = 1};
     int n = s->n, ih = s->ih, iw = s->iw, oh = rn_out_dim(ih, s->k, s->stride, s->k / 2),
         ow = rn_out_dim(iw, s->k, s->stride, s->k / 2);
-    int bf16 = s->kind == RN_PACK_BF16;
+    int bf16 = s->kind == RN_PACK_BF16 || s->kind == RN_PACK_WINO_BF16;
     c.w = rand_buf((size_t)c.out_c * c.in_c * c.kh * c.kw);
     c.b = rand_buf((size_t)c.out_c);
     void *packed = rn_alloc(rn_conv_packed_bytes(&c, s->kind));
@@ -120,24 +126,34 @@ static void run_case(const struct shape *s, int threads, int relu, int accumulat
     size_t in_n = (size_t)n * c.in_c * ih * iw, in_bn = (size_t)n * rn_cblocks(c.in_c) * 16 * ih * iw;
     size_t on = (size_t)n * c.out_c * oh * ow, obn = (size_t)n * rn_cblocks(c.out_c) * 16 * oh * ow;
     float *in = rand_buf(in_n), *in_b = rn_alloc(in_bn * sizeof(float));
-    float *ref = rand_buf(on), *out = rn_alloc(on * sizeof(float)), *out_b = rn_alloc(obn * sizeof(float));
+    float *ref = rand_buf(on), *out = rn_alloc(on * sizeof(float)), *outf = rn_alloc(obn * sizeof(float));
     uint16_t *in_h = rn_alloc(in_bn * sizeof(uint16_t));
-    to_blocked(ref, n, c.out_c, oh * ow, out_b); /* the residual, if accumulating */
+    to_blocked(ref, n, c.out_c, oh * ow, outf); /* the residual, if accumulating */
     to_blocked(in, n, c.in_c, ih * iw, in_b);
 
     rn_exec x = {.pool = rn_pool_new(threads)};
-    x.col_stride = s->kind == RN_PACK_WINO ? rn_conv_wino_floats(&c) : 0;
+    x.col_stride = s->kind == RN_PACK_WINO || s->kind == RN_PACK_WINO_BF16 ? rn_conv_wino_floats(&c) : 0;
     x.col = rn_alloc((x.col_stride + 16) * threads * sizeof(float));
     rn_conv_args a = {.c = &c, .in = s->kind == RN_PACK_NCHW ? in : in_b, .n = n, .ih = ih,
-                      .iw = iw, .out = out_b, .bias = bias_on ? c.b : NULL, .relu = relu,
+                      .iw = iw, .out = outf, .bias = bias_on ? c.b : NULL, .relu = relu,
                       .accumulate = accumulate};
     if (bf16) {
         rn_blocked_to_bf16(&x, in_b, in_bn, in_h);
         a.in_b = in_h;
     }
+    uint16_t *res_h = NULL;
+    if (bf16_out) {
+        res_h = rn_alloc(obn * sizeof(uint16_t));
+        a.out_b = res_h;
+    }
     rn_conv_blocked_forward(&x, &a);
+    if (res_h)
+        for (size_t i = 0; i < obn; i++) {
+            uint32_t u = (uint32_t)res_h[i] << 16;
+            memcpy(&outf[i], &u, sizeof u);
+        }
     naive_conv(&c, in, n, ih, iw, ref, a.bias, relu, accumulate);
-    from_blocked(out_b, n, c.out_c, oh * ow, out);
+    from_blocked(outf, n, c.out_c, oh * ow, out);
 
     /* FP32: float rounding of sums of up to in_c * 9 terms; BF16: 8-bit
      * mantissas of inputs and weights, relative to the output's scale */
@@ -148,15 +164,15 @@ static void run_case(const struct shape *s, int threads, int relu, int accumulat
     }
     double tol = (bf16 ? 2e-2 : 2e-6) * fmax(scale, 1.0);
     if (md > tol)
-        fail_msg("%s conv %dx%d/%d %d->%d on %d x %dx%d, %d threads, relu %d acc %d bias %d: "
-                 "max diff %g (tolerance %g)",
+        fail_msg("%s conv %dx%d/%d %d->%d on %d x %dx%d, %d threads, relu %d acc %d bias %d "
+                 "bf16 out %d: max diff %g (tolerance %g)",
                  kind_name[s->kind], s->k, s->k, s->stride, s->in_c, s->out_c, n, ih, iw, threads,
-                 relu, accumulate, bias_on, md, tol);
+                 relu, accumulate, bias_on, bf16_out, md, tol);
     /* the padding channels of the last output block stay zero */
     for (int b = 0; b < n; b++)
         for (int ch = c.out_c; ch < rn_cblocks(c.out_c) * 16; ch++)
             for (int q = 0; q < oh * ow; q++) {
-                float v = out_b[(((size_t)b * rn_cblocks(c.out_c) + ch / 16) * oh * ow + q) * 16 + ch % 16];
+                float v = outf[(((size_t)b * rn_cblocks(c.out_c) + ch / 16) * oh * ow + q) * 16 + ch % 16];
                 if (v != 0.0f)
                     fail_msg("%s conv %d->%d: padding channel %d is %g", kind_name[s->kind],
                              c.in_c, c.out_c, ch, v);
@@ -169,9 +185,10 @@ static void run_case(const struct shape *s, int threads, int relu, int accumulat
     rn_free(in);
     rn_free(in_b);
     rn_free(in_h);
+    rn_free(res_h);
     rn_free(ref);
     rn_free(out);
-    rn_free(out_b);
+    rn_free(outf);
 }
 
 static void test_blocked_shapes(void **state)
@@ -179,12 +196,15 @@ static void test_blocked_shapes(void **state)
     if (!rn_blocked_available())
         skip();
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        if (shapes[i].kind == RN_PACK_BF16 && !rn_blocked_bf16_available())
+        if ((shapes[i].kind == RN_PACK_BF16 || shapes[i].kind == RN_PACK_WINO_BF16) &&
+            !rn_blocked_bf16_available())
             continue;
         for (int threads = 1; threads <= 3; threads++) {
-            run_case(&shapes[i], threads, 0, 0, 0);
-            run_case(&shapes[i], threads, 1, 0, 1);
-            run_case(&shapes[i], threads, 1, 1, 1);
+            run_case(&shapes[i], threads, 0, 0, 0, 0);
+            run_case(&shapes[i], threads, 1, 0, 1, 0);
+            run_case(&shapes[i], threads, 1, 1, 1, 0);
+            if (shapes[i].kind == RN_PACK_BF16 || shapes[i].kind == RN_PACK_WINO_BF16)
+                run_case(&shapes[i], threads, 1, 0, 1, 1);
         }
     }
 }
