@@ -39,15 +39,21 @@ fi
 have_torch=1
 /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null || have_torch=0
 
-# engine batch round -> $OUT/ENGINE-bBATCH-rROUND.json (last JSON line of the run)
+# engine batch round -> $OUT/ENGINE-bBATCH-rROUND.json (last JSON line of the run);
+# round "rss": a 3 s run under /usr/bin/time, peak RSS into $OUT/ENGINE-rss.txt
 run() {
-    local engine=$1 b=$2 r=$3 f=$OUT/$1-b$2-r$3.json
+    local engine=$1 b=$2 r=$3 f=$OUT/$1-b$2-r$3.json secs=$SECS pre=()
+    if [ "$r" = rss ]; then
+        secs=3
+        pre=(/usr/bin/time -f %M -o "$OUT/$engine-rss.txt")
+    fi
     case $engine in
-    ours) "$BUILD/resnet" bench -m "$MODEL" --batch "$b" --threads "$THREADS" --seconds "$SECS" ;;
-    ours-bf16) "$BUILD/resnet" bench -m "$MODEL" --batch "$b" --threads "$THREADS" --seconds "$SECS" \
-        --precision bf16 ;;
-    onnxruntime) node bench/peers/ort_bench.js "$ONNX" "$b" "$THREADS" "$SECS" ;;
-    pytorch) /usr/bin/python3 bench/peers/torch_bench.py "$MODEL" "$b" "$THREADS" "$SECS" ;;
+    ours) "${pre[@]}" "$BUILD/resnet" bench -m "$MODEL" --batch "$b" --threads "$THREADS" \
+        --seconds "$secs" ;;
+    ours-bf16) "${pre[@]}" "$BUILD/resnet" bench -m "$MODEL" --batch "$b" --threads "$THREADS" \
+        --seconds "$secs" --precision bf16 ;;
+    onnxruntime) "${pre[@]}" node bench/peers/ort_bench.js "$ONNX" "$b" "$THREADS" "$secs" ;;
+    pytorch) "${pre[@]}" /usr/bin/python3 bench/peers/torch_bench.py "$MODEL" "$b" "$THREADS" "$secs" ;;
     esac 2>/dev/null | tail -n 1 >"$f"
 }
 
@@ -64,6 +70,15 @@ for b in $BATCHES; do
         done
     done
 done
+
+# peak RSS of each engine's process at batch 8: weights, activations and
+# runtime (Node.js for ONNX Runtime, the Python interpreter for PyTorch)
+if [ -x /usr/bin/time ]; then
+    rm -f "$OUT"/*-rss.txt
+    for e in $ENGINES; do
+        run "$e" 8 rss
+    done
+fi
 
 /usr/bin/python3 - "$OUT" "$ROUNDS" "$BATCHES" $ENGINES <<'PY'
 import json, statistics, sys
@@ -86,4 +101,12 @@ for b in batches:
     print(f"batch {b}: " + ", ".join(
         f"{o}/{p} {med(o, b, 'images_per_s') / med(p, b, 'images_per_s'):.2f}"
         for o in ours for p in peers))
+rss = {}
+for e in engines:
+    try:
+        rss[e] = int(open(f"{out}/{e}-rss.txt").read().split()[-1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+if rss:
+    print("peak RSS at batch 8: " + ", ".join(f"{e} {v:.0f} MB" for e, v in rss.items()))
 PY
