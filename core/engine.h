@@ -9,7 +9,7 @@
 typedef struct rn_exec {
     rn_pool *pool;
     float *col;        /* n_threads * col_stride floats */
-    size_t col_stride; /* floats per thread */
+    size_t col_stride; /* floats per thread, a multiple of 16 (64-byte aligned parts) */
 } rn_exec;
 
 typedef struct rn_conv_args {

@@ -104,6 +104,7 @@ static int reserve(rn_ctx *ctx, int n, int h, int w, char *err, size_t errlen)
                            want * sizeof(float) >> 20, n, h, w);
         ctx->cap[b] = want;
     }
+    p.col = (p.col + 15) & ~(size_t)15; /* each thread's part 64-byte aligned */
     if (p.col > ctx->col_cap) {
         rn_free(ctx->exec.col);
         ctx->col_cap = 0;
