@@ -410,54 +410,85 @@ static inline AVX512 __m512 load_bf16(const uint16_t *p)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* V[p][ib][tl] = (B^T d B)[p] for the tl-th tile of the chunk from t0,
- * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-static AVX512 void wino_input(const struct wino_job *j, int t0, int tc, float *V)
+/* Column x of the 4 input rows from y0 of one input block, with B^T applied
+ * down it: (d0 - d2, d1 + d2, d2 - d1, d1 - d3), zero outside the image. */
+static inline AVX512 __attribute__((always_inline)) void wino_col(const void *src, const int BF,
+                                                                  int h, int w, int y0, int x,
+                                                                  __m512 c[4])
 {
-    const float *in = j->a->in;
-    const uint16_t *in_b = j->a->in_b;
-    uint16_t *Vb = (uint16_t *)V;
-    size_t plane = (size_t)j->h * j->w * 16;
-    const __m512 zero = _mm512_setzero_ps();
-    for (int tl = 0; tl < tc; tl++) {
-        int t = t0 + tl, img = t / (j->th * j->tw), q = t % (j->th * j->tw);
-        int y0 = q / j->tw * 2 - 1, x0 = q % j->tw * 2 - 1;
-        int ok[2][4];
-        for (int k = 0; k < 4; k++) {
-            ok[0][k] = y0 + k >= 0 && y0 + k < j->h;
-            ok[1][k] = x0 + k >= 0 && x0 + k < j->w;
-        }
-        for (int ib = 0; ib < j->ib_n; ib++) {
+    __m512 d[4];
+    for (int k = 0; k < 4; k++) {
+        int y = y0 + k;
+        size_t at = ((size_t)y * w + x) * 16;
+        d[k] = x < 0 || x >= w || y < 0 || y >= h ? _mm512_setzero_ps()
+               : BF ? load_bf16((const uint16_t *)src + at)
+                    : _mm512_load_ps((const float *)src + at);
+    }
+    c[0] = _mm512_sub_ps(d[0], d[2]);
+    c[1] = _mm512_add_ps(d[1], d[2]);
+    c[2] = _mm512_sub_ps(d[2], d[1]);
+    c[3] = _mm512_sub_ps(d[1], d[3]);
+}
+
+/* V[p][ib][tl] = (B^T d B)[p] for the tl-th tile of the chunk from t0,
+ * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. Input block by input block,
+ * tiles in order: a tile shares two input columns with its left neighbour,
+ * so their column transforms are reused. */
+static inline AVX512 __attribute__((always_inline)) void wino_input_t(const struct wino_job *j,
+                                                                      int t0, int tc, void *V,
+                                                                      const int BF)
+{
+    const void *in = BF ? (const void *)j->a->in_b : (const void *)j->a->in;
+    size_t plane = (size_t)j->h * j->w * 16, vp = (size_t)j->ib_n * j->T * 16;
+    int per_img = j->th * j->tw;
+    for (int ib = 0; ib < j->ib_n; ib++) {
+        int img = t0 / per_img, ty = t0 % per_img / j->tw, tx = t0 % j->tw;
+        __m512 c[4][4]; /* the tile's 4 input columns, transformed */
+        for (int tl = 0; tl < tc; tl++) {
             size_t src = ((size_t)img * j->ib_n + ib) * plane;
-            __m512 d[4][4], u[4][4];
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++) {
-                    size_t at = src + ((size_t)(y0 + a) * j->w + x0 + b) * 16;
-                    d[a][b] = !(ok[0][a] && ok[1][b]) ? zero
-                              : j->bf                  ? load_bf16(in_b + at)
-                                                       : _mm512_load_ps(in + at);
+            const void *s = BF ? (const void *)((const uint16_t *)in + src)
+                               : (const void *)((const float *)in + src);
+            int y0 = ty * 2 - 1, x0 = tx * 2 - 1;
+            if (tl > 0 && tx > 0) {
+                for (int k = 0; k < 4; k++) {
+                    c[0][k] = c[2][k];
+                    c[1][k] = c[3][k];
                 }
-            for (int b = 0; b < 4; b++) {
-                u[0][b] = _mm512_sub_ps(d[0][b], d[2][b]);
-                u[1][b] = _mm512_add_ps(d[1][b], d[2][b]);
-                u[2][b] = _mm512_sub_ps(d[2][b], d[1][b]);
-                u[3][b] = _mm512_sub_ps(d[1][b], d[3][b]);
+            } else {
+                wino_col(s, BF, j->h, j->w, y0, x0, c[0]);
+                wino_col(s, BF, j->h, j->w, y0, x0 + 1, c[1]);
             }
+            wino_col(s, BF, j->h, j->w, y0, x0 + 2, c[2]);
+            wino_col(s, BF, j->h, j->w, y0, x0 + 3, c[3]);
             size_t v = ((size_t)ib * j->T + tl) * 16;
-            size_t vp = (size_t)j->ib_n * j->T * 16; /* elements between positions */
             for (int a = 0; a < 4; a++) {
-                __m512 r[4] = {_mm512_sub_ps(u[a][0], u[a][2]), _mm512_add_ps(u[a][1], u[a][2]),
-                               _mm512_sub_ps(u[a][2], u[a][1]), _mm512_sub_ps(u[a][1], u[a][3])};
+                __m512 r[4] = {_mm512_sub_ps(c[0][a], c[2][a]), _mm512_add_ps(c[1][a], c[2][a]),
+                               _mm512_sub_ps(c[2][a], c[1][a]), _mm512_sub_ps(c[1][a], c[3][a])};
                 for (int b = 0; b < 4; b++) {
                     size_t at = v + (4 * a + b) * vp;
-                    if (j->bf)
-                        _mm256_store_si256((__m256i *)(Vb + at), cvt_bf16(r[b]));
+                    if (BF)
+                        _mm256_store_si256((__m256i *)((uint16_t *)V + at), cvt_bf16(r[b]));
                     else
-                        _mm512_store_ps(V + at, r[b]);
+                        _mm512_store_ps((float *)V + at, r[b]);
+                }
+            }
+            if (++tx == j->tw) {
+                tx = 0;
+                if (++ty == j->th) {
+                    ty = 0;
+                    img++;
                 }
             }
         }
     }
+}
+
+static AVX512 void wino_input(const struct wino_job *j, int t0, int tc, float *V)
+{
+    if (j->bf)
+        wino_input_t(j, t0, tc, V, 1);
+    else
+        wino_input_t(j, t0, tc, V, 0);
 }
 
 /* The output of the chunk's tiles for output blocks [ob0, ob1):

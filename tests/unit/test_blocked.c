@@ -132,7 +132,10 @@ static void run_case(const struct shape *s, int threads, int relu, int accumulat
     to_blocked(in, n, c.in_c, ih * iw, in_b);
 
     rn_exec x = {.pool = rn_pool_new(threads)};
-    x.col_stride = s->kind == RN_PACK_WINO || s->kind == RN_PACK_WINO_BF16 ? rn_conv_wino_floats(&c) : 0;
+    /* any multiple of 16 floats will do (engine.h), not only the scratch size */
+    x.col_stride = s->kind == RN_PACK_WINO || s->kind == RN_PACK_WINO_BF16
+                       ? rn_conv_wino_floats(&c) + 16
+                       : 0;
     x.col = rn_alloc((x.col_stride + 16) * threads * sizeof(float));
     rn_conv_args a = {.c = &c, .in = s->kind == RN_PACK_NCHW ? in : in_b, .n = n, .ih = ih,
                       .iw = iw, .out = outf, .bias = bias_on ? c.b : NULL, .relu = relu,
