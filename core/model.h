@@ -17,10 +17,12 @@ typedef struct rn_conv {
     /* RN_PRECISION_BF16 models, instead of wp for the block convolutions:
      * (ceil(out_c/16), ceil(in_c/16), kh, kw, 8 input pairs, 16 out, 2 in). */
     uint16_t *wb;
-    /* FP32 3x3 stride-1 convolutions, instead of wp: Winograd F(2x2, 3x3)
+    /* FP32 3x3 stride-1 convolutions, instead of wp: Winograd F(m x m, 3x3)
      * weights U = G g G^T, one packed 1x1 convolution per position p of the
-     * 4x4 transform: (16, ceil(out_c/16), ceil(in_c/16), 16 in, 16 out). */
+     * (m+2) x (m+2) transform: ((m+2)^2, ceil(out_c/16), ceil(in_c/16), 16 in,
+     * 16 out); m is wu_m, 2 or 4. */
     float *wu;
+    int wu_m;
     /* The same for BF16 models, as bf16 in wb's layout:
      * (16, ceil(out_c/16), ceil(in_c/16), 8 input pairs, 16 out, 2 in). */
     uint16_t *wub;

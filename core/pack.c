@@ -93,43 +93,54 @@ static void pack_conv_bf16(rn_conv *c, uint16_t *dst)
     c->wb = dst;
 }
 
-static size_t wino_floats(const rn_conv *c)
+/* Positions of the Winograd transform of F(m x m, 3x3): (m + 2)^2. */
+static size_t wino_floats(const rn_conv *c, int m)
 {
-    return (size_t)16 * rn_cblocks(c->out_c) * rn_cblocks(c->in_c) * 256;
+    return (size_t)(m + 2) * (m + 2) * rn_cblocks(c->out_c) * rn_cblocks(c->in_c) * 256;
 }
 
 /* U = G g G^T for each (output, input) channel pair, computed in double,
- * with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; position p = 4a + b
- * of U is the weight matrix of one 1x1 convolution, packed as wp is,
- * wu[p][ob][ib][i][o], or for BF16 (dst NULL) as wb is,
- * wub[p][ob][ib][i/2][o][i%2]. */
-static void pack_wino(rn_conv *c, float *dst, uint16_t *dst_b)
+ * with, for m = 2, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] and, for
+ * m = 4, G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6;
+ * 1/24 -1/12 1/6; 0 0 1] (interpolation points 0, 1, -1, 2, -2, and
+ * infinity). Position p = (m + 2) a + b of U is the weight matrix of one 1x1
+ * convolution, packed as wp is, wu[p][ob][ib][i][o], or for BF16 (dst NULL)
+ * as wb is, wub[p][ob][ib][i/2][o][i%2]. */
+static void pack_wino(rn_conv *c, int m, float *dst, uint16_t *dst_b)
 {
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-    int ob_n = rn_cblocks(c->out_c), ib_n = rn_cblocks(c->in_c);
+    static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    static const double G4[6][3] = {{1.0 / 4, 0, 0},
+                                    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                    {0, 0, 1}};
+    const double(*G)[3] = m == 4 ? G4 : G2;
+    int A = m + 2, ob_n = rn_cblocks(c->out_c), ib_n = rn_cblocks(c->in_c);
     size_t per_p = (size_t)ob_n * ib_n * 256;
     if (dst)
-        memset(dst, 0, wino_floats(c) * sizeof(float));
+        memset(dst, 0, wino_floats(c, m) * sizeof(float));
     else
-        memset(dst_b, 0, wino_floats(c) * sizeof(uint16_t));
+        memset(dst_b, 0, wino_floats(c, m) * sizeof(uint16_t));
     for (int o = 0; o < c->out_c; o++)
         for (int i = 0; i < c->in_c; i++) {
             const float *g = c->w + ((size_t)o * c->in_c + i) * 9;
-            double gt[4][3]; /* G g */
-            for (int a = 0; a < 4; a++)
+            double gt[6][3]; /* G g */
+            for (int a = 0; a < A; a++)
                 for (int k = 0; k < 3; k++)
                     gt[a][k] = G[a][0] * g[k] + G[a][1] * g[3 + k] + G[a][2] * g[6 + k];
             size_t blk = ((size_t)(o / 16) * ib_n + i / 16) * 256;
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++) {
+            for (int a = 0; a < A; a++)
+                for (int b = 0; b < A; b++) {
                     double u = gt[a][0] * G[b][0] + gt[a][1] * G[b][1] + gt[a][2] * G[b][2];
-                    size_t p = (size_t)(4 * a + b) * per_p + blk;
+                    size_t p = (size_t)(A * a + b) * per_p + blk;
                     if (dst)
                         dst[p + (i % 16) * 16 + o % 16] = (float)u;
                     else
                         dst_b[p + (i % 16 / 2) * 32 + o % 16 * 2 + i % 2] = to_bf16((float)u);
                 }
         }
+    c->wu_m = m;
     if (dst)
         c->wu = dst;
     else
@@ -153,11 +164,17 @@ int rn_conv_pack_kind(const rn_conv *c, int nchw_input, int bf16)
 {
     if (nchw_input)
         return RN_PACK_NCHW;
-    /* 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) */
+    /* 3x3 stride-1 convolutions run as Winograd: F(4x4, 3x3) in FP32 up to
+     * 128 channels, where its larger transforms cost least against the GEMMs
+     * they halve and its weights (36 positions) stay small; F(2x2, 3x3)
+     * beyond, and for BF16, whose rounding the larger transform
+     * coefficients would amplify */
     int wino = c->kh == 3 && c->kw == 3 && c->stride == 1 && c->pad == 1 && c->groups == 1;
     if (bf16)
         return wino ? RN_PACK_WINO_BF16 : RN_PACK_BF16;
-    return wino ? RN_PACK_WINO : RN_PACK_F32;
+    if (wino)
+        return c->in_c <= 128 && c->out_c <= 128 ? RN_PACK_WINO4 : RN_PACK_WINO;
+    return RN_PACK_F32;
 }
 
 size_t rn_conv_packed_bytes(const rn_conv *c, int kind)
@@ -168,9 +185,11 @@ size_t rn_conv_packed_bytes(const rn_conv *c, int kind)
     case RN_PACK_BF16:
         return packed_floats(c, 16) * sizeof(uint16_t);
     case RN_PACK_WINO:
-        return wino_floats(c) * sizeof(float);
+        return wino_floats(c, 2) * sizeof(float);
+    case RN_PACK_WINO4:
+        return wino_floats(c, 4) * sizeof(float);
     case RN_PACK_WINO_BF16:
-        return wino_floats(c) * sizeof(uint16_t);
+        return wino_floats(c, 2) * sizeof(uint16_t);
     default:
         return packed_floats(c, 16) * sizeof(float);
     }
@@ -186,10 +205,13 @@ void rn_conv_pack(rn_conv *c, int kind, void *dst)
         pack_conv_bf16(c, dst);
         break;
     case RN_PACK_WINO:
-        pack_wino(c, dst, NULL);
+        pack_wino(c, 2, dst, NULL);
+        break;
+    case RN_PACK_WINO4:
+        pack_wino(c, 4, dst, NULL);
         break;
     case RN_PACK_WINO_BF16:
-        pack_wino(c, NULL, dst);
+        pack_wino(c, 2, NULL, dst);
         break;
     default:
         pack_conv(c, 16, dst);

@@ -102,11 +102,17 @@ static const struct shape shapes[] = {
     {16, 16, 3, 1, 2, 2, 9, RN_PACK_WINO},
     {64, 64, 3, 1, 2, 9, 11, RN_PACK_BF16},
     {64, 32, 1, 2, 1, 9, 7, RN_PACK_BF16},
+    {64, 64, 3, 1, 2, 56, 56, RN_PACK_WINO4}, /* F(4x4, 3x3): many chunks */
+    {128, 128, 3, 1, 2, 28, 28, RN_PACK_WINO4},
+    {32, 48, 3, 1, 3, 7, 5, RN_PACK_WINO4},   /* partial tiles, across images */
+    {20, 36, 3, 1, 1, 1, 1, RN_PACK_WINO4},
+    {16, 16, 3, 1, 2, 6, 10, RN_PACK_WINO4},
     {64, 64, 3, 1, 2, 9, 11, RN_PACK_WINO_BF16},
     {48, 40, 3, 1, 3, 5, 7, RN_PACK_WINO_BF16},
 };
 
-static const char *kind_name[] = {"fp32", "nchw", "bf16", "winograd", "winograd-bf16"};
+static const char *kind_name[] = {"fp32", "nchw", "bf16", "winograd", "winograd-bf16",
+                                  "winograd-4x4"};
 
 /* bf16_out: the result as bf16 (rn_conv_args.out_b), as a BF16 model's
  * first convolutions of a block write it */
@@ -133,7 +139,7 @@ static void run_case(const struct shape *s, int threads, int relu, int accumulat
 
     rn_exec x = {.pool = rn_pool_new(threads)};
     /* any multiple of 16 floats will do (engine.h), not only the scratch size */
-    x.col_stride = s->kind == RN_PACK_WINO || s->kind == RN_PACK_WINO_BF16
+    x.col_stride = s->kind >= RN_PACK_WINO
                        ? rn_conv_wino_floats(&c) + 16
                        : 0;
     x.col = rn_alloc((x.col_stride + 16) * threads * sizeof(float));
@@ -158,14 +164,15 @@ static void run_case(const struct shape *s, int threads, int relu, int accumulat
     naive_conv(&c, in, n, ih, iw, ref, a.bias, relu, accumulate);
     from_blocked(outf, n, c.out_c, oh * ow, out);
 
-    /* FP32: float rounding of sums of up to in_c * 9 terms; BF16: 8-bit
-     * mantissas of inputs and weights, relative to the output's scale */
+    /* FP32: float rounding of sums of up to in_c * 9 terms, amplified by the
+     * coefficients (up to 8) of F(4x4, 3x3)'s transforms; BF16: 8-bit
+     * mantissas of inputs and weights; relative to the output's scale */
     double md = 0, scale = 0;
     for (size_t i = 0; i < on; i++) {
         md = fmax(md, fabs((double)out[i] - ref[i]));
         scale = fmax(scale, fabs(ref[i]));
     }
-    double tol = (bf16 ? 2e-2 : 2e-6) * fmax(scale, 1.0);
+    double tol = (bf16 ? 2e-2 : s->kind == RN_PACK_WINO4 ? 2e-5 : 2e-6) * fmax(scale, 1.0);
     if (md > tol)
         fail_msg("%s conv %dx%d/%d %d->%d on %d x %dx%d, %d threads, relu %d acc %d bias %d "
                  "bf16 out %d: max diff %g (tolerance %g)",
