@@ -578,10 +578,60 @@ static AVX512 void wino_input(const struct wino_job *j, int t0, int tc, float *V
         wino_input_t(j, t0, tc, V, 0);
 }
 
-/* The output of the chunk's tiles for output blocks [ob0, ob1):
- * Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], plus bias and the residual, ReLU. */
-static AVX512 void wino_output(const struct wino_job *j, int t0, int tc, int ob0, int ob1,
-                               const float *M)
+/* y = A^T m A for F(2x2, 3x3), A^T = [1 1 1 0; 0 1 -1 -1]; m: the 16
+ * positions of one tile, mp floats apart. */
+static inline AVX512 __attribute__((always_inline)) void wino2_out(const float *m, size_t mp,
+                                                                   __m512 y[4][4])
+{
+    __m512 s[2][4];
+    for (int b = 0; b < 4; b++) {
+        __m512 m0 = _mm512_load_ps(m + b * mp), m1 = _mm512_load_ps(m + (4 + b) * mp),
+               m2 = _mm512_load_ps(m + (8 + b) * mp), m3 = _mm512_load_ps(m + (12 + b) * mp);
+        s[0][b] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        s[1][b] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    for (int r = 0; r < 2; r++) {
+        y[r][0] = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
+        y[r][1] = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
+    }
+}
+
+/* y = A^T m for F(4x4, 3x3) along one dimension, A^T = [1 1 1 1 1 0;
+ * 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
+static inline AVX512 __attribute__((always_inline)) void wino4_at(const __m512 m[6], __m512 y[4])
+{
+    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2), d34, d12);
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4), s34, s12);
+    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8), d34, d12), m[5]);
+}
+
+/* y = A^T m A for F(4x4, 3x3): m, the 36 positions of one tile. */
+static inline AVX512 __attribute__((always_inline)) void wino4_out(const float *m, size_t mp,
+                                                                   __m512 y[4][4])
+{
+    __m512 s[4][6];
+    for (int b = 0; b < 6; b++) {
+        __m512 col[6], r[4];
+        for (int k = 0; k < 6; k++)
+            col[k] = _mm512_load_ps(m + (6 * k + b) * mp);
+        wino4_at(col, r);
+        for (int k = 0; k < 4; k++)
+            s[k][b] = r[k];
+    }
+    for (int r = 0; r < 4; r++)
+        wino4_at(s[r], y[r]);
+}
+
+/* The output of the chunk's tiles for output blocks [ob0, ob1): Y = A^T M A
+ * plus bias and the residual, ReLU, into out, or into out_b as bf16; MT, the
+ * tile size j->m as a constant. */
+static inline AVX512 __attribute__((always_inline)) void wino_output_t(const struct wino_job *j,
+                                                                       int t0, int tc, int ob0,
+                                                                       int ob1, const float *M,
+                                                                       const int MT)
 {
     const rn_conv_args *a = j->a;
     size_t mp = (size_t)j->og_size * j->T * 16; /* floats between positions */
@@ -592,22 +642,16 @@ static AVX512 void wino_output(const struct wino_job *j, int t0, int tc, int ob0
         __m512 bias = a->bias ? _mm512_maskz_loadu_ps(mask, a->bias + ob * 16) : zero;
         for (int tl = 0; tl < tc; tl++) {
             int t = t0 + tl, img = t / (j->th * j->tw), q = t % (j->th * j->tw);
-            int oy = q / j->tw * 2, ox = q % j->tw * 2;
+            int oy = q / j->tw * MT, ox = q % j->tw * MT;
             const float *m = M + ((size_t)(ob - ob0) * j->T + tl) * 16;
-            __m512 s[2][4], y[2][2];
-            for (int b = 0; b < 4; b++) {
-                __m512 m0 = _mm512_load_ps(m + b * mp), m1 = _mm512_load_ps(m + (4 + b) * mp),
-                       m2 = _mm512_load_ps(m + (8 + b) * mp), m3 = _mm512_load_ps(m + (12 + b) * mp);
-                s[0][b] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-                s[1][b] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-            }
-            for (int r = 0; r < 2; r++) {
-                y[r][0] = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
-                y[r][1] = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
-            }
+            __m512 y[4][4];
+            if (MT == 4)
+                wino4_out(m, mp, y);
+            else
+                wino2_out(m, mp, y);
             size_t o = (((size_t)img * j->ob_n + ob) * j->h + oy) * j->w * 16 + ox * 16;
-            for (int dy = 0; dy < 2 && oy + dy < j->h; dy++)
-                for (int dx = 0; dx < 2 && ox + dx < j->w; dx++) {
+            for (int dy = 0; dy < MT && oy + dy < j->h; dy++)
+                for (int dx = 0; dx < MT && ox + dx < j->w; dx++) {
                     size_t at = o + ((size_t)dy * j->w + dx) * 16;
                     __m512 v = _mm512_add_ps(bias, y[dy][dx]);
                     if (a->accumulate)
@@ -623,57 +667,13 @@ static AVX512 void wino_output(const struct wino_job *j, int t0, int tc, int ob0
     }
 }
 
-/* y = A^T m for F(4x4, 3x3), A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0;
- * 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
-static inline AVX512 __attribute__((always_inline)) void wino4_at(const __m512 m[6], __m512 y[4])
+static AVX512 void wino_output(const struct wino_job *j, int t0, int tc, int ob0, int ob1,
+                               const float *M)
 {
-    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
-    __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
-    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
-    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2), d34, d12);
-    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4), s34, s12);
-    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8), d34, d12), m[5]);
-}
-
-/* wino_output for F(4x4, 3x3), FP32 out. */
-static AVX512 void wino4_output(const struct wino_job *j, int t0, int tc, int ob0, int ob1,
-                                const float *M)
-{
-    const rn_conv_args *a = j->a;
-    size_t mp = (size_t)j->og_size * j->T * 16; /* floats between positions */
-    const __m512 zero = _mm512_setzero_ps();
-    for (int ob = ob0; ob < ob1; ob++) {
-        int rem = a->c->out_c - ob * 16;
-        __mmask16 mask = rem >= 16 ? 0xffff : (__mmask16)((1u << rem) - 1);
-        __m512 bias = a->bias ? _mm512_maskz_loadu_ps(mask, a->bias + ob * 16) : zero;
-        for (int tl = 0; tl < tc; tl++) {
-            int t = t0 + tl, img = t / (j->th * j->tw), q = t % (j->th * j->tw);
-            int oy = q / j->tw * 4, ox = q % j->tw * 4;
-            const float *m = M + ((size_t)(ob - ob0) * j->T + tl) * 16;
-            __m512 s[4][6], y[4][4];
-            for (int b = 0; b < 6; b++) {
-                __m512 col[6], r[4];
-                for (int k = 0; k < 6; k++)
-                    col[k] = _mm512_load_ps(m + (6 * k + b) * mp);
-                wino4_at(col, r);
-                for (int k = 0; k < 4; k++)
-                    s[k][b] = r[k];
-            }
-            for (int r = 0; r < 4; r++)
-                wino4_at(s[r], y[r]);
-            size_t o = (((size_t)img * j->ob_n + ob) * j->h + oy) * j->w * 16 + ox * 16;
-            for (int dy = 0; dy < 4 && oy + dy < j->h; dy++)
-                for (int dx = 0; dx < 4 && ox + dx < j->w; dx++) {
-                    float *p = a->out + o + ((size_t)dy * j->w + dx) * 16;
-                    __m512 v = _mm512_add_ps(bias, y[dy][dx]);
-                    if (a->accumulate)
-                        v = _mm512_add_ps(v, _mm512_load_ps(p));
-                    if (a->relu)
-                        v = _mm512_max_ps(v, zero);
-                    _mm512_store_ps(p, v);
-                }
-        }
-    }
+    if (j->m == 4)
+        wino_output_t(j, t0, tc, ob0, ob1, M, 4);
+    else
+        wino_output_t(j, t0, tc, ob0, ob1, M, 2);
 }
 
 static AVX512 void wino_task(void *arg, int task, int thread)
@@ -712,10 +712,7 @@ static AVX512 void wino_task(void *arg, int task, int thread)
             }
         }
     }
-    if (j->m == 4)
-        wino4_output(j, t0, tc, ob0, ob1, M);
-    else
-        wino_output(j, t0, tc, ob0, ob1, M);
+    wino_output(j, t0, tc, ob0, ob1, M);
 }
 
 static void wino_forward(const rn_exec *x, const rn_conv_args *a)

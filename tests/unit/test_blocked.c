@@ -18,47 +18,8 @@
 
 #include <cmocka.h>
 
+#include "conv_ref.h"
 #include "engine.h"
-
-static unsigned seed = 7;
-static float frand(void)
-{
-    seed = seed * 1103515245u + 12345u;
-    return (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-static float *rand_buf(size_t n)
-{
-    float *p = rn_alloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++)
-        p[i] = frand();
-    return p;
-}
-
-/* out = [relu](conv(in) + bias [+ out]) in NCHW, accumulated in double */
-static void naive_conv(const rn_conv *c, const float *in, int n, int ih, int iw, float *out,
-                       const float *bias, int relu, int accumulate)
-{
-    int oh = rn_out_dim(ih, c->kh, c->stride, c->pad), ow = rn_out_dim(iw, c->kw, c->stride, c->pad);
-    for (int b = 0; b < n; b++)
-        for (int o = 0; o < c->out_c; o++)
-            for (int y = 0; y < oh; y++)
-                for (int x = 0; x < ow; x++) {
-                    double s = 0;
-                    for (int ci = 0; ci < c->in_c; ci++)
-                        for (int ky = 0; ky < c->kh; ky++)
-                            for (int kx = 0; kx < c->kw; kx++) {
-                                int iy = y * c->stride - c->pad + ky, ix = x * c->stride - c->pad + kx;
-                                if (iy < 0 || ix < 0 || iy >= ih || ix >= iw)
-                                    continue;
-                                s += (double)c->w[((o * c->in_c + ci) * c->kh + ky) * c->kw + kx] *
-                                     in[(((size_t)b * c->in_c + ci) * ih + iy) * iw + ix];
-                            }
-                    float *dst = &out[(((size_t)b * c->out_c + o) * oh + y) * ow + x];
-                    double v = s + (bias ? bias[o] : 0) + (accumulate ? *dst : 0);
-                    *dst = (float)(relu && v < 0 ? 0 : v);
-                }
-}
 
 /* NCHW (n, c, h, w) <-> NCHW16c (n, ceil(c/16), h, w, 16), padding channels 0 */
 static void to_blocked(const float *src, int n, int c, int hw, float *dst)
