@@ -5,7 +5,8 @@
 #include "model.h"
 #include "threads.h"
 
-/* What a layer may use: the thread pool and each thread's im2col buffer. */
+/* What a layer may use: the thread pool and each thread's scratch, for im2col
+ * (portable path) or the Winograd transforms (blocked engine). */
 typedef struct rn_exec {
     rn_pool *pool;
     float *col;        /* n_threads * col_stride floats */
