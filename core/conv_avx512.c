@@ -425,7 +425,8 @@ static inline AVX512 __m512 load_bf16(const uint16_t *p)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* r = B^T d for F(4x4, 3x3) (below), with FMAs:
+/* r = B^T d for F(4x4, 3x3), B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0;
+ * 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1], with FMAs:
  * r0 = 4 d0 - 5 d2 + d4, r1,2 = (d4 - 4 d2) +- (d3 - 4 d1),
  * r3,4 = (d4 - d2) +- 2 (d3 - d1), r5 = 4 d1 - 5 d3 + d5. */
 static inline AVX512 __attribute__((always_inline)) void wino4_bt(const __m512 d[6], __m512 r[6])
@@ -442,62 +443,68 @@ static inline AVX512 __attribute__((always_inline)) void wino4_bt(const __m512 d
     r[5] = _mm512_fmadd_ps(four, d[1], _mm512_fmadd_ps(mfive, d[3], d[5]));
 }
 
-/* Column x of the 4 input rows from y0 of one input block, with B^T applied
- * down it: (d0 - d2, d1 + d2, d2 - d1, d1 - d3), zero outside the image. */
-static inline AVX512 __attribute__((always_inline)) void wino_col(const void *src, const int BF,
-                                                                  int h, int w, int y0, int x,
-                                                                  __m512 c[4])
+/* r = B^T d for F(2x2, 3x3), B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+static inline AVX512 __attribute__((always_inline)) void wino2_bt(const __m512 d[4], __m512 r[4])
 {
-    __m512 d[4];
-    for (int k = 0; k < 4; k++) {
-        int y = y0 + k;
-        size_t at = ((size_t)y * w + x) * 16;
-        d[k] = x < 0 || x >= w || y < 0 || y >= h ? _mm512_setzero_ps()
-               : BF ? load_bf16((const uint16_t *)src + at)
-                    : _mm512_load_ps((const float *)src + at);
-    }
-    c[0] = _mm512_sub_ps(d[0], d[2]);
-    c[1] = _mm512_add_ps(d[1], d[2]);
-    c[2] = _mm512_sub_ps(d[2], d[1]);
-    c[3] = _mm512_sub_ps(d[1], d[3]);
+    r[0] = _mm512_sub_ps(d[0], d[2]);
+    r[1] = _mm512_add_ps(d[1], d[2]);
+    r[2] = _mm512_sub_ps(d[2], d[1]);
+    r[3] = _mm512_sub_ps(d[1], d[3]);
 }
 
-/* V[p][ib][tl] = (B^T d B)[p] for the tl-th tile of the chunk from t0,
- * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. Input block by input block,
- * tiles in order: a tile shares two input columns with its left neighbour,
- * so their column transforms are reused. */
+/* V[p][ib][tl] = (B^T d B)[p] for the tl-th tile of the chunk from t0, with
+ * MT x MT output tiles from (MT + 2) x (MT + 2) input patches (B^T above:
+ * wino2_bt, wino4_bt); BF: the input is bf16 (in_b) and V is stored as bf16.
+ * Input block by input block, tiles in order: a tile's patch overlaps its
+ * left neighbour's by two columns, whose transforms (down the columns) are
+ * reused. */
 static inline AVX512 __attribute__((always_inline)) void wino_input_t(const struct wino_job *j,
                                                                       int t0, int tc, void *V,
-                                                                      const int BF)
+                                                                      const int MT, const int BF)
 {
+    enum { A = 6 }; /* MT + 2 at most */
+    const int NA = MT + 2;
     const void *in = BF ? (const void *)j->a->in_b : (const void *)j->a->in;
     size_t plane = (size_t)j->h * j->w * 16, vp = (size_t)j->ib_n * j->T * 16;
     int per_img = j->th * j->tw;
     for (int ib = 0; ib < j->ib_n; ib++) {
         int img = t0 / per_img, ty = t0 % per_img / j->tw, tx = t0 % j->tw;
-        __m512 c[4][4]; /* the tile's 4 input columns, transformed */
+        __m512 c[A][A]; /* the tile's input columns, transformed */
         for (int tl = 0; tl < tc; tl++) {
             size_t src = ((size_t)img * j->ib_n + ib) * plane;
-            const void *s = BF ? (const void *)((const uint16_t *)in + src)
-                               : (const void *)((const float *)in + src);
-            int y0 = ty * 2 - 1, x0 = tx * 2 - 1;
+            int y0 = ty * MT - 1, x0 = tx * MT - 1, x = 0;
             if (tl > 0 && tx > 0) {
-                for (int k = 0; k < 4; k++) {
-                    c[0][k] = c[2][k];
-                    c[1][k] = c[3][k];
+                for (int k = 0; k < NA; k++) {
+                    c[0][k] = c[MT][k];
+                    c[1][k] = c[MT + 1][k];
                 }
-            } else {
-                wino_col(s, BF, j->h, j->w, y0, x0, c[0]);
-                wino_col(s, BF, j->h, j->w, y0, x0 + 1, c[1]);
+                x = 2;
             }
-            wino_col(s, BF, j->h, j->w, y0, x0 + 2, c[2]);
-            wino_col(s, BF, j->h, j->w, y0, x0 + 3, c[3]);
+            for (; x < NA; x++) {
+                __m512 d[A];
+                for (int k = 0; k < NA; k++) {
+                    int y = y0 + k, xx = x0 + x;
+                    size_t at = src + ((size_t)y * j->w + xx) * 16;
+                    d[k] = xx < 0 || xx >= j->w || y < 0 || y >= j->h ? _mm512_setzero_ps()
+                           : BF ? load_bf16((const uint16_t *)in + at)
+                                : _mm512_load_ps((const float *)in + at);
+                }
+                if (MT == 4)
+                    wino4_bt(d, c[x]);
+                else
+                    wino2_bt(d, c[x]);
+            }
             size_t v = ((size_t)ib * j->T + tl) * 16;
-            for (int a = 0; a < 4; a++) {
-                __m512 r[4] = {_mm512_sub_ps(c[0][a], c[2][a]), _mm512_add_ps(c[1][a], c[2][a]),
-                               _mm512_sub_ps(c[2][a], c[1][a]), _mm512_sub_ps(c[1][a], c[3][a])};
-                for (int b = 0; b < 4; b++) {
-                    size_t at = v + (4 * a + b) * vp;
+            for (int a = 0; a < NA; a++) {
+                __m512 row[A], r[A];
+                for (int k = 0; k < NA; k++)
+                    row[k] = c[k][a];
+                if (MT == 4)
+                    wino4_bt(row, r);
+                else
+                    wino2_bt(row, r);
+                for (int b = 0; b < NA; b++) {
+                    size_t at = v + (NA * a + b) * vp;
                     if (BF)
                         _mm256_store_si256((__m256i *)((uint16_t *)V + at), cvt_bf16(r[b]));
                     else
@@ -515,67 +522,15 @@ static inline AVX512 __attribute__((always_inline)) void wino_input_t(const stru
     }
 }
 
-/* F(4x4, 3x3): column x of the 6 input rows from y0, with B^T applied down
- * it, B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
- *            0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
-static inline AVX512 __attribute__((always_inline)) void wino4_col(const float *src, int h, int w,
-                                                                   int y0, int x, __m512 c[6])
-{
-    __m512 d[6];
-    for (int k = 0; k < 6; k++) {
-        int y = y0 + k;
-        d[k] = x < 0 || x >= w || y < 0 || y >= h ? _mm512_setzero_ps()
-                                                  : _mm512_load_ps(src + ((size_t)y * w + x) * 16);
-    }
-    wino4_bt(d, c);
-}
-
-/* V for F(4x4, 3x3): as wino_input_t, 6x6 patches overlapping by 2 columns. */
-static AVX512 void wino4_input(const struct wino_job *j, int t0, int tc, float *V)
-{
-    size_t plane = (size_t)j->h * j->w * 16, vp = (size_t)j->ib_n * j->T * 16;
-    int per_img = j->th * j->tw;
-    for (int ib = 0; ib < j->ib_n; ib++) {
-        int img = t0 / per_img, ty = t0 % per_img / j->tw, tx = t0 % j->tw;
-        __m512 c[6][6]; /* the tile's 6 input columns, transformed */
-        for (int tl = 0; tl < tc; tl++) {
-            const float *s = j->a->in + ((size_t)img * j->ib_n + ib) * plane;
-            int y0 = ty * 4 - 1, x0 = tx * 4 - 1, x = 0;
-            if (tl > 0 && tx > 0) {
-                for (int k = 0; k < 6; k++) {
-                    c[0][k] = c[4][k];
-                    c[1][k] = c[5][k];
-                }
-                x = 2;
-            }
-            for (; x < 6; x++)
-                wino4_col(s, j->h, j->w, y0, x0 + x, c[x]);
-            float *v = V + ((size_t)ib * j->T + tl) * 16;
-            for (int a = 0; a < 6; a++) {
-                __m512 row[6] = {c[0][a], c[1][a], c[2][a], c[3][a], c[4][a], c[5][a]}, r[6];
-                wino4_bt(row, r);
-                for (int b = 0; b < 6; b++)
-                    _mm512_store_ps(v + (6 * a + b) * vp, r[b]);
-            }
-            if (++tx == j->tw) {
-                tx = 0;
-                if (++ty == j->th) {
-                    ty = 0;
-                    img++;
-                }
-            }
-        }
-    }
-}
-
+/* BF16 models use F(2x2, 3x3) only (core/pack.c). */
 static AVX512 void wino_input(const struct wino_job *j, int t0, int tc, float *V)
 {
     if (j->m == 4)
-        wino4_input(j, t0, tc, V);
+        wino_input_t(j, t0, tc, V, 4, 0);
     else if (j->bf)
-        wino_input_t(j, t0, tc, V, 1);
+        wino_input_t(j, t0, tc, V, 2, 1);
     else
-        wino_input_t(j, t0, tc, V, 0);
+        wino_input_t(j, t0, tc, V, 2, 0);
 }
 
 /* y = A^T m A for F(2x2, 3x3), A^T = [1 1 1 0; 0 1 -1 -1]; m: the 16
@@ -721,7 +676,7 @@ static void wino_forward(const rn_exec *x, const rn_conv_args *a)
     int nthr = rn_pool_size(x->pool);
     struct wino_job j = {.a = a, .x = x, .ib_n = rn_cblocks(c->in_c), .ob_n = rn_cblocks(c->out_c),
                          .h = a->ih, .w = a->iw, .n_og = 1, .m = c->wu_m};
-    j.P = (j.m + 2) * (j.m + 2);
+    j.P = wino_positions(c);
     j.th = (j.h + j.m - 1) / j.m;
     j.tw = (j.w + j.m - 1) / j.m;
     j.nt = a->n * j.th * j.tw;

@@ -187,7 +187,7 @@ static void conv(rn_ctx *ctx, const rn_conv *c, const float *in, const uint16_t 
 {
     rn_conv_args a = {.c = c, .in = in, .in_b = in_b, .n = n, .ih = *h, .iw = *w, .out = out,
                       .out_b = out_b, .bias = bias, .relu = relu, .accumulate = accumulate};
-    if (ctx->blocked && (c->wp || c->wb || c->wu || c->wub))
+    if (ctx->blocked) /* rn_model_pack packs every convolution or none */
         rn_conv_blocked_forward(&ctx->exec, &a);
     else
         rn_conv_forward(&ctx->exec, &a);

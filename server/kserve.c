@@ -79,7 +79,7 @@ void v2_model_meta(struct request *r)
      * than a new top-level field: the arithmetic the model runs in, which
      * leaves the FP32 tensors above unchanged. */
     cJSON *params = cJSON_AddObjectToObject(o, "parameters");
-    cJSON_AddStringToObject(params, "precision", models_precision_name(m->precision));
+    cJSON_AddStringToObject(params, "precision", models_precision_name(m->info->precision));
     reply_json(r, 200, o);
 }
 

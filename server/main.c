@@ -36,18 +36,20 @@ static void library_log(int level, const char *msg, void *user)
 }
 
 /* One line per model served. The precision is the one it runs in, which
- * with --precision bf16 may be FP32: the line then says why. */
+ * with --precision bf16 may be FP32: the line then says so, after the
+ * library's warning that says why. */
 static void log_models(const struct config *cfg)
 {
     for (int i = 0; i < cfg->n_models; i++) {
         struct model *m = models_acquire(cfg->models[i].name);
         if (!m)
             continue;
-        const char *runs = models_precision_name(m->precision);
+        const char *runs = models_precision_name(m->info->precision);
         char prec[160];
-        if (m->precision_note)
-            snprintf(prec, sizeof prec, "%s (%s requested: %s)", runs,
-                     models_precision_name(cfg->precision), m->precision_note);
+        if (m->info->precision != cfg->precision)
+            snprintf(prec, sizeof prec,
+                     "%s (%s requested: not available for this model here, see the warning before)",
+                     runs, models_precision_name(cfg->precision));
         else
             snprintf(prec, sizeof prec, "%s", runs);
         log_msg("info", "model %s: %s, %d classes, input 3x%dx%d, precision %s, %s%s", m->name,

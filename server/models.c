@@ -53,9 +53,6 @@ static struct model *model_open(const struct cfg_model *cm, const struct config 
     }
     m->info = rn_model_info_get(m->m);
     m->pp = rn_model_preprocess(m->m);
-    m->precision = m->info->precision;
-    if (m->precision != cfg->precision)
-        m->precision_note = "not available for this model here, see the warning before";
     m->max_batch = cfg->max_batch;
     m->ctx = calloc((size_t)cfg->workers, sizeof *m->ctx);
     if (!m->ctx) {

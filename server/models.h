@@ -15,11 +15,6 @@ struct model {
     rn_model *m;
     const rn_model_info *info;
     const rn_preprocess *pp;
-    /* The enum rn_precision the model actually runs in (rn_model_info):
-     * --precision bf16 falls back to FP32 where the library cannot run BF16,
-     * which it logs; precision_note is then set (NULL otherwise). */
-    int precision;
-    const char *precision_note;
     rn_ctx **ctx;       /* one per worker: ctx[i] is used by worker i only */
     int n_ctx;
     int max_batch;
@@ -43,7 +38,9 @@ void models_shutdown(void);
 struct model *models_acquire(const char *name);
 void model_release(struct model *m); /* accepts NULL */
 
-/* "fp32" or "bf16", the --precision names, for logs and metadata. */
+/* "fp32" or "bf16", the --precision names, for logs and metadata: of what a
+ * model runs in, info->precision, which may be FP32 under --precision bf16
+ * where the library cannot run BF16 (it logs why). */
 const char *models_precision_name(int precision);
 
 /* The number of models, and a new reference to the i-th (NULL past the end). */

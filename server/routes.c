@@ -292,7 +292,7 @@ void v1_models(struct request *r)
         cJSON_AddNumberToObject(e, "parameters", (double)info->n_params);
         cJSON_AddBoolToObject(e, "labels", rn_model_label(m->m, 0) != NULL);
         /* What runs, not what --precision asked: bf16 can fall back to fp32. */
-        cJSON_AddStringToObject(e, "precision", models_precision_name(m->precision));
+        cJSON_AddStringToObject(e, "precision", models_precision_name(m->info->precision));
         model_release(m);
     }
     reply_json(r, 200, o);
