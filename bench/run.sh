@@ -41,8 +41,8 @@ run() { # label env batch
 echo "== engine: $MODEL, $THREADS threads, ${SECONDS_PER_RUN}s per run"
 for b in 1 8; do
     run default "" "$b"
-    run openblas "RN_FORCE_GENERIC=1" "$b"
-    run openblas-generic "RN_FORCE_GENERIC=1 OPENBLAS_CORETYPE=Prescott" "$b"
+    run openblas "RN_ISA=blas" "$b"
+    run openblas-generic "RN_ISA=blas OPENBLAS_CORETYPE=Prescott" "$b"
 done
 /usr/bin/python3 - "$OUT" <<'PY'
 import json, sys, glob

@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "blas.h"
+#include "cpu.h"
 #include "rn_internal.h"
 
 rn_sgemm_fn rn_sgemm_ptr;
@@ -35,11 +36,10 @@ static char corename[64] = "unknown";
 static const char *coretype_for_cpu(void)
 {
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    unsigned f = rn_cpu_features();
+    if (f & RN_CPU_AVX512)
         return "SkylakeX";
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (f & RN_CPU_AVX2_FMA)
         return "Haswell";
 #endif
     return NULL;

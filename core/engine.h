@@ -5,10 +5,14 @@
 #include "model.h"
 #include "threads.h"
 
-/* What a layer may use: the thread pool and each thread's scratch, for im2col
- * (portable path) or the Winograd transforms (blocked engine). */
+struct rn_kernels;
+
+/* What a layer may use: the thread pool, each thread's scratch, for im2col
+ * (BLAS path) or the Winograd transforms (blocked engine), and the blocked
+ * engine's micro-kernels (core/kernels.h). */
 typedef struct rn_exec {
     rn_pool *pool;
+    const struct rn_kernels *k; /* NULL on the BLAS path */
     float *col;        /* n_threads * col_stride floats */
     size_t col_stride; /* floats per thread, a multiple of 16 (64-byte aligned parts) */
 } rn_exec;
@@ -56,11 +60,6 @@ static inline int rn_cblocks(int c)
     return (c + 15) / 16;
 }
 
-/* 1 if this CPU has AVX-512 and RN_FORCE_GENERIC is unset or "0". */
-int rn_blocked_available(void);
-/* 1 if it also has avx512_bf16 (VDPBF16PS) for RN_PRECISION_BF16. */
-int rn_blocked_bf16_available(void);
-
 /* How rn_model_pack (core/pack.c) packs a convolution for the blocked engine:
  * direct FP32 weights (wp) for NCHW16c input, or for the stem's NCHW input,
  * bf16 weights (wb), or Winograd weights: F(2x2, 3x3) FP32 (wu) or bf16
@@ -72,16 +71,18 @@ size_t rn_conv_packed_bytes(const rn_conv *c, int kind);
  * c->wb, c->wu or c->wub at it. */
 void rn_conv_pack(rn_conv *c, int kind, void *dst);
 
-/* rn_conv_forward with a->c packed (core/conv_avx512.c): NCHW16c out (or
- * a->out_b); NCHW16c in, NCHW for a->c->wp_icb == 1 (the stem), or a->in_b
- * for bf16 weights (a->c->wb). Parallel over images, output-channel blocks
- * and rows. */
+/* rn_conv_forward with a->c packed, on the micro-kernels x->k (core/blocked.c):
+ * NCHW16c out (or a->out_b); NCHW16c in, NCHW for a->c->wp_icb == 1 (the
+ * stem), or a->in_b for bf16 weights (a->c->wb, tables with bf16 tiles).
+ * Parallel over images, output-channel blocks and rows, or Winograd chunks. */
 void rn_conv_blocked_forward(const rn_exec *x, const rn_conv_args *a);
 
-/* Scratch floats per thread of a convolution with Winograd weights (wu, wub). */
-size_t rn_conv_wino_floats(const rn_conv *c);
+/* Scratch floats per thread of a convolution with Winograd weights (wu, wub)
+ * on the micro-kernels k. */
+size_t rn_conv_wino_floats(const struct rn_kernels *k, const rn_conv *c);
 
-/* out[i] = bf16(in[i]) for NCHW16c activations of n floats (n % 16 == 0). */
+/* out[i] = bf16(in[i]) for NCHW16c activations of n floats (n % 16 == 0);
+ * x->k has bf16 kernels. */
 void rn_blocked_to_bf16(const rn_exec *x, const float *in, size_t n, uint16_t *out);
 
 /* rn_maxpool3x3s2 on NCHW16c. */

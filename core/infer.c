@@ -12,7 +12,7 @@
  *
  * A packed model (rn_model_pack) runs on the blocked engine: the stem reads
  * the NCHW input and writes NCHW16c, every later layer reads and writes
- * NCHW16c (core/conv_avx512.c), and the average pool turns it into (n, c).
+ * NCHW16c (core/blocked.c, on the kernels chosen at load), and the average pool turns it into (n, c).
  * Buffers are sized for channel counts rounded up to 16. A BF16 model's
  * block convolutions read bf16 copies of their inputs: the first two of a
  * block write theirs directly (xb, t1b, t2b), the block input is converted
@@ -54,7 +54,7 @@ static void plan_for(const rn_model *m, int h, int w, struct plan *p)
 #define NEED(b, v) (p->need[b] = RN_MAX(p->need[b], (size_t)(v)))
 #define COL(c, ih, iw)                                                                     \
     (p->col = RN_MAX(p->col, RN_MAX(rn_conv_col_floats(c, ih, iw),                         \
-                                    (c)->wu || (c)->wub ? rn_conv_wino_floats(c) : 0)))
+                                    (c)->wu || (c)->wub ? rn_conv_wino_floats(m->kern, c) : 0)))
     const rn_conv *s = &m->stem;
     int oh = rn_out_dim(h, s->kh, s->stride, s->pad), ow = rn_out_dim(w, s->kw, s->stride, s->pad);
     NEED(BUF_T1, (size_t)rn_cblocks(s->out_c) * 16 * oh * ow);
@@ -150,7 +150,8 @@ int rn_ctx_new(const rn_model *m, const rn_ctx_params *params, rn_ctx **out, cha
     if (!ctx)
         return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
     ctx->m = m;
-    ctx->blocked = m->packed != NULL;
+    ctx->blocked = m->kern != NULL;
+    ctx->exec.k = m->kern;
     ctx->bf16 = m->info.precision == RN_PRECISION_BF16;
     ctx->n_threads = p.n_threads;
     int rc = reserve(ctx, p.max_batch, p.max_size, p.max_size, err, errlen);

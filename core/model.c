@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cpu.h"
 #include "model.h"
 
 /* Where one folded convolution comes from. */
@@ -501,11 +502,15 @@ static int load(st_file *f, const rn_model_params *params, rn_model **out, char 
         rc = rn_errf(err, errlen, RN_ERR_INVALID_ARG, "unknown precision %d", params->precision);
         goto out_free_model;
     }
+    int isa; /* refused before anything is read when the CPU cannot run it */
+    if ((rc = rn_isa_choose(params ? params->isa : RN_ISA_AUTO, &isa, err, errlen)) < 0)
+        goto out_free_model;
     if ((rc = read_meta(&L)) < 0 || (rc = describe(&L)) < 0 || (rc = read_labels(&L)) < 0 ||
         (rc = fill(&L)) < 0)
         goto out_free_model;
     st_drop_pages(f); /* read once: the file's pages need not stay beside the packing */
-    if ((rc = rn_model_pack(m, params ? params->precision : RN_PRECISION_FP32, err, errlen)) < 0)
+    if ((rc = rn_model_pack(m, params ? params->precision : RN_PRECISION_FP32,
+                            isa, err, errlen)) < 0)
         goto out_free_model;
     summarise(m);
     free(L.srcs);

@@ -48,6 +48,7 @@ struct rn_model {
     float *fc_b;        /* (n_classes) */
     float *arena;       /* every float above lives here */
     void *packed;       /* every rn_conv.wp, .wb and .wu lives here (rn_model_pack), or NULL */
+    const struct rn_kernels *kern; /* the micro-kernels it runs on; NULL: im2col + BLAS */
     char **labels;      /* n_classes names, or NULL */
     char **meta_keys;   /* n_meta, NULL-terminated */
     char **meta_values;
@@ -55,16 +56,18 @@ struct rn_model {
     rn_preprocess pp;
 };
 
-/* Pack every convolution's weights for the blocked engine (core/pack.c)
- * when this CPU runs it and RN_FORCE_GENERIC is unset; otherwise, or for
- * grouped convolutions, leave the model as it is. With precision
- * RN_PRECISION_BF16 and a CPU with avx512_bf16, the block convolutions get
- * bf16 weights (wb); without the feature, a log line and FP32. Call once at
- * the end of loading. A packed model keeps no unpacked weights: every
+/* Choose the micro-kernels (isa: enum rn_isa, see rn_isa_choose) and pack
+ * every convolution's weights for the blocked engine (core/pack.c); for
+ * RN_ISA_BLAS, or grouped convolutions (logged), leave the model as it is.
+ * Sets m->kern and m->info.isa. With precision RN_PRECISION_BF16 and
+ * kernels that have bf16 tiles this CPU runs, the block convolutions get
+ * bf16 weights (wb); otherwise a log line and FP32. Call once at the end of
+ * loading. RN_ERR_UNSUPPORTED or RN_ERR_INVALID_ARG for an isa this CPU
+ * cannot run or that does not exist. A packed model keeps no unpacked weights: every
  * rn_conv.w is NULL, and the arena holds only biases and the classifier.
  * rn_model_unpack (accepts a model never packed) frees the packing, for
  * rn_model_free. RN_ERR_NOMEM on failure, with nothing packed. */
-int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen);
+int rn_model_pack(rn_model *m, int precision, int isa, char *err, size_t errlen);
 void rn_model_unpack(rn_model *m);
 
 /* 1 if the block has a projection shortcut (ds), 0 for identity. */

@@ -1,4 +1,4 @@
-/* Weights packed once at load for the blocked engine (core/conv_avx512.c).
+/* Weights packed once at load for the blocked engine (core/blocked.c).
  *
  * The blocked engine keeps activations in NCHW16c: channels in blocks of 16,
  * the 16 channels of one pixel contiguous, so that one AVX-512 vector holds
@@ -22,31 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-
-int rn_blocked_available(void)
-{
-    const char *force = getenv("RN_FORCE_GENERIC");
-    if (force && *force && strcmp(force, "0"))
-        return 0;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
-
-int rn_blocked_bf16_available(void)
-{
-#if defined(__x86_64__)
-    return rn_blocked_available() && __builtin_cpu_supports("avx512bf16");
-#else
-    return 0;
-#endif
-}
+#include "cpu.h"
+#include "kernels.h"
 
 /* Round to nearest even, as VCVTNEPS2BF16 does (weights are finite). */
 static uint16_t to_bf16(float f)
@@ -261,28 +238,39 @@ static int shrink_arena(rn_model *m, char *err, size_t errlen)
     return RN_OK;
 }
 
-int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
+int rn_model_pack(rn_model *m, int precision, int isa, char *err, size_t errlen)
 {
     if (m->packed)
         return RN_OK;
-    if (!rn_blocked_available()) {
-        if (precision == RN_PRECISION_BF16)
-            rn_log(RN_LOG_WARN, "no AVX-512 engine (CPU, or RN_FORCE_GENERIC): running in FP32");
-        return RN_OK;
-    }
-    int bf16 = precision == RN_PRECISION_BF16 && rn_blocked_bf16_available();
-    if (precision == RN_PRECISION_BF16 && !bf16)
-        rn_log(RN_LOG_WARN, "this CPU has no avx512_bf16: running in FP32");
+    int rc = rn_isa_choose(isa, &isa, err, errlen);
+    if (rc < 0)
+        return rc;
+    m->info.isa = RN_ISA_BLAS;
+    m->info.precision = RN_PRECISION_FP32;
     int n = 1 + 4 * m->n_blocks;
-    size_t total = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && isa != RN_ISA_BLAS; i++) {
         rn_conv *c = nth_conv(m, i);
         if (c && (c->groups != 1 || c->stride > 2)) {
             /* ResNeXt: the GEMM path handles groups */
-            if (bf16)
-                rn_log(RN_LOG_WARN, "grouped convolutions: running in FP32");
-            return RN_OK;
+            rn_log(RN_LOG_INFO, "grouped convolutions: running on im2col + OpenBLAS, not %s%s",
+                   rn_isa_name(isa), precision == RN_PRECISION_BF16 ? ", in FP32" : "");
+            isa = RN_ISA_BLAS;
         }
+    }
+    if (isa == RN_ISA_BLAS) {
+        if (precision == RN_PRECISION_BF16)
+            rn_log(RN_LOG_WARN, "im2col + OpenBLAS: running in FP32");
+        rn_log(RN_LOG_INFO, "kernels: blas (im2col + OpenBLAS)");
+        return RN_OK;
+    }
+    const rn_kernels *k = rn_kernels_get(isa);
+    int bf16 = precision == RN_PRECISION_BF16 && rn_isa_bf16(isa);
+    if (precision == RN_PRECISION_BF16 && !bf16)
+        rn_log(RN_LOG_WARN, "%s", isa == RN_ISA_AVX512 ? "this CPU has no avx512_bf16: running in FP32"
+                                 : "no bf16 kernels for this ISA: running in FP32");
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        rn_conv *c = nth_conv(m, i);
         if (c)
             total += rn_conv_packed_bytes(c, rn_conv_pack_kind(c, c == &m->stem, bf16));
     }
@@ -298,11 +286,14 @@ int rn_model_pack(rn_model *m, int precision, char *err, size_t errlen)
         rn_conv_pack(c, kind, p);
         p += rn_conv_packed_bytes(c, kind);
     }
-    int rc = shrink_arena(m, err, errlen);
+    rc = shrink_arena(m, err, errlen);
     if (rc < 0) {
         rn_model_unpack(m);
         return rc;
     }
+    m->kern = k;
+    m->info.isa = isa;
+    rn_log(RN_LOG_INFO, "kernels: %s%s", k->name, bf16 ? ", bf16" : "");
     m->info.precision = bf16 ? RN_PRECISION_BF16 : RN_PRECISION_FP32;
     return RN_OK;
 }
@@ -322,4 +313,5 @@ void rn_model_unpack(rn_model *m)
     }
     rn_free(m->packed);
     m->packed = NULL;
+    m->kern = NULL;
 }

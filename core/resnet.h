@@ -89,8 +89,31 @@ typedef struct rn_model rn_model; /* opaque, immutable after load */
  * (AVX-512 BF16); FP32, with a log line, on CPUs without it. */
 enum rn_precision { RN_PRECISION_FP32 = 0, RN_PRECISION_BF16 = 1 };
 
+/* The micro-kernels a model runs on (the blocked engine, NCHW16c), or im2col
+ * + OpenBLAS (RN_ISA_BLAS, also what grouped convolutions always use).
+ * RN_ISA_AUTO: the RN_ISA environment variable (a name below) when set, else
+ * the best this CPU runs. RN_ISA_C is plain C: any CPU, and the reference the
+ * SIMD tables are tested against. */
+enum rn_isa {
+    RN_ISA_AUTO = 0,
+    RN_ISA_AVX512 = 1, /* x86-64 with avx512f/bw/dq/vl */
+    RN_ISA_AVX2 = 2,   /* x86-64 with avx2 and fma */
+    RN_ISA_NEON = 3,   /* aarch64 */
+    RN_ISA_C = 4,
+    RN_ISA_BLAS = 5,
+};
+
+/* "auto", "avx512", "avx2", "neon", "c", "blas"; "unknown" otherwise. */
+const char *rn_isa_name(int isa);
+/* The enum rn_isa of a name above, or -1. */
+int rn_isa_from_name(const char *name);
+/* 1 if this build and CPU can run isa (AUTO and BLAS: always). */
+int rn_isa_supported(int isa);
+
 typedef struct rn_model_params {
     int precision; /* enum rn_precision */
+    int isa;       /* enum rn_isa; rn_model_load fails with RN_ERR_UNSUPPORTED
+                      when the CPU cannot run the one asked for */
 } rn_model_params;
 
 rn_model_params rn_model_default_params(void);
@@ -130,6 +153,8 @@ typedef struct rn_model_info {
     double gflops;                /* multiply-adds x2 for one 224x224 image */
     int precision;                /* enum rn_precision it runs in: FP32 when BF16 was
                                      asked for but is not available (logged) */
+    int isa;                      /* enum rn_isa it runs on, never AUTO: BLAS for
+                                     grouped convolutions whatever was asked (logged) */
 } rn_model_info;
 
 const rn_model_info *rn_model_info_get(const rn_model *m);

@@ -21,12 +21,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# What a bf16 model should run in here: the library needs avx512_bf16, and
-# RN_FORCE_GENERIC (tests/e2e/generic_path.sh) selects the FP32 engine.
+# What a bf16 model should run in here: the library needs avx512_bf16 and the
+# AVX-512 kernels (RN_ISA unset, auto or avx512).
 WANT=fp32
 grep -qw avx512_bf16 /proc/cpuinfo && WANT=bf16
-GROUPED="grouped convolutions: running in FP32" # the library's warning for ResNeXt
-case ${RN_FORCE_GENERIC:-0} in 0 | "") ;; *) WANT=fp32 GROUPED="RN_FORCE_GENERIC.*" ;; esac
+case ${RN_ISA:-auto} in auto | avx512) ;; *) WANT=fp32 ;; esac
+GROUPED="grouped convolutions: running on im2col + OpenBLAS, not [a-z0-9]*, in FP32" # ResNeXt
 echo "# bf16 models should run in $WANT on this machine"
 
 check "--help lists --precision fp32|bf16" bash -c "'$BIN' --help | grep -qE '^  --precision fp32\|bf16 '"

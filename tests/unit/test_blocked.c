@@ -1,12 +1,13 @@
-/* The blocked AVX-512 engine (core/conv_avx512.c) against a naive reference
- * convolution in double, one convolution at a time, on shapes that reach
+/* The blocked engine (core/blocked.c) on every table of micro-kernels this
+ * CPU runs (core/kernels.h: AVX-512, AVX2, NEON, plain C) against a naive
+ * reference convolution in double, one convolution at a time, on shapes that reach
  * every path of it: direct tiles of 1..14 pixels with 1, 2 and 4 output
  * blocks, stride 1 and 2, edge tiles with extra tap columns, the stem's NCHW
  * input, Winograd F(2x2, 3x3) on odd sizes with tiles split across images
  * and output-block groups, channel counts that are not multiples of 16, and
  * BF16 weights, direct and Winograd, with FP32 or bf16 output; with bias,
- * ReLU and residual accumulation, on 1, 2 and 3 threads. Skipped on CPUs
- * without AVX-512. */
+ * ReLU and residual accumulation, on 1, 2 and 3 threads. BF16 cases on the
+ * tables with bf16 tiles that this CPU runs. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +20,8 @@
 #include <cmocka.h>
 
 #include "conv_ref.h"
-#include "engine.h"
+#include "cpu.h"
+#include "kernels.h"
 
 /* NCHW (n, c, h, w) <-> NCHW16c (n, ceil(c/16), h, w, 16), padding channels 0 */
 static void to_blocked(const float *src, int n, int c, int hw, float *dst)
@@ -77,7 +79,7 @@ static const char *kind_name[] = {"fp32", "nchw", "bf16", "winograd", "winograd-
 
 /* bf16_out: the result as bf16 (rn_conv_args.out_b), as a BF16 model's
  * first convolutions of a block write it */
-static void run_case(const struct shape *s, int threads, int relu, int accumulate, int bias_on,
+static void run_case(const rn_kernels *k, const struct shape *s, int threads, int relu, int accumulate, int bias_on,
                      int bf16_out)
 {
     rn_conv c = {.in_c = s->in_c, .out_c = s->out_c, .kh = s->k, .kw = s->k, .stride = s->stride,
@@ -98,10 +100,10 @@ static void run_case(const struct shape *s, int threads, int relu, int accumulat
     to_blocked(ref, n, c.out_c, oh * ow, outf); /* the residual, if accumulating */
     to_blocked(in, n, c.in_c, ih * iw, in_b);
 
-    rn_exec x = {.pool = rn_pool_new(threads)};
+    rn_exec x = {.pool = rn_pool_new(threads), .k = k};
     /* any multiple of 16 floats will do (engine.h), not only the scratch size */
     x.col_stride = s->kind >= RN_PACK_WINO
-                       ? rn_conv_wino_floats(&c) + 16
+                       ? rn_conv_wino_floats(k, &c) + 16
                        : 0;
     x.col = rn_alloc((x.col_stride + 16) * threads * sizeof(float));
     rn_conv_args a = {.c = &c, .in = s->kind == RN_PACK_NCHW ? in : in_b, .n = n, .ih = ih,
@@ -135,9 +137,9 @@ static void run_case(const struct shape *s, int threads, int relu, int accumulat
     }
     double tol = (bf16 ? 2e-2 : s->kind == RN_PACK_WINO4 ? 2e-5 : 2e-6) * fmax(scale, 1.0);
     if (md > tol)
-        fail_msg("%s conv %dx%d/%d %d->%d on %d x %dx%d, %d threads, relu %d acc %d bias %d "
+        fail_msg("%s: %s conv %dx%d/%d %d->%d on %d x %dx%d, %d threads, relu %d acc %d bias %d "
                  "bf16 out %d: max diff %g (tolerance %g)",
-                 kind_name[s->kind], s->k, s->k, s->stride, s->in_c, s->out_c, n, ih, iw, threads,
+                 k->name, kind_name[s->kind], s->k, s->k, s->stride, s->in_c, s->out_c, n, ih, iw, threads,
                  relu, accumulate, bias_on, bf16_out, md, tol);
     /* the padding channels of the last output block stay zero */
     for (int b = 0; b < n; b++)
@@ -162,20 +164,23 @@ static void run_case(const struct shape *s, int threads, int relu, int accumulat
     rn_free(outf);
 }
 
+/* state: the enum rn_isa to test */
 static void test_blocked_shapes(void **state)
 {
-    if (!rn_blocked_available())
-        skip();
+    int isa = (int)(intptr_t)*state;
+    const rn_kernels *k = rn_kernels_get(isa);
+    if (!k)
+        skip(); /* this CPU or build cannot run the table */
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        if ((shapes[i].kind == RN_PACK_BF16 || shapes[i].kind == RN_PACK_WINO_BF16) &&
-            !rn_blocked_bf16_available())
+        int bf16 = shapes[i].kind == RN_PACK_BF16 || shapes[i].kind == RN_PACK_WINO_BF16;
+        if (bf16 && !rn_isa_bf16(isa))
             continue;
         for (int threads = 1; threads <= 3; threads++) {
-            run_case(&shapes[i], threads, 0, 0, 0, 0);
-            run_case(&shapes[i], threads, 1, 0, 1, 0);
-            run_case(&shapes[i], threads, 1, 1, 1, 0);
-            if (shapes[i].kind == RN_PACK_BF16 || shapes[i].kind == RN_PACK_WINO_BF16)
-                run_case(&shapes[i], threads, 1, 0, 1, 1);
+            run_case(k, &shapes[i], threads, 0, 0, 0, 0);
+            run_case(k, &shapes[i], threads, 1, 0, 1, 0);
+            run_case(k, &shapes[i], threads, 1, 1, 1, 0);
+            if (bf16)
+                run_case(k, &shapes[i], threads, 1, 0, 1, 1);
         }
     }
 }
@@ -184,7 +189,10 @@ int main(void)
 {
     rn_set_log(NULL, NULL, 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_blocked_shapes),
+        {"blocked_avx512", test_blocked_shapes, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX512},
+        {"blocked_avx2", test_blocked_shapes, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX2},
+        {"blocked_neon", test_blocked_shapes, NULL, NULL, (void *)(intptr_t)RN_ISA_NEON},
+        {"blocked_c", test_blocked_shapes, NULL, NULL, (void *)(intptr_t)RN_ISA_C},
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

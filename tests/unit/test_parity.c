@@ -1,7 +1,9 @@
 /* Parity with PyTorch: logits and embeddings of the fixture models, made by
  * tests/fixtures/parity/make_fixtures.py, within 1e-4 of torch relative to
- * the largest magnitude, with 1 and 2 threads and batches planned both exactly
- * and too small (the context must grow). */
+ * the largest magnitude, on every ISA this CPU runs (enum rn_isa), with 1 and
+ * 2 threads and batches planned both exactly and too small (the context must
+ * grow). Batch invariance on each: every image of a batch, computed alone and
+ * in the batch reversed, gives the same bits as in the batch. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -48,15 +50,49 @@ static double rel_err(const float *a, const float *b, size_t n)
     return md / (mb > 0 ? mb : 1);
 }
 
-static void check_model(const cJSON *entry, int threads, int planned_batch)
+/* Each image of in (n, 3, h, w) alone, then the batch in reverse order: the
+ * same logits and embeddings, to the bit, as the batch gave. */
+static void check_invariance(rn_ctx *ctx, const char *file, const char *isa, const float *in, int n, int h, int w,
+                             const float *logits, const float *embed, int classes, int edim)
+{
+    char err[512];
+    size_t img = (size_t)3 * h * w;
+    float *l1 = calloc((size_t)n * classes, 4), *e1 = calloc((size_t)n * edim, 4);
+    float *rin = malloc((size_t)n * img * 4);
+    for (int i = 0; i < n; i++) {
+        if (rn_infer(ctx, in + i * img, 1, h, w, l1 + (size_t)i * classes, e1 + (size_t)i * edim,
+                     err, sizeof err) < 0)
+            fail_msg("%s", err);
+        memcpy(rin + (size_t)(n - 1 - i) * img, in + i * img, img * 4);
+    }
+    if (memcmp(l1, logits, (size_t)n * classes * 4) || memcmp(e1, embed, (size_t)n * edim * 4))
+        fail_msg("%s %s %dx%d: an image alone differs from the same image in a batch of %d",
+                 file, isa, h, w, n);
+    if (rn_infer(ctx, rin, n, h, w, l1, e1, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    for (int i = 0; i < n; i++)
+        if (memcmp(l1 + (size_t)(n - 1 - i) * classes, logits + (size_t)i * classes, classes * 4) ||
+            memcmp(e1 + (size_t)(n - 1 - i) * edim, embed + (size_t)i * edim, edim * 4))
+            fail_msg("%s %s %dx%d: image %d of %d differs at position %d", file, isa, h, w, i, n,
+                     n - 1 - i);
+    free(l1);
+    free(e1);
+    free(rin);
+}
+
+static void check_model(const cJSON *entry, int isa, int threads, int planned_batch)
 {
     const char *file = cJSON_GetObjectItem(entry, "model")->valuestring;
     char path[512], err[512];
     snprintf(path, sizeof path, DIR "%s", file);
     rn_model *m;
     rn_model_params mp = rn_model_default_params();
+    mp.isa = isa;
     if (rn_model_load(path, &mp, &m, err, sizeof err) < 0)
         fail_msg("%s", err);
+    int ran = rn_model_info_get(m)->isa;
+    if (ran != isa && ran != RN_ISA_BLAS) /* BLAS: grouped convolutions */
+        fail_msg("%s: asked for %s, runs on %s", file, rn_isa_name(isa), rn_isa_name(ran));
     rn_ctx_params cp = rn_ctx_default_params();
     cp.n_threads = threads;
     cp.max_batch = planned_batch;
@@ -83,8 +119,8 @@ static void check_model(const cJSON *entry, int threads, int planned_batch)
             fail_msg("%s", err);
         double el = rel_err(logits, ref_logits, (size_t)n * classes);
         double ee = rel_err(embed, ref_embed, (size_t)n * edim);
-        print_message("%s n=%d %dx%d threads=%d: logits rel err %.2e, embed %.2e\n", file, n, h,
-                      w, threads, el, ee);
+        print_message("%s %s n=%d %dx%d threads=%d: logits rel err %.2e, embed %.2e\n", file,
+                      rn_isa_name(ran), n, h, w, threads, el, ee);
         assert_true(el <= 1e-4);
         assert_true(ee <= 1e-4);
         /* logits alone must equal the logits computed together with embeddings */
@@ -93,6 +129,8 @@ static void check_model(const cJSON *entry, int threads, int planned_batch)
             fail_msg("%s", err);
         assert_memory_equal(logits, logits2, (size_t)n * classes * 4);
         free(logits2);
+        if (n > 1)
+            check_invariance(ctx, file, rn_isa_name(ran), in, n, h, w, logits, embed, classes, edim);
         free(in);
         free(ref_logits);
         free(ref_embed);
@@ -108,8 +146,13 @@ static cJSON *manifest;
 static void test_parity(void **state)
 {
     const cJSON *entry = *state;
-    check_model(entry, 1, 1);
-    check_model(entry, 2, 3);
+    static const int isas[] = {RN_ISA_AVX512, RN_ISA_AVX2, RN_ISA_NEON, RN_ISA_C, RN_ISA_BLAS};
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        if (!rn_isa_supported(isas[i]))
+            continue;
+        check_model(entry, isas[i], 1, 1);
+        check_model(entry, isas[i], 2, 3);
+    }
 }
 
 int main(void)

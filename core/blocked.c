@@ -1,0 +1,358 @@
+/* The blocked engine's driver: direct and Winograd convolution on NCHW16c,
+ * cut into tasks and tiles for the micro-kernels of one ISA (core/kernels.h).
+ *
+ * Direct convolution: no im2col and no padded copy. Out-of-range tap rows are
+ * skipped per output row, and a tile runs the tap columns that are in range
+ * for all its pixels; a tile at the left or right edge then adds each other
+ * tap column on the pixels that have it (conv_row). A 1x1 stride-1
+ * convolution sees the image as one row of h*w pixels. The accumulators start
+ * at the bias plus the residual already in the output and get ReLU on the way
+ * out: bias, residual add and ReLU cost no extra pass.
+ *
+ * Blocking: input channels are taken l1_weights bytes of weights at a time
+ * (8 blocks of 16 for a 1x1, one block for a 3x3 on AVX-512), accumulating
+ * into the output, so the weights of a pass stay in L1 while the tiles of a
+ * chunk of about chunk_pixels output pixels stream past them. Tasks are
+ * (image, chunk, nb output blocks), output blocks innermost: the threads
+ * working at the same time read the same input chunk. Enough tasks at batch
+ * 1 for 2-4 threads.
+ *
+ * Winograd F(2x2, 3x3) and F(4x4, 3x3) for 3x3 stride-1 convolutions: the
+ * output is cut into m x m tiles, each computed from the (m+2) x (m+2) input
+ * patch around it: V = B^T d B per input channel (P = (m+2)^2 positions),
+ * M_p = U_p V_p summed over input channels (U = G g G^T, packed by
+ * core/pack.c), Y = A^T M A. F(2x2) does 16 products per 4 outputs instead of
+ * 36, with transforms of additions only (and halves in G): the result stays
+ * within a few float ulps of the direct convolution. FP32 convolutions of up
+ * to 128 channels use F(4x4) (36 products per 16 outputs instead of 144):
+ * transform coefficients up to 8 cost about 1e-5 of the output's scale, far
+ * inside the 1e-4 parity bound. So the engine is not the exact direct sum:
+ * it is within those bounds of it, the same on every run and every batch.
+ *
+ * M_p = U_p V_p is a 1x1 convolution over "pixels" that are tiles: V_p is an
+ * NCHW16c image of one row of tiles and runs on the same tiles as every other
+ * convolution. A task takes a chunk of tiles (consecutive across images) and
+ * a group of output blocks: it transforms the chunk's input into V, runs the
+ * products into M, and transforms M into the output with bias, residual and
+ * ReLU. V and M are the thread's scratch (rn_exec.col), sized so that the
+ * slices of one position stay in L2.
+ *
+ * BF16 (wb, wub; tables with bf16 tiles): tiles read bf16 input and weights
+ * with FP32 accumulation and may store bf16 for the next convolution
+ * (rn_conv_args.out_b); Winograd transforms run in FP32 on the bf16 input, V
+ * is bf16, M and the output transform FP32.
+ *
+ * Batch invariance: chunks, tiles, passes and tasks change which thread
+ * computes a pixel and with which neighbours, never the order in which its
+ * products are summed, so an image's output is the same bits in any batch.
+ */
+#include <string.h>
+
+#include "kernels.h"
+
+/* The tile shape for rows of len pixels and ob_n output blocks: of the nb
+ * that divide ob_n, the one with the most accumulators per weight load
+ * (nb x the pixels a tile gets), the widest tile on a tie. */
+static int pick_nb(const rn_kernels *k, int kind, int ob_n, int len)
+{
+    int best = -1, score = 0;
+    for (int i = 0; i < RN_NB_COUNT; i++) {
+        if (!k->rmax[i] || ob_n % (1 << i) || !k->tile[kind][0][i])
+            continue;
+        int s = (1 << i) * RN_MIN(k->rmax[i], len);
+        if (best < 0 || s > score || (s == score && k->rmax[i] > k->rmax[best])) {
+            best = i;
+            score = s;
+        }
+    }
+    return best < 0 ? 0 : best;
+}
+
+struct conv_job {
+    const rn_conv_args *a;
+    const rn_kernels *k;
+    int ib_n, ob_n, nb, rmax;
+    int ih, iw, oh, ow;     /* the view: one row of h*w pixels for 1x1/1 */
+    int kh, kw, s, pad, cb; /* cb: input channels per block, 16 or 1 (NCHW) */
+    int kind;               /* RN_TILE_* */
+    int rows, n_chunks;     /* rows per chunk (or pixels, for one-row views) */
+    int ibc;                /* input blocks per pass over a chunk */
+    rn_tile_fn run;
+};
+
+/* Output row oy, pixels [x0, x1), in tiles of up to rmax pixels. A tile runs
+ * the tap columns in range for all its pixels; when it touches the left or
+ * right edge, each other tap column then runs, on top of the stored result, on
+ * the pixels that have it in range (a tile one pixel narrower for a 3x3), and
+ * the tile gets its epilogue last. */
+static void conv_row(const struct conv_job *j, rn_tile *t, int oy, int x0, int x1)
+{
+    int s = j->s, pad = j->pad, relu = t->relu;
+    t->ky0 = RN_MAX(0, pad - oy * s);
+    t->ky1 = RN_MIN(j->kh, j->ih + pad - oy * s);
+    float *out0 = t->out;
+    uint16_t *outb0 = t->outb;
+    for (int ox = x0; ox < x1;) {
+        int r = RN_MIN(j->rmax, x1 - ox), last = ox + r - 1;
+        /* taps in range: [max(0, pad - x*s), min(kw, iw + pad - x*s)) for pixel x */
+        int kxa = RN_MAX(0, pad - ox * s), kxb = RN_MIN(j->kw, j->iw + pad - last * s);
+        kxb = RN_MAX(kxb, kxa);
+        int edges = RN_MAX(0, pad - last * s) < kxa || RN_MIN(j->kw, j->iw + pad - ox * s) > kxb;
+        t->kx0 = kxa;
+        t->kx1 = kxb;
+        size_t off = ((size_t)oy * j->ow + ox) * 16;
+        t->relu = relu && !edges;
+        t->at = ((ptrdiff_t)(oy * s - pad) * j->iw + (ox * s - pad)) * j->cb;
+        t->out = out0 + off;
+        t->outb = outb0 && !edges ? outb0 + off : NULL;
+        j->run(t, r);
+        if (edges) {
+            /* each remaining tap column kx, on the pixels that have it in range */
+            rn_tile e = *t;
+            e.bias = NULL;
+            e.accumulate = 1;
+            e.relu = 0;
+            for (int kx = 0; kx < j->kw; kx++) {
+                if (kx >= kxa && kx < kxb)
+                    continue;
+                int lo = ox, hi = last;
+                while (lo <= hi && lo * s - pad + kx < 0)
+                    lo++;
+                while (hi >= lo && hi * s - pad + kx >= j->iw)
+                    hi--;
+                if (lo > hi)
+                    continue;
+                e.kx0 = kx;
+                e.kx1 = kx + 1;
+                e.at = ((ptrdiff_t)(oy * s - pad) * j->iw + (lo * s - pad)) * j->cb;
+                e.out = t->out + (size_t)(lo - ox) * 16;
+                j->run(&e, hi - lo + 1);
+            }
+            if (relu || outb0)
+                j->k->finish(t, r, j->nb, relu, outb0 ? outb0 + off : NULL);
+        }
+        ox += r;
+    }
+    t->out = out0;
+    t->outb = outb0;
+    t->relu = relu;
+}
+
+static void conv_task(void *arg, int task, int thread)
+{
+    const struct conv_job *j = arg;
+    const rn_conv_args *a = j->a;
+    int obg_n = j->ob_n / j->nb;
+    int obg = task % obg_n;
+    task /= obg_n;
+    int chunk = task % j->n_chunks, img = task / j->n_chunks;
+    int ob = obg * j->nb;
+    size_t w_ib = (size_t)j->kh * j->kw * j->cb * 16; /* elements of one input block's taps */
+    rn_tile t = {
+        .in_ib = (size_t)j->ih * j->iw * j->cb,
+        .kw = j->kw, .taps = j->kh * j->kw, .irow = j->iw * j->cb,
+        .w_ob = (size_t)j->ib_n * w_ib,
+        .out = a->out + ((size_t)img * j->ob_n + ob) * j->oh * j->ow * 16,
+        .out_ob = (size_t)j->oh * j->ow * 16,
+        .ch0 = ob * 16, .out_c = a->c->out_c,
+    };
+    size_t in_at = (size_t)img * j->ib_n * t.in_ib, w_at = (size_t)ob * t.w_ob;
+    uint16_t *outb = a->out_b ? a->out_b + (t.out - a->out) : NULL;
+    for (int ib0 = 0; ib0 < j->ib_n; ib0 += j->ibc) {
+        int last = ib0 + j->ibc >= j->ib_n;
+        size_t in_off = in_at + ib0 * t.in_ib, w_off = w_at + ib0 * w_ib;
+        t.ib_n = RN_MIN(j->ibc, j->ib_n - ib0);
+        if (j->kind == RN_TILE_BF16) {
+            t.in = a->in_b + in_off;
+            t.w = a->c->wb + w_off;
+        } else {
+            t.in = a->in + in_off;
+            t.w = a->c->wp + w_off;
+        }
+        t.outb = last ? outb : NULL;
+        t.bias = ib0 == 0 ? a->bias : NULL;
+        t.accumulate = ib0 > 0 || a->accumulate;
+        t.relu = last && a->relu;
+        if (j->oh == 1) {
+            int x0 = chunk * j->rows;
+            conv_row(j, &t, 0, x0, RN_MIN(j->ow, x0 + j->rows));
+        } else {
+            int y0 = chunk * j->rows, y1 = RN_MIN(j->oh, y0 + j->rows);
+            for (int oy = y0; oy < y1; oy++)
+                conv_row(j, &t, oy, 0, j->ow);
+        }
+    }
+}
+
+static void direct_forward(const rn_exec *x, const rn_conv_args *a)
+{
+    const rn_conv *c = a->c;
+    const rn_kernels *k = x->k;
+    struct conv_job j = {.a = a, .k = k, .ob_n = rn_cblocks(c->out_c), .ih = a->ih, .iw = a->iw,
+                         .kh = c->kh, .kw = c->kw, .s = c->stride, .pad = c->pad,
+                         .cb = c->wb ? 16 : c->wp_icb};
+    j.ib_n = (c->in_c + j.cb - 1) / j.cb;
+    j.oh = rn_out_dim(a->ih, c->kh, c->stride, c->pad);
+    j.ow = rn_out_dim(a->iw, c->kw, c->stride, c->pad);
+    if (c->kh == 1 && c->kw == 1 && c->stride == 1 && c->pad == 0) {
+        j.iw = j.ih * j.iw;
+        j.ih = 1;
+        j.ow = j.oh * j.ow;
+        j.oh = 1;
+    }
+    j.kind = c->wb ? RN_TILE_BF16 : j.cb == 1 ? RN_TILE_NCHW : RN_TILE_F32;
+    int nbi = pick_nb(k, j.kind, j.ob_n, j.ow);
+    j.nb = 1 << nbi;
+    j.rmax = k->rmax[nbi];
+    j.run = k->tile[j.kind][c->stride == 2][nbi];
+    int elem = j.kind == RN_TILE_BF16 ? 2 : 4;
+    j.ibc = RN_MAX(1, k->l1_weights / (j.nb * c->kh * c->kw * j.cb * 16 * elem));
+    /* chunks of about chunk_pixels, all of the same size (load balance) */
+    int n_chunks = RN_MAX(1, (j.oh * j.ow + k->chunk_pixels / 2) / k->chunk_pixels);
+    if (j.oh == 1) {
+        j.rows = (j.ow + n_chunks - 1) / n_chunks;
+        j.rows = (j.rows + j.rmax - 1) / j.rmax * j.rmax;
+        j.n_chunks = (j.ow + j.rows - 1) / j.rows;
+    } else {
+        j.rows = (j.oh + RN_MIN(n_chunks, j.oh) - 1) / RN_MIN(n_chunks, j.oh);
+        j.n_chunks = (j.oh + j.rows - 1) / j.rows;
+    }
+    rn_pool_run(x->pool, a->n * j.n_chunks * (j.ob_n / j.nb), conv_task, &j);
+}
+
+/* ---- Winograd ---- */
+
+struct wino_job {
+    rn_wino w; /* what the transforms see */
+    const rn_exec *x;
+    int nt, n_og; /* tiles in the batch, output block groups */
+    int nb, rmax, ibc;
+    rn_tile_fn run;
+    rn_wino_in_fn input;
+    rn_wino_out_fn output;
+};
+
+/* Positions of c's transform: 16 for F(2x2, 3x3), 36 for F(4x4, 3x3). */
+static int wino_positions(const rn_conv *c)
+{
+    return (c->wu_m + 2) * (c->wu_m + 2);
+}
+
+/* Tiles per chunk: the slices of a position within wino_slice bytes, and the
+ * whole scratch within 16 such slices */
+static int wino_tmax(const rn_kernels *k, const rn_conv *c)
+{
+    int t = k->wino_slice / (64 * (rn_cblocks(c->in_c) + rn_cblocks(c->out_c)));
+    t = t * 16 / wino_positions(c);
+    return RN_MAX(14, RN_MIN(126, t / 14 * 14));
+}
+
+size_t rn_conv_wino_floats(const rn_kernels *k, const rn_conv *c)
+{
+    return (size_t)16 * wino_positions(c) * wino_tmax(k, c) *
+           (rn_cblocks(c->in_c) + rn_cblocks(c->out_c));
+}
+
+static void wino_task(void *arg, int task, int thread)
+{
+    const struct wino_job *j = arg;
+    const rn_wino *w = &j->w;
+    const rn_conv *c = w->a->c;
+    int og = task % j->n_og, chunk = task / j->n_og;
+    int t0 = chunk * w->T, tc = RN_MIN(w->T, j->nt - t0);
+    int ob0 = og * w->og_size, ob1 = RN_MIN(w->ob_n, ob0 + w->og_size);
+    if (tc <= 0 || ob0 >= ob1)
+        return;
+    float *V = j->x->col + (size_t)thread * j->x->col_stride;
+    float *M = V + (size_t)w->P * w->ib_n * w->T * 16;
+    j->input(w, t0, tc, V);
+    size_t up = (size_t)w->ob_n * w->ib_n * 256;
+    for (int p = 0; p < w->P; p++) {
+        size_t vp = (size_t)p * w->ib_n * w->T * 16; /* elements, floats or bf16 */
+        float *Mp = M + (size_t)p * w->og_size * w->T * 16;
+        for (int ob = ob0; ob < ob1; ob += j->nb) {
+            for (int ib0 = 0; ib0 < w->ib_n; ib0 += j->ibc) {
+                size_t vi = vp + (size_t)ib0 * w->T * 16, wi = p * up + ((size_t)ob * w->ib_n + ib0) * 256;
+                rn_tile t = {
+                    .in = w->bf ? (const void *)((const uint16_t *)V + vi) : (const void *)(V + vi),
+                    .in_ib = (size_t)w->T * 16,
+                    .ib_n = RN_MIN(j->ibc, w->ib_n - ib0), .kw = 1, .taps = 1,
+                    .ky1 = 1, .kx1 = 1,
+                    .w = w->bf ? (const void *)(c->wub + wi) : (const void *)(c->wu + wi),
+                    .w_ob = (size_t)w->ib_n * 256, .out_ob = (size_t)w->T * 16,
+                    .out_c = c->out_c, .accumulate = ib0 > 0,
+                };
+                for (int tl = 0; tl < tc; tl += j->rmax) {
+                    t.at = (ptrdiff_t)tl * 16;
+                    t.out = Mp + ((size_t)(ob - ob0) * w->T + tl) * 16;
+                    j->run(&t, RN_MIN(j->rmax, tc - tl));
+                }
+            }
+        }
+    }
+    j->output(w, t0, tc, ob0, ob1, M);
+}
+
+static void wino_forward(const rn_exec *x, const rn_conv_args *a)
+{
+    const rn_conv *c = a->c;
+    const rn_kernels *k = x->k;
+    int nthr = rn_pool_size(x->pool);
+    struct wino_job j = {.x = x, .n_og = 1};
+    rn_wino *w = &j.w;
+    *w = (rn_wino){.a = a, .ib_n = rn_cblocks(c->in_c), .ob_n = rn_cblocks(c->out_c),
+                   .h = a->ih, .w = a->iw, .m = c->wu_m, .bf = c->wub != NULL};
+    w->P = wino_positions(c);
+    w->th = (w->h + w->m - 1) / w->m;
+    w->tw = (w->w + w->m - 1) / w->m;
+    j.nt = a->n * w->th * w->tw;
+    int tmax = wino_tmax(k, c), n_chunks = (j.nt + tmax - 1) / tmax;
+    /* every thread gets the same work: chunks in multiples of the threads,
+     * or, when the batch has too few tiles for that, output block groups */
+    if (n_chunks % nthr) {
+        if (j.nt >= 28 * nthr)
+            n_chunks = (n_chunks + nthr - 1) / nthr * nthr;
+        else
+            j.n_og = RN_MIN(nthr, w->ob_n);
+    }
+    w->T = (j.nt + n_chunks - 1) / n_chunks;
+    int kind = w->bf ? RN_TILE_BF16 : RN_TILE_F32;
+    int nbi = pick_nb(k, kind, w->ob_n, w->T);
+    j.nb = 1 << nbi;
+    j.rmax = k->rmax[nbi];
+    j.run = k->tile[kind][0][nbi];
+    w->og_size = (w->ob_n + j.n_og - 1) / j.n_og;
+    w->og_size = (w->og_size + j.nb - 1) / j.nb * j.nb;
+    j.ibc = RN_MAX(1, k->l1_weights / (j.nb * 256 * (w->bf ? 2 : 4)));
+    j.input = k->wino_in[w->bf ? 2 : w->m == 4];
+    j.output = k->wino_out[w->m == 4];
+    rn_pool_run(x->pool, n_chunks * j.n_og, wino_task, &j);
+}
+
+void rn_conv_blocked_forward(const rn_exec *x, const rn_conv_args *a)
+{
+    if (a->c->wu || a->c->wub)
+        wino_forward(x, a);
+    else
+        direct_forward(x, a);
+}
+
+struct cvt_job {
+    const rn_kernels *k;
+    const float *in;
+    uint16_t *out;
+    size_t n, chunk;
+};
+
+static void cvt_task(void *arg, int t, int thread)
+{
+    const struct cvt_job *j = arg;
+    size_t i0 = (size_t)t * j->chunk, i1 = RN_MIN(j->n, i0 + j->chunk);
+    j->k->to_bf16(j->in + i0, j->out + i0, i1 - i0);
+}
+
+void rn_blocked_to_bf16(const rn_exec *x, const float *in, size_t n, uint16_t *out)
+{
+    struct cvt_job j = {.k = x->k, .in = in, .out = out, .n = n, .chunk = 16 * 4096};
+    rn_pool_run(x->pool, (int)((n + j.chunk - 1) / j.chunk), cvt_task, &j);
+}

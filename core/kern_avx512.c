@@ -1,0 +1,452 @@
+/* AVX-512 micro-kernels of the blocked engine (core/kernels.h).
+ *
+ * Tile: R output pixels of one row times NB blocks of 16 output channels,
+ * R x NB accumulators in zmm registers: R = 14, NB = 2, or R = 7, NB = 4 on
+ * rows narrower than 14 (layer 4), so 28 accumulators plus NB weight vectors
+ * and one broadcast fill the 32 registers. Per input channel and tap it loads
+ * NB weight vectors (16 output channels each, packed by core/pack.c) and, per
+ * pixel, FMAs the pixel's input value, broadcast from memory by the FMA
+ * itself, into NB accumulators: 28 FMAs and NB loads, few enough instructions
+ * to keep both FMA ports busy even with a busy SMT sibling. R, NB, the stride
+ * and the input block (16, or 1 for the stem's NCHW input) are compile-time
+ * constants of each instance, so accumulators stay in registers and pixel
+ * offsets are immediates.
+ *
+ * Instances: every (input kind, stride, NB) has tiles of R = RMAX, RMAX - 1
+ * (the edge passes of a 3x3 row), 8, 4, 2 and 1 pixels; any other width runs
+ * as a sum of those (tile_run), each pixel's sum in the same order. Fourteen
+ * instances each would cost four times the build time for a few percent on
+ * the few tiles of odd width.
+ *
+ * BF16 (RN_PRECISION_BF16): the same tile reads bf16 input and weights and
+ * replaces each pair of FMAs over two input channels by one VDPBF16PS (FP32
+ * accumulation), half the instructions per MAC; it can store its result as
+ * bf16 for the next convolution (rn_conv_args.out_b).
+ */
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* Every function here is compiled for AVX-512 whatever the build flags (GCC
+ * and clang alike); core/cpu.c decides at run time whether it runs. */
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+
+/* acc + the dot products of the bf16 pairs in x and w (VDPBF16PS), and the
+ * round-to-nearest-even bf16 of 16 floats (VCVTNEPS2BF16), as inline
+ * assembly: the BF16 path then needs no avx512_bf16 target attribute, which
+ * would spread to everything tile() is inlined into. Run only on CPUs that
+ * have the instructions (rn_model_pack checks). */
+static inline AVX512 __m512 dpbf16(__m512 acc, __m512i x, __m512i w)
+{
+    __asm__("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
+    return acc;
+}
+
+/* acc + broadcast(*p) * w as one FMA with a broadcast memory operand: one
+ * fused uop instead of a broadcast and an FMA, which matters when the core's
+ * front end is shared (SMT). */
+static inline AVX512 __m512 fma_bcast(__m512 acc, const float *p, __m512 w)
+{
+    __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*p));
+    return acc;
+}
+
+static inline AVX512 __m256i cvt_bf16(__m512 v)
+{
+    __m256i r;
+    __asm__("vcvtneps2bf16 %1, %0" : "=v"(r) : "v"(v));
+    return r;
+}
+
+static inline AVX512 __attribute__((always_inline)) void tile(const rn_tile *t, const int R,
+                                                       const int NB, const int S, const int CB,
+                                                       const int BF)
+{
+    __m512 acc[14][4];
+#pragma GCC unroll 4
+    for (int nb = 0; nb < NB; nb++) {
+        int ch = t->ch0 + nb * 16, rem = t->out_c - ch;
+        __mmask16 m = rem >= 16 ? 0xffff : rem > 0 ? (__mmask16)((1u << rem) - 1) : 0;
+        __m512 b = t->bias ? _mm512_maskz_loadu_ps(m, t->bias + (rem > 0 ? ch : 0))
+                           : _mm512_setzero_ps();
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++)
+            acc[r][nb] = t->accumulate ? _mm512_add_ps(b, _mm512_load_ps(t->out + nb * t->out_ob + r * 16))
+                                       : b;
+    }
+    for (int ib = 0; ib < t->ib_n && BF; ib++) {
+        const uint16_t *in = (const uint16_t *)t->in + ib * t->in_ib + t->at;
+        const uint16_t *w = (const uint16_t *)t->w + (size_t)ib * t->taps * 256;
+        for (int ky = t->ky0; ky < t->ky1; ky++) {
+            for (int kx = t->kx0; kx < t->kx1; kx++) {
+                const uint16_t *ip = in + ky * t->irow + kx * 16;
+                const uint16_t *wk = w + (ky * t->kw + kx) * 256;
+#pragma GCC unroll 2
+                for (int i = 0; i < 16; i += 2) {
+                    __m512i wv[4];
+#pragma GCC unroll 4
+                    for (int nb = 0; nb < NB; nb++)
+                        wv[nb] = _mm512_load_si512(wk + nb * t->w_ob + i * 16);
+#pragma GCC unroll 14
+                    for (int r = 0; r < R; r++) {
+                        int32_t pair;
+                        memcpy(&pair, ip + r * S * 16 + i, sizeof pair);
+                        __m512i x = _mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+                        for (int nb = 0; nb < NB; nb++)
+                            acc[r][nb] = dpbf16(acc[r][nb], x, wv[nb]);
+                    }
+                }
+            }
+        }
+    }
+    for (int ib = 0; ib < t->ib_n && !BF; ib++) {
+        const float *in = (const float *)t->in + ib * t->in_ib + t->at;
+        const float *w = (const float *)t->w + (size_t)ib * t->taps * CB * 16;
+        for (int ky = t->ky0; ky < t->ky1; ky++) {
+            for (int kx = t->kx0; kx < t->kx1; kx++) {
+                const float *ip = in + ky * t->irow + kx * CB;
+                const float *wk = w + (ky * t->kw + kx) * CB * 16;
+#pragma GCC unroll 2
+                for (int i = 0; i < CB; i++) {
+                    __m512 wv[4];
+#pragma GCC unroll 4
+                    for (int nb = 0; nb < NB; nb++)
+                        wv[nb] = _mm512_load_ps(wk + nb * t->w_ob + i * 16);
+#pragma GCC unroll 14
+                    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+                        for (int nb = 0; nb < NB; nb++)
+                            acc[r][nb] = fma_bcast(acc[r][nb], ip + r * S * CB + i, wv[nb]);
+                }
+            }
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int nb = 0; nb < NB; nb++)
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++) {
+            __m512 v = t->relu ? _mm512_max_ps(acc[r][nb], zero) : acc[r][nb];
+            if (t->outb)
+                _mm256_store_si256((__m256i *)(t->outb + nb * t->out_ob + r * 16), cvt_bf16(v));
+            else
+                _mm512_store_ps(t->out + nb * t->out_ob + r * 16, v);
+        }
+}
+
+/* tile() with constant R, NB, stride, input block and input type, so that the
+ * accumulators live in registers and the pixel offsets are immediates; other
+ * widths as a sum of the instances, left to right. */
+#define TILE_FN(name, NB, S, CB, BF, RMAX)                                  \
+    static AVX512 void name(const rn_tile *t0, int r)                       \
+    {                                                                       \
+        rn_tile t = *t0;                                                    \
+        while (r > 0) {                                                     \
+            int q = r >= RMAX ? RMAX : r == RMAX - 1 ? RMAX - 1 : r >= 8 ? 8 \
+                    : r >= 4 ? 4 : r >= 2 ? 2 : 1;                          \
+            switch (q) {                                                    \
+            case RMAX: tile(&t, RMAX, NB, S, CB, BF); break;                \
+            case RMAX - 1: tile(&t, RMAX - 1, NB, S, CB, BF); break;        \
+            case 8: tile(&t, 8 < RMAX - 1 ? 8 : 1, NB, S, CB, BF); break;   \
+            case 4: tile(&t, 4, NB, S, CB, BF); break;                      \
+            case 2: tile(&t, 2, NB, S, CB, BF); break;                      \
+            default: tile(&t, 1, NB, S, CB, BF); break;                     \
+            }                                                               \
+            t.at += (ptrdiff_t)q * S * CB;                                  \
+            t.out += q * 16;                                                \
+            if (t.outb)                                                     \
+                t.outb += q * 16;                                           \
+            r -= q;                                                         \
+        }                                                                   \
+    }
+
+TILE_FN(tile_nb1_s1, 1, 1, 16, 0, 14)
+TILE_FN(tile_nb2_s1, 2, 1, 16, 0, 14)
+TILE_FN(tile_nb4_s1, 4, 1, 16, 0, 7)
+TILE_FN(tile_nb1_s2, 1, 2, 16, 0, 14)
+TILE_FN(tile_nb2_s2, 2, 2, 16, 0, 14)
+TILE_FN(tile_nb4_s2, 4, 2, 16, 0, 7)
+/* NCHW input (the stem): one input channel per block */
+TILE_FN(tile_nb1_s1_c1, 1, 1, 1, 0, 14)
+TILE_FN(tile_nb2_s1_c1, 2, 1, 1, 0, 14)
+TILE_FN(tile_nb4_s1_c1, 4, 1, 1, 0, 7)
+TILE_FN(tile_nb1_s2_c1, 1, 2, 1, 0, 14)
+TILE_FN(tile_nb2_s2_c1, 2, 2, 1, 0, 14)
+TILE_FN(tile_nb4_s2_c1, 4, 2, 1, 0, 7)
+/* BF16 input and weights */
+TILE_FN(tile_nb1_s1_bf, 1, 1, 16, 1, 14)
+TILE_FN(tile_nb2_s1_bf, 2, 1, 16, 1, 14)
+TILE_FN(tile_nb4_s1_bf, 4, 1, 16, 1, 7)
+TILE_FN(tile_nb1_s2_bf, 1, 2, 16, 1, 14)
+TILE_FN(tile_nb2_s2_bf, 2, 2, 16, 1, 14)
+TILE_FN(tile_nb4_s2_bf, 4, 2, 16, 1, 7)
+
+/* The epilogue of a tile whose edge pixels needed extra taps: ReLU on its R
+ * pixels in place, or into outb as bf16. */
+static AVX512 void finish(const rn_tile *t, int r, int nb, int relu, uint16_t *outb)
+{
+    for (int b = 0; b < nb; b++)
+        for (int q = 0; q < r; q++) {
+            float *o = t->out + b * t->out_ob + q * 16;
+            __m512 v = _mm512_load_ps(o);
+            if (relu)
+                v = _mm512_max_ps(v, _mm512_setzero_ps());
+            if (outb)
+                _mm256_store_si256((__m256i *)(outb + b * t->out_ob + q * 16), cvt_bf16(v));
+            else
+                _mm512_store_ps(o, v);
+        }
+}
+
+/* 16 bf16 values widened to floats (exactly). */
+static inline AVX512 __m512 load_bf16(const uint16_t *p)
+{
+    __m256i h = _mm256_load_si256((const __m256i *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* r = B^T d for F(4x4, 3x3), B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0;
+ * 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1], with FMAs:
+ * r0 = 4 d0 - 5 d2 + d4, r1,2 = (d4 - 4 d2) +- (d3 - 4 d1),
+ * r3,4 = (d4 - d2) +- 2 (d3 - d1), r5 = 4 d1 - 5 d3 + d5. */
+static inline AVX512 __attribute__((always_inline)) void wino4_bt(const __m512 d[6], __m512 r[6])
+{
+    const __m512 four = _mm512_set1_ps(4), mfive = _mm512_set1_ps(-5), mfour = _mm512_set1_ps(-4);
+    __m512 a = _mm512_fmadd_ps(mfour, d[2], d[4]), b = _mm512_fmadd_ps(mfour, d[1], d[3]);
+    __m512 c = _mm512_sub_ps(d[4], d[2]), e = _mm512_sub_ps(d[3], d[1]);
+    e = _mm512_add_ps(e, e);
+    r[0] = _mm512_fmadd_ps(four, d[0], _mm512_fmadd_ps(mfive, d[2], d[4]));
+    r[1] = _mm512_add_ps(a, b);
+    r[2] = _mm512_sub_ps(a, b);
+    r[3] = _mm512_add_ps(c, e);
+    r[4] = _mm512_sub_ps(c, e);
+    r[5] = _mm512_fmadd_ps(four, d[1], _mm512_fmadd_ps(mfive, d[3], d[5]));
+}
+
+/* r = B^T d for F(2x2, 3x3), B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+static inline AVX512 __attribute__((always_inline)) void wino2_bt(const __m512 d[4], __m512 r[4])
+{
+    r[0] = _mm512_sub_ps(d[0], d[2]);
+    r[1] = _mm512_add_ps(d[1], d[2]);
+    r[2] = _mm512_sub_ps(d[2], d[1]);
+    r[3] = _mm512_sub_ps(d[1], d[3]);
+}
+
+/* V[p][ib][tl] = (B^T d B)[p] for the tl-th tile of the chunk from t0, with
+ * MT x MT output tiles from (MT + 2) x (MT + 2) input patches (B^T above:
+ * wino2_bt, wino4_bt); BF: the input is bf16 (in_b) and V is stored as bf16.
+ * Input block by input block, tiles in order: a tile's patch overlaps its
+ * left neighbour's by two columns, whose transforms (down the columns) are
+ * reused. */
+static inline AVX512 __attribute__((always_inline)) void wino_input_t(const rn_wino *j,
+                                                                      int t0, int tc, void *V,
+                                                                      const int MT, const int BF)
+{
+    enum { A = 6 }; /* MT + 2 at most */
+    const int NA = MT + 2;
+    const void *in = BF ? (const void *)j->a->in_b : (const void *)j->a->in;
+    size_t plane = (size_t)j->h * j->w * 16, vp = (size_t)j->ib_n * j->T * 16;
+    int per_img = j->th * j->tw;
+    for (int ib = 0; ib < j->ib_n; ib++) {
+        int img = t0 / per_img, ty = t0 % per_img / j->tw, tx = t0 % j->tw;
+        __m512 c[A][A]; /* the tile's input columns, transformed */
+        for (int tl = 0; tl < tc; tl++) {
+            size_t src = ((size_t)img * j->ib_n + ib) * plane;
+            int y0 = ty * MT - 1, x0 = tx * MT - 1, x = 0;
+            if (tl > 0 && tx > 0) {
+                for (int k = 0; k < NA; k++) {
+                    c[0][k] = c[MT][k];
+                    c[1][k] = c[MT + 1][k];
+                }
+                x = 2;
+            }
+            for (; x < NA; x++) {
+                __m512 d[A];
+                for (int k = 0; k < NA; k++) {
+                    int y = y0 + k, xx = x0 + x;
+                    size_t at = src + ((size_t)y * j->w + xx) * 16;
+                    d[k] = xx < 0 || xx >= j->w || y < 0 || y >= j->h ? _mm512_setzero_ps()
+                           : BF ? load_bf16((const uint16_t *)in + at)
+                                : _mm512_load_ps((const float *)in + at);
+                }
+                if (MT == 4)
+                    wino4_bt(d, c[x]);
+                else
+                    wino2_bt(d, c[x]);
+            }
+            size_t v = ((size_t)ib * j->T + tl) * 16;
+            for (int a = 0; a < NA; a++) {
+                __m512 row[A], r[A];
+                for (int k = 0; k < NA; k++)
+                    row[k] = c[k][a];
+                if (MT == 4)
+                    wino4_bt(row, r);
+                else
+                    wino2_bt(row, r);
+                for (int b = 0; b < NA; b++) {
+                    size_t at = v + (NA * a + b) * vp;
+                    if (BF)
+                        _mm256_store_si256((__m256i *)((uint16_t *)V + at), cvt_bf16(r[b]));
+                    else
+                        _mm512_store_ps((float *)V + at, r[b]);
+                }
+            }
+            if (++tx == j->tw) {
+                tx = 0;
+                if (++ty == j->th) {
+                    ty = 0;
+                    img++;
+                }
+            }
+        }
+    }
+}
+
+static AVX512 void wino2_input(const rn_wino *j, int t0, int tc, void *V)
+{
+    wino_input_t(j, t0, tc, V, 2, 0);
+}
+
+static AVX512 void wino4_input(const rn_wino *j, int t0, int tc, void *V)
+{
+    wino_input_t(j, t0, tc, V, 4, 0);
+}
+
+/* BF16 models use F(2x2, 3x3) only (core/pack.c). */
+static AVX512 void wino2_input_bf16(const rn_wino *j, int t0, int tc, void *V)
+{
+    wino_input_t(j, t0, tc, V, 2, 1);
+}
+
+/* y = A^T m A for F(2x2, 3x3), A^T = [1 1 1 0; 0 1 -1 -1]; m: the 16
+ * positions of one tile, mp floats apart. */
+static inline AVX512 __attribute__((always_inline)) void wino2_out(const float *m, size_t mp,
+                                                                   __m512 y[4][4])
+{
+    __m512 s[2][4];
+    for (int b = 0; b < 4; b++) {
+        __m512 m0 = _mm512_load_ps(m + b * mp), m1 = _mm512_load_ps(m + (4 + b) * mp),
+               m2 = _mm512_load_ps(m + (8 + b) * mp), m3 = _mm512_load_ps(m + (12 + b) * mp);
+        s[0][b] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        s[1][b] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    for (int r = 0; r < 2; r++) {
+        y[r][0] = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
+        y[r][1] = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
+    }
+}
+
+/* y = A^T m for F(4x4, 3x3) along one dimension, A^T = [1 1 1 1 1 0;
+ * 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
+static inline AVX512 __attribute__((always_inline)) void wino4_at(const __m512 m[6], __m512 y[4])
+{
+    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2), d34, d12);
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4), s34, s12);
+    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8), d34, d12), m[5]);
+}
+
+/* y = A^T m A for F(4x4, 3x3): m, the 36 positions of one tile. */
+static inline AVX512 __attribute__((always_inline)) void wino4_out(const float *m, size_t mp,
+                                                                   __m512 y[4][4])
+{
+    __m512 s[4][6];
+    for (int b = 0; b < 6; b++) {
+        __m512 col[6], r[4];
+        for (int k = 0; k < 6; k++)
+            col[k] = _mm512_load_ps(m + (6 * k + b) * mp);
+        wino4_at(col, r);
+        for (int k = 0; k < 4; k++)
+            s[k][b] = r[k];
+    }
+    for (int r = 0; r < 4; r++)
+        wino4_at(s[r], y[r]);
+}
+
+/* The output of the chunk's tiles for output blocks [ob0, ob1): Y = A^T M A
+ * plus bias and the residual, ReLU, into out, or into out_b as bf16; MT, the
+ * tile size j->m as a constant. */
+static inline AVX512 __attribute__((always_inline)) void wino_output_t(const rn_wino *j,
+                                                                       int t0, int tc, int ob0,
+                                                                       int ob1, const float *M,
+                                                                       const int MT)
+{
+    const rn_conv_args *a = j->a;
+    size_t mp = (size_t)j->og_size * j->T * 16; /* floats between positions */
+    const __m512 zero = _mm512_setzero_ps();
+    for (int ob = ob0; ob < ob1; ob++) {
+        int rem = a->c->out_c - ob * 16;
+        __mmask16 mask = rem >= 16 ? 0xffff : (__mmask16)((1u << rem) - 1);
+        __m512 bias = a->bias ? _mm512_maskz_loadu_ps(mask, a->bias + ob * 16) : zero;
+        for (int tl = 0; tl < tc; tl++) {
+            int t = t0 + tl, img = t / (j->th * j->tw), q = t % (j->th * j->tw);
+            int oy = q / j->tw * MT, ox = q % j->tw * MT;
+            const float *m = M + ((size_t)(ob - ob0) * j->T + tl) * 16;
+            __m512 y[4][4];
+            if (MT == 4)
+                wino4_out(m, mp, y);
+            else
+                wino2_out(m, mp, y);
+            size_t o = (((size_t)img * j->ob_n + ob) * j->h + oy) * j->w * 16 + ox * 16;
+            for (int dy = 0; dy < MT && oy + dy < j->h; dy++)
+                for (int dx = 0; dx < MT && ox + dx < j->w; dx++) {
+                    size_t at = o + ((size_t)dy * j->w + dx) * 16;
+                    __m512 v = _mm512_add_ps(bias, y[dy][dx]);
+                    if (a->accumulate)
+                        v = _mm512_add_ps(v, _mm512_load_ps(a->out + at));
+                    if (a->relu)
+                        v = _mm512_max_ps(v, zero);
+                    if (a->out_b)
+                        _mm256_store_si256((__m256i *)(a->out_b + at), cvt_bf16(v));
+                    else
+                        _mm512_store_ps(a->out + at, v);
+                }
+        }
+    }
+}
+
+static AVX512 void wino2_output(const rn_wino *j, int t0, int tc, int ob0, int ob1,
+                                const float *M)
+{
+    wino_output_t(j, t0, tc, ob0, ob1, M, 2);
+}
+
+static AVX512 void wino4_output(const rn_wino *j, int t0, int tc, int ob0, int ob1,
+                                const float *M)
+{
+    wino_output_t(j, t0, tc, ob0, ob1, M, 4);
+}
+
+static AVX512 void to_bf16(const float *in, uint16_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16)
+        _mm256_store_si256((__m256i *)(out + i), cvt_bf16(_mm512_load_ps(in + i)));
+}
+
+const rn_kernels rn_kernels_avx512 = {
+    .name = "avx512",
+    .isa = RN_ISA_AVX512,
+    .tile = {
+        [RN_TILE_F32] = {{tile_nb1_s1, tile_nb2_s1, tile_nb4_s1}, {tile_nb1_s2, tile_nb2_s2, tile_nb4_s2}},
+        [RN_TILE_NCHW] = {{tile_nb1_s1_c1, tile_nb2_s1_c1, tile_nb4_s1_c1},
+                          {tile_nb1_s2_c1, tile_nb2_s2_c1, tile_nb4_s2_c1}},
+        [RN_TILE_BF16] = {{tile_nb1_s1_bf, tile_nb2_s1_bf, tile_nb4_s1_bf},
+                          {tile_nb1_s2_bf, tile_nb2_s2_bf, tile_nb4_s2_bf}},
+    },
+    .rmax = {14, 14, 7},
+    .wino_in = {wino2_input, wino4_input, wino2_input_bf16},
+    .wino_out = {wino2_output, wino4_output},
+    .finish = finish,
+    .to_bf16 = to_bf16,
+    .l1_weights = 16 * 1024,
+    .chunk_pixels = 128,
+    .wino_slice = 192 * 1024,
+};
+
+#endif

@@ -1,0 +1,114 @@
+/* The blocked engine's micro-kernels, one table per ISA.
+ *
+ * The driver (core/blocked.c) cuts every convolution into tasks, chunks,
+ * input-channel passes and tiles, and orchestrates Winograd; it is compiled
+ * for the baseline and never names an ISA. What runs inside a tile, the
+ * Winograd transforms and the bf16 conversion live in one file per ISA
+ * (kern_avx512.c, kern_avx2.c, kern_neon.c, and kern_c.c in plain C: the
+ * fallback and the oracle the others are tested against). Each file compiles
+ * its functions with its own target attributes and exports one const table;
+ * core/cpu.c chooses the table once, at load, from the CPU's features.
+ *
+ * Activations are NCHW16c on every ISA (core/engine.h): one pixel's block of
+ * 16 channels is one zmm, two ymm or four q registers. Weights are packed the
+ * same way on every ISA (core/pack.c), so a packed model runs on any table.
+ *
+ * Determinism: every kernel sums an output pixel's products in the same
+ * order (input block, tap row, tap column, input channel) whatever tile,
+ * chunk or batch position the pixel falls in, so that an image's result does
+ * not depend on the batch it is computed in.
+ */
+#ifndef RN_KERNELS_H
+#define RN_KERNELS_H
+
+#include "engine.h"
+
+/* One tile: r pixels from (oy, ox0) of one image's output row, times nb
+ * blocks of 16 output channels from block ob. Offsets count elements:
+ * floats, or bf16 values for a BF16 convolution's input and weights (same
+ * layouts, pairs of input channels adjacent). */
+typedef struct rn_tile {
+    const void *in;    /* the image's input, block 0 of this pass */
+    ptrdiff_t at;      /* elements from in to input pixel (oy*s - pad, ox0*s - pad) */
+    size_t in_ib;      /* elements between input channel blocks: ih*iw*CB */
+    int ib_n, kw, taps, irow; /* input blocks of this pass; irow: elements between input rows */
+    int ky0, ky1, kx0, kx1; /* the taps to run, all in range for every pixel of the tile */
+    const void *w;     /* wp, wb, wu or wub at output block ob and this pass's first input block */
+    size_t w_ob;       /* elements between output blocks' weights */
+    float *out;        /* output pixel (oy, ox0) of block ob */
+    uint16_t *outb;    /* the same pixel in the bf16 copy of the output, or NULL */
+    size_t out_ob;     /* floats between output blocks */
+    const float *bias; /* (out_c) or NULL */
+    int ch0, out_c;    /* ob*16 and the real channel count (bias past it reads as 0) */
+    int relu, accumulate;
+} rn_tile;
+
+/* out[pixel q < r][block b < nb] = [relu]([out +] bias + sum over the pass's
+ * input blocks and taps of in * w), stored as bf16 into outb instead when
+ * outb is set. Pixel q reads input at t->at + q*S*CB (S: the stride, CB:
+ * channels per input block, 16, or 1 for NCHW input). Preconditions:
+ * 1 <= r <= the table's rmax for nb; out, outb and every 16-element block of
+ * in and w are 64-byte aligned; the padding channels of the weights are zero. */
+typedef void (*rn_tile_fn)(const rn_tile *t, int r);
+
+/* Input kinds of a tile: NCHW16c floats, the stem's NCHW floats (one channel
+ * per block), NCHW16c bf16 with bf16 weights. */
+enum { RN_TILE_F32, RN_TILE_NCHW, RN_TILE_BF16, RN_TILE_INPUTS };
+
+/* One Winograd convolution as its transforms see it (F(m x m, 3x3), stride 1,
+ * padding 1): the output is cut into m x m tiles, th x tw per image, numbered
+ * across the batch in (image, tile row, tile column) order. A chunk of T
+ * tiles from t0 is transformed into V (P = (m+2)^2 positions, each an NCHW16c
+ * "image" of one row of T tiles: V[p][ib][tl][16]), multiplied into M
+ * (M[p][ob - ob0][tl][16], og_size blocks), and M transformed into the output. */
+typedef struct rn_wino {
+    const rn_conv_args *a;
+    int m, P;
+    int ib_n, ob_n, h, w, th, tw;
+    int T, og_size;
+    int bf; /* bf16 input (a->in_b) and V */
+} rn_wino;
+
+/* V = B^T d B for tiles [t0, t0 + tc), tc <= T, as floats, or bf16 for j->bf. */
+typedef void (*rn_wino_in_fn)(const rn_wino *j, int t0, int tc, void *V);
+/* Y = A^T M A for those tiles and output blocks [ob0, ob1), plus bias and the
+ * residual, ReLU, into a->out or, when set, a->out_b as bf16. */
+typedef void (*rn_wino_out_fn)(const rn_wino *j, int t0, int tc, int ob0, int ob1,
+                               const float *M);
+
+enum { RN_NB_1, RN_NB_2, RN_NB_4, RN_NB_COUNT }; /* tiles of 1, 2 or 4 output blocks */
+
+typedef struct rn_kernels {
+    const char *name; /* "avx512", "avx2", "neon", "c" */
+    int isa;          /* enum rn_isa */
+    /* [input kind][stride 2][RN_NB_*]; NULL where the table has no such tile
+     * (every table has F32 and NCHW for the nb with rmax > 0) */
+    rn_tile_fn tile[RN_TILE_INPUTS][2][RN_NB_COUNT];
+    int rmax[RN_NB_COUNT]; /* widest tile, in pixels; 0: no tiles of that nb */
+    /* [0] F(2x2) FP32, [1] F(4x4) FP32, [2] F(2x2) bf16 (NULL without bf16) */
+    rn_wino_in_fn wino_in[3];
+    rn_wino_out_fn wino_out[2]; /* F(2x2), F(4x4) */
+    /* The epilogue of a tile whose edge pixels needed extra tap columns: ReLU
+     * (if relu) on r pixels x nb blocks of t->out in place, or into outb as bf16. */
+    void (*finish)(const rn_tile *t, int r, int nb, int relu, uint16_t *outb);
+    /* out[i] = bf16(in[i]), round to nearest even; n % 16 == 0. NULL without bf16. */
+    void (*to_bf16)(const float *in, uint16_t *out, size_t n);
+    int l1_weights;   /* bytes of weights per pass over a chunk of pixels */
+    int chunk_pixels; /* output pixels per task, about */
+    int wino_slice;   /* bytes of V_p and M_p of a Winograd chunk, about */
+} rn_kernels;
+
+/* The tables this build has; core/cpu.c says which this CPU runs. */
+#if defined(__x86_64__)
+extern const rn_kernels rn_kernels_avx512;
+#endif
+#if defined(__aarch64__)
+extern const rn_kernels rn_kernels_neon;
+#endif
+extern const rn_kernels rn_kernels_c;
+
+/* The table for isa (enum rn_isa, not AUTO or BLAS), or NULL when this build
+ * or this CPU cannot run it (core/cpu.c). */
+const rn_kernels *rn_kernels_get(int isa);
+
+#endif
