@@ -34,7 +34,11 @@ static void geometry(const rn_conv *c, int n, int ih, int iw, int threads, struc
         nc = MIN_CHUNK;
     g->NC = nc < g->P ? nc : g->P;
     g->n_cchunks = (g->P + g->NC - 1) / g->NC;
-    int units = n * c->groups * g->n_cchunks;
+    /* The split of M follows one image's work, not the batch's: OpenBLAS may
+     * sum a product differently for other sizes of M, and an image's result
+     * must not depend on the batch it is in. */
+    (void)n;
+    int units = c->groups * g->n_cchunks;
     g->n_mchunks = 1;
     if (units < 2 * threads) {
         int want = (2 * threads + units - 1) / units;

@@ -3,7 +3,6 @@
 #include <float.h>
 #include <string.h>
 
-#include "blas.h"
 #include "engine.h"
 
 struct pool_job {
@@ -113,14 +112,28 @@ void rn_global_avgpool(const rn_exec *x, const float *in, int n, int c, int hw, 
     rn_pool_run(x->pool, (n * c + j.chunk - 1) / j.chunk, avgpool_task, &j);
 }
 
+/* Task t: classes [t*chunk, +chunk) of every image, as b + the sum over k in
+ * ascending order of in[k] * wt[k]: the same order for an image alone as in
+ * any batch (a BLAS GEMM may block the sum differently by batch size). A
+ * multiply and an add per term: ISO C builds do not contract them. */
+#define LINEAR_BLOCK 64 /* classes summed at a time: the accumulators stay in L1 */
 static void linear_task(void *arg, int t, int thread)
 {
     const struct pool_job *j = arg;
-    int o0 = t * j->chunk, len = RN_MIN(j->classes, o0 + j->chunk) - o0;
-    for (int i = 0; i < j->n; i++)
-        for (int o = 0; o < len; o++)
-            j->out[(size_t)i * j->classes + o0 + o] = j->b[o0 + o];
-    rn_sgemm(j->n, len, j->e, j->in, j->e, j->wt + o0, j->classes, 1.0f, j->out + o0, j->classes);
+    int o0 = t * j->chunk, o1 = RN_MIN(j->classes, o0 + j->chunk);
+    for (int ob = o0; ob < o1; ob += LINEAR_BLOCK) {
+        int len = RN_MIN(LINEAR_BLOCK, o1 - ob);
+        for (int i = 0; i < j->n; i++)
+            memcpy(j->out + (size_t)i * j->classes + ob, j->b + ob, (size_t)len * sizeof(float));
+        for (int k = 0; k < j->e; k++) {
+            const float *w = j->wt + (size_t)k * j->classes + ob;
+            for (int i = 0; i < j->n; i++) {
+                float v = j->in[(size_t)i * j->e + k], *o = j->out + (size_t)i * j->classes + ob;
+                for (int q = 0; q < len; q++)
+                    o[q] += v * w[q];
+            }
+        }
+    }
 }
 
 void rn_linear(const rn_exec *x, const float *in, int n, int e, const float *wt, const float *b,
@@ -128,7 +141,8 @@ void rn_linear(const rn_exec *x, const float *in, int n, int e, const float *wt,
 {
     int threads = rn_pool_size(x->pool);
     int chunk = (classes + threads - 1) / threads;
+    chunk = (chunk + 15) / 16 * 16;
     struct pool_job j = {.in = in, .out = out, .n = n, .e = e, .wt = wt, .b = b,
-                         .classes = classes, .chunk = chunk < 16 ? 16 : chunk};
+                         .classes = classes, .chunk = chunk};
     rn_pool_run(x->pool, (classes + j.chunk - 1) / j.chunk, linear_task, &j);
 }

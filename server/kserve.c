@@ -80,6 +80,7 @@ void v2_model_meta(struct request *r)
      * leaves the FP32 tensors above unchanged. */
     cJSON *params = cJSON_AddObjectToObject(o, "parameters");
     cJSON_AddStringToObject(params, "precision", models_precision_name(m->info->precision));
+    cJSON_AddStringToObject(params, "isa", rn_isa_name(m->info->isa));
     reply_json(r, 200, o);
 }
 

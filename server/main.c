@@ -52,9 +52,9 @@ static void log_models(const struct config *cfg)
                      runs, models_precision_name(cfg->precision));
         else
             snprintf(prec, sizeof prec, "%s", runs);
-        log_msg("info", "model %s: %s, %d classes, input 3x%dx%d, precision %s, %s%s", m->name,
-                m->info->arch, m->info->n_classes, m->pp->crop, m->pp->crop, prec, m->path,
-                i == 0 ? " (default)" : "");
+        log_msg("info", "model %s: %s, %d classes, input 3x%dx%d, precision %s, kernels %s, %s%s",
+                m->name, m->info->arch, m->info->n_classes, m->pp->crop, m->pp->crop, prec,
+                rn_isa_name(m->info->isa), m->path, i == 0 ? " (default)" : "");
         model_release(m);
     }
 }

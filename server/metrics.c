@@ -2,6 +2,7 @@
  * all: each request takes it a handful of times, which is noise next to the
  * milliseconds of inference, and rendering sees a consistent snapshot. */
 #include "metrics.h"
+#include "models.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -171,6 +172,15 @@ char *metrics_render(size_t *len)
     put(&b, "# HELP resnetd_images_total Images classified or embedded.\n"
             "# TYPE resnetd_images_total counter\nresnetd_images_total %llu\n", images_total);
     pthread_mutex_unlock(&lock);
+    put(&b, "# HELP resnetd_model_info The models served: the kernels (isa) and the precision "
+            "each runs in.\n# TYPE resnetd_model_info gauge\n");
+    struct model *m;
+    for (int i = 0; (m = models_acquire_index(i)); i++) {
+        put(&b, "resnetd_model_info{model=\"%s\",arch=\"%s\",isa=\"%s\",precision=\"%s\"} 1\n",
+            m->name, m->info->arch, rn_isa_name(m->info->isa),
+            models_precision_name(m->info->precision));
+        model_release(m);
+    }
     if (b.oom) {
         free(b.p);
         return NULL;

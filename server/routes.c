@@ -293,6 +293,7 @@ void v1_models(struct request *r)
         cJSON_AddBoolToObject(e, "labels", rn_model_label(m->m, 0) != NULL);
         /* What runs, not what --precision asked: bf16 can fall back to fp32. */
         cJSON_AddStringToObject(e, "precision", models_precision_name(m->info->precision));
+        cJSON_AddStringToObject(e, "isa", rn_isa_name(m->info->isa)); /* the kernels it runs on */
         model_release(m);
     }
     reply_json(r, 200, o);

@@ -91,8 +91,10 @@ int cmd_bench(int argc, char **argv)
     printf("model %s (%s), batch %d, %dx%d, %d runs: median %.2f ms/batch, min %.2f, max %.2f\n",
            model, info->arch, batch, size, size, runs, median, times[0], times[runs - 1]);
     printf("{\"batch\":%d,\"threads\":%d,\"images_per_s\":%.2f,\"ms_per_batch_median\":%.3f,"
-           "\"openblas_core\":\"%s\"}\n",
-           batch, threads, batch * 1000.0 / median, median, rn_blas_corename());
+           "\"isa\":\"%s\",\"precision\":\"%s\",\"gflops_224\":%.3f,\"openblas_core\":\"%s\"}\n",
+           batch, threads, batch * 1000.0 / median, median, rn_isa_name(info->isa),
+           info->precision == RN_PRECISION_BF16 ? "bf16" : "fp32", info->gflops,
+           rn_blas_corename());
     status = 0;
 out:
     free(times);

@@ -29,6 +29,8 @@ static cJSON *info_json(const rn_model *m)
     cJSON_AddNumberToObject(o, "embed_dim", in->embed_dim);
     cJSON_AddNumberToObject(o, "parameters", (double)in->n_params);
     cJSON_AddNumberToObject(o, "gflops_224", in->gflops);
+    cJSON_AddStringToObject(o, "isa", rn_isa_name(in->isa));
+    cJSON_AddStringToObject(o, "precision", in->precision == RN_PRECISION_BF16 ? "bf16" : "fp32");
     const rn_preprocess *pp = rn_model_preprocess(m);
     cJSON *p = cJSON_AddObjectToObject(o, "preprocess");
     cJSON_AddNumberToObject(p, "resize", pp->resize);
@@ -63,6 +65,7 @@ static void print_text(const rn_model *m, const char *path)
     printf("embedding:    %d\n", in->embed_dim);
     printf("parameters:   %lld\n", (long long)in->n_params);
     printf("GFLOP/image:  %.2f at 224x224\n", in->gflops);
+    printf("kernels:      %s (RN_ISA to force one)\n", rn_isa_name(in->isa));
     printf("bn eps:       %g\n", in->bn_eps);
     const rn_preprocess *pp = rn_model_preprocess(m);
     printf("preprocess:   resize %d, crop %d, scale %g, mean [%g,%g,%g], std [%g,%g,%g], %s\n",
