@@ -33,6 +33,11 @@
 /* Every function here is compiled for AVX-512 whatever the build flags (GCC
  * and clang alike); core/cpu.c decides at run time whether it runs. */
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+/* UBSan's pointer-overflow check on every pixel and weight address of the
+ * unrolled tiles triples the file's sanitizer build time (clang: 63 s instead
+ * of 20), for addresses that stay inside buffers whose sizes come from
+ * validated shapes; ASan still checks every access. */
+#define NO_PTR_CHECK __attribute__((no_sanitize("pointer-overflow")))
 
 /* acc + the dot products of the bf16 pairs in x and w (VDPBF16PS), and the
  * round-to-nearest-even bf16 of 16 floats (VCVTNEPS2BF16), as inline
@@ -61,7 +66,7 @@ static inline AVX512 __m256i cvt_bf16(__m512 v)
     return r;
 }
 
-static inline AVX512 __attribute__((always_inline)) void tile(const rn_tile *t, const int R,
+static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const rn_tile *t, const int R,
                                                        const int NB, const int S, const int CB,
                                                        const int BF)
 {
