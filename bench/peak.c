@@ -9,7 +9,7 @@
  * binary runs on any CPU of its architecture.
  *
  * The machine may be shared: each thread times its work in slices of a few
- * milliseconds, and the peak is the sum over threads of each thread's best
+ * millisecond, and the peak is the sum over threads of each thread's best
  * slice rate (a slice in which it had its core to itself); the sustained
  * figure (all FLOPs over the wall time) is printed beside it. With more
  * threads than online CPUs the best slices could overlap in time, so the
@@ -176,7 +176,8 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Iterations for a slice of about 5 ms on one thread. */
+/* Iterations for a slice of about 1 ms on one thread: short enough that some
+ * slices fall between the time slices of other processes on a busy machine. */
 static uint64_t calibrate(kernel_fn fn)
 {
     uint64_t n = 1024;
@@ -185,7 +186,7 @@ static uint64_t calibrate(kernel_fn fn)
         fn(n);
         double dt = now_s() - t0;
         if (dt > 2e-3 || n > (1ull << 40))
-            return (uint64_t)((double)n * 5e-3 / (dt > 0 ? dt : 1e-6)) + 1;
+            return (uint64_t)((double)n * 1e-3 / (dt > 0 ? dt : 1e-6)) + 1;
         n *= 2;
     }
 }
@@ -282,6 +283,11 @@ int main(int argc, char **argv)
     }
     if (!any)
         printf("(no SIMD FMA loop for this CPU)\n");
+    int busy = 0;
+    for (int k = 0; k < n; k++)
+        busy |= isas[k].supported && (s1[k] < 0.8 * p1[k] || st[k] < 0.8 * pt[k]);
+    if (busy)
+        printf("(sustained well below the best slices: other processes share the CPUs)\n");
     printf("{\"threads\":%d,\"seconds\":%g", threads, seconds);
     for (int k = 0; k < n; k++)
         if (isas[k].supported)
