@@ -217,7 +217,8 @@ uninstall-systemd:
 	@echo "kept $(SYSCONFDIR)/default/resnetd and the models; remove them by hand if unwanted"
 
 # make bench-peers: resnet bench beside ONNX Runtime (npm onnxruntime-node) and
-# PyTorch (Debian) on the same weights, batch 1 and 8 (bench/peers/run.sh).
+# PyTorch (Debian) on the same weights, batch 1 and 8, with GFLOP/s and the
+# fraction of the peak from build/peak (bench/peers/run.sh).
 .PHONY: bench-peers
 bench-peers: all $(BUILD)/peak
 	@BUILD=$(BUILD) bench/peers/run.sh
