@@ -91,8 +91,14 @@ test: all $(UNIT_BIN)
 asan:
 	$(MAKE) BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" test
 
-bench: all
+bench: all $(BUILD)/peak
 	@BUILD=$(BUILD) bench/run.sh
+
+# bench/peak: the peak FP32 FMA GFLOP/s per SIMD width, the ceiling the bench
+# scripts compare the engine with (not part of `all`).
+$(BUILD)/peak: bench/peak.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< -pthread
 
 deps:
 	@scripts/install-deps.sh
@@ -214,7 +220,8 @@ uninstall-systemd:
 	@echo "kept $(SYSCONFDIR)/default/resnetd and the models; remove them by hand if unwanted"
 
 # make bench-peers: resnet bench beside ONNX Runtime (npm onnxruntime-node) and
-# PyTorch (Debian) on the same weights, batch 1 and 8 (bench/peers/run.sh).
+# PyTorch (Debian) on the same weights, batch 1 and 8, with GFLOP/s and the
+# fraction of the peak from build/peak (bench/peers/run.sh).
 .PHONY: bench-peers
-bench-peers: all
+bench-peers: all $(BUILD)/peak
 	@BUILD=$(BUILD) bench/peers/run.sh

@@ -3,8 +3,8 @@
 # threads: the default path (AVX-512 direct kernels where the CPU has them),
 # the portable im2col + OpenBLAS path with the kernels libresnet selects, and
 # the same with OpenBLAS's generic kernels, side by side (runs alternated);
-# peak RSS at batch 8; then the
-# other benchmarks under bench/ that exist (image pipeline, HTTP load).
+# peak RSS at batch 8; the peak FP32 FMA throughput of the machine (build/peak);
+# then the other benchmarks under bench/ that exist (image pipeline, HTTP load).
 #
 # The model: models/resnet50.safetensors (the default model, `make model`) if
 # present, else random ResNet-50 weights from models/export_torchvision.py
@@ -55,6 +55,11 @@ for b in (1, 8):
           f"{o['images_per_s']:.2f}; OpenBLAS {g['openblas_core']} {g['images_per_s']:.2f} "
           f"(x{o['images_per_s'] / g['images_per_s']:.2f} from choosing the core)")
 PY
+
+if [ -x "$BUILD/peak" ]; then
+    echo
+    "$BUILD/peak" --threads "$THREADS" --seconds 0.5 | sed '$d'
+fi
 
 if [ -x /usr/bin/time ]; then
     /usr/bin/time -v -o "$OUT/time-b8.txt" "$BUILD/resnet" bench -m "$MODEL" --batch 8 \

@@ -5,8 +5,20 @@
 # shared machine falls on every engine alike; the median of the rounds, then
 # the ratios ours / theirs.
 #
+# Beside each of our rows: the GFLOP/s achieved by the direct-convolution count
+# (GFLOP per image from `resnet info --json`, gflops_224), and its fraction of
+# the peak FP32 FMA throughput of the ISA the engine ran (build/peak, measured
+# once before the rounds on the same thread count). Winograd convolutions do
+# fewer multiplies than the direct count, so a fraction above 1 is possible.
+# On a CPU with AVX-512, the engine also runs with RN_ISA=avx2 (rows
+# ours-avx2), judged against the AVX2 peak (goal >= 0.9); and the default path
+# against ONNX Runtime (goal ours/onnxruntime >= 1.25 at every batch).
+# Without python3-torch (to export the ONNX file) ONNX Runtime is skipped.
+#
 #   BUILD=build BENCH_MODEL=... BENCH_THREADS=2 BENCH_SECONDS=8 BENCH_ROUNDS=3 \
-#   BENCH_BATCHES="1 8" bench/peers/run.sh
+#   BENCH_BATCHES="1 8" BENCH_PEAK_SECONDS=0.5 bench/peers/run.sh
+#
+# BENCH_SECONDS is whole seconds (resnet bench --seconds), at least 1.
 #
 # The model: models/resnet50.safetensors (the default model) if present, else
 # random ResNet-50 weights from models/export_torchvision.py. It is exported to
@@ -20,26 +32,38 @@ THREADS=${BENCH_THREADS:-2}
 SECS=${BENCH_SECONDS:-8}
 ROUNDS=${BENCH_ROUNDS:-3}
 BATCHES=${BENCH_BATCHES:-1 8}
+PEAK_SECS=${BENCH_PEAK_SECONDS:-0.5}
 OUT=bench/out/peers
 mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.err "$OUT"/*-rss.txt
 
 MODEL=${BENCH_MODEL:-models/resnet50.safetensors}
 if [ ! -f "$MODEL" ]; then
     MODEL=bench/out/resnet50-random.safetensors
     [ -f "$MODEL" ] || /usr/bin/python3 models/export_torchvision.py resnet50 --seed 0 -o "$MODEL"
 fi
-ONNX=$OUT/$(basename "$MODEL" .safetensors).onnx
-if [ ! -f "$ONNX" ] || [ "$MODEL" -nt "$ONNX" ]; then
-    /usr/bin/python3 bench/peers/export_onnx.py "$MODEL" "$ONNX"
-fi
-if [ ! -f bench/peers/node_modules/onnxruntime-node/package.json ]; then
-    (cd bench/peers && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-fi
-
 have_torch=1
 /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null || have_torch=0
+have_ort=1
+ONNX=$OUT/$(basename "$MODEL" .safetensors).onnx
+if [ ! -f "$ONNX" ] || [ "$MODEL" -nt "$ONNX" ]; then
+    if [ $have_torch = 1 ]; then
+        /usr/bin/python3 bench/peers/export_onnx.py "$MODEL" "$ONNX"
+    else
+        echo "bench-peers: no python3-torch to export $ONNX: ONNX Runtime skipped" \
+            "(scripts/install-deps.sh --dev)"
+        have_ort=0
+    fi
+fi
+if [ $have_ort = 1 ] && [ ! -f bench/peers/node_modules/onnxruntime-node/package.json ]; then
+    (cd bench/peers && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || {
+        echo "bench-peers: npm ci failed: ONNX Runtime skipped"
+        have_ort=0
+    }
+fi
 
-# engine batch round -> $OUT/ENGINE-bBATCH-rROUND.json (last JSON line of the run);
+# engine batch round -> $OUT/ENGINE-bBATCH-rROUND.json (last JSON line of the run)
+# and .err (its stderr: resnet's "kernels: ISA" line);
 # round "rss": a 3 s run under /usr/bin/time, peak RSS into $OUT/ENGINE-rss.txt
 run() {
     local engine=$1 b=$2 r=$3 f=$OUT/$1-b$2-r$3.json secs=$SECS pre=()
@@ -52,16 +76,37 @@ run() {
         --seconds "$secs" ;;
     ours-bf16) "${pre[@]}" "$BUILD/resnet" bench -m "$MODEL" --batch "$b" --threads "$THREADS" \
         --seconds "$secs" --precision bf16 ;;
+    ours-avx2) RN_ISA=avx2 "${pre[@]}" "$BUILD/resnet" bench -m "$MODEL" --batch "$b" \
+        --threads "$THREADS" --seconds "$secs" ;;
     onnxruntime) "${pre[@]}" node bench/peers/ort_bench.js "$ONNX" "$b" "$THREADS" "$secs" ;;
     pytorch) "${pre[@]}" /usr/bin/python3 bench/peers/torch_bench.py "$MODEL" "$b" "$THREADS" "$secs" ;;
-    esac 2>/dev/null | tail -n 1 >"$f"
+    esac 2>"${f%.json}.err" | tail -n 1 >"$f"
 }
 
-# ours-bf16 (RN_PRECISION_BF16) once resnet bench has --precision
+# ours-bf16 (RN_PRECISION_BF16) once resnet bench has --precision; ours-avx2 on
+# a CPU with AVX-512, once the AVX2 kernel table is in (RN_ISA=avx2 accepted)
 ENGINES=ours
 "$BUILD/resnet" bench 2>&1 | grep -q -- --precision && ENGINES="$ENGINES ours-bf16"
-ENGINES="$ENGINES onnxruntime"
+if grep -qw avx512f /proc/cpuinfo; then
+    if msg=$(RN_ISA=avx2 "$BUILD/resnet" bench -m "$MODEL" --batch 1 --threads "$THREADS" \
+        --seconds 1 2>&1 >/dev/null); then
+        ENGINES="$ENGINES ours-avx2"
+    else
+        echo "ours-avx2: skipped, RN_ISA=avx2 refused: $(grep -v 'OpenBLAS core' <<<"$msg" | tail -n 1)"
+    fi
+fi
+[ $have_ort = 1 ] && ENGINES="$ENGINES onnxruntime"
 [ $have_torch = 1 ] && ENGINES="$ENGINES pytorch"
+
+# the ceiling: peak FP32 FMA GFLOP/s per SIMD width on $THREADS threads
+if [ -x "$BUILD/peak" ]; then
+    "$BUILD/peak" --threads "$THREADS" --seconds "$PEAK_SECS" | tee "$OUT/peak.txt" | tail -n 1 >"$OUT/peak.json"
+    sed '$d' "$OUT/peak.txt"
+else
+    echo "bench-peers: no $BUILD/peak (make $BUILD/peak): no fractions of peak"
+fi
+"$BUILD/resnet" info "$MODEL" --json >"$OUT/info.json" 2>/dev/null || rm -f "$OUT/info.json"
+
 echo "== $MODEL, $THREADS threads, ${SECS}s per run, $ROUNDS rounds, engines: $ENGINES"
 for b in $BATCHES; do
     for r in $(seq 1 "$ROUNDS"); do
@@ -81,26 +126,73 @@ if [ -x /usr/bin/time ]; then
 fi
 
 /usr/bin/python3 - "$OUT" "$ROUNDS" "$BATCHES" $ENGINES <<'PY'
-import json, statistics, sys
+import json, math, re, statistics, sys
 out, rounds, batches, engines = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
+def load(path):
+    try:
+        return json.load(open(path))
+    except (OSError, ValueError):
+        return None
 def med(e, b, key):
-    vals = []
-    for r in range(1, rounds + 1):
-        try:
-            vals.append(json.load(open(f"{out}/{e}-b{b}-r{r}.json"))[key])
-        except (OSError, ValueError, KeyError):
-            pass
+    vals = [d[key] for r in range(1, rounds + 1)
+            if (d := load(f"{out}/{e}-b{b}-r{r}.json")) and key in d]
     return statistics.median(vals) if vals else float("nan")
+def isa(e, b):
+    """the ISA resnet ran: the JSON's "isa", else its "kernels: ISA" line on stderr"""
+    for r in range(1, rounds + 1):
+        d = load(f"{out}/{e}-b{b}-r{r}.json")
+        if d and d.get("isa"):
+            return d["isa"]
+        try:
+            m = re.search(r"kernels: (\w+)", open(f"{out}/{e}-b{b}-r{r}.err").read())
+        except OSError:
+            m = None
+        if m:
+            return m.group(1)
+    return "?"
+info = load(f"{out}/info.json") or {}
+gflop = info.get("gflops_224") or info.get("gflops")
+if not gflop:
+    gflop = 8.18  # ResNet-50 v1.5 at 224x224 by the direct count
+    print(f"(no gflops_224 from resnet info --json: assuming {gflop} GFLOP/image)")
+peak = load(f"{out}/peak.json") or {}
 ours = [e for e in engines if e.startswith("ours")]
 peers = [e for e in engines if not e.startswith("ours")]
-print(f"{'engine':<14}{'batch':>6}{'img/s':>10}{'ms/batch':>11}")
+def frac(e, b):
+    """(isa, GFLOP/s, peak GFLOP/s or None)"""
+    i = isa(e, b)
+    return i, med(e, b, "images_per_s") * gflop, peak.get(f"{i}_gflops")
+print(f"{'engine':<14}{'batch':>6}{'img/s':>10}{'ms/batch':>11}   {'isa':<8}{'GFLOP/s':>8}{'of peak':>9}")
 for b in batches:
     for e in engines:
-        print(f"{e:<14}{b:>6}{med(e, b, 'images_per_s'):>10.2f}{med(e, b, 'ms_per_batch_median'):>11.1f}")
-for b in batches:
-    print(f"batch {b}: " + ", ".join(
-        f"{o}/{p} {med(o, b, 'images_per_s') / med(p, b, 'images_per_s'):.2f}"
-        for o in ours for p in peers))
+        line = f"{e:<14}{b:>6}{med(e, b, 'images_per_s'):>10.2f}{med(e, b, 'ms_per_batch_median'):>11.1f}"
+        if e in ours:
+            i, g, p = frac(e, b)
+            line += f"   {i:<8}{g:>8.1f}"
+            if p:
+                line += f"{g / p:>9.2f} of {i} {p:.0f}" + (" (FP32 FMA peak)" if e == "ours-bf16" else "")
+        print(line)
+print(f"GFLOP/s: img/s x {gflop:.2f} GFLOP/image (direct-convolution count, 224x224); "
+      f"peak: build/peak on the same threads" + ("" if peak else " (not measured)"))
+if peers:
+    for b in batches:
+        print(f"batch {b}: " + ", ".join(
+            f"{o}/{p} {med(o, b, 'images_per_s') / med(p, b, 'images_per_s'):.2f}"
+            for o in ours for p in peers))
+def goal(what, vals, target):
+    vals = [(b, v) for b, v in vals if not math.isnan(v)]
+    if not vals:
+        return
+    print(f"goal {what} >= {target}: " + ", ".join(
+        f"batch {b} {v:.2f} {'met' if v >= target else 'NOT met'}" for b, v in vals))
+if "onnxruntime" in engines:
+    goal("ours/onnxruntime", [(b, med("ours", b, "images_per_s") / med("onnxruntime", b, "images_per_s"))
+                              for b in batches], 1.25)
+else:
+    print("goal ours/onnxruntime >= 1.25: not measured (no ONNX Runtime run)")
+if "ours-avx2" in engines:
+    goal("ours-avx2 of the avx2 peak", [(b, g / p) for b in batches
+                                        for i, g, p in [frac("ours-avx2", b)] if p], 0.9)
 rss = {}
 for e in engines:
     try:
