@@ -85,6 +85,19 @@ size_t rn_conv_wino_floats(const struct rn_kernels *k, const rn_conv *c);
  * x->k has bf16 kernels. */
 void rn_blocked_to_bf16(const rn_exec *x, const float *in, size_t n, uint16_t *out);
 
+/* out = max(0, in * scale[ch] + shift[ch]) of (n, c, h, w), NCHW16c if
+ * blocked (padding channels stay zero), else NCHW. */
+void rn_bn_relu(const rn_exec *x, const float *in, int n, int c, int h, int w, const float *scale,
+                const float *shift, int blocked, float *out);
+
+/* 2x2, stride 2, ceil-mode average pooling without padding (ResNet-D's
+ * shortcut): each output the mean of the input pixels its window holds. */
+void rn_avgpool2x2(const rn_exec *x, const float *in, int n, int c, int h, int w, int blocked,
+                   float *out);
+
+/* out (n, c, hw) NCHW = in (n, ceil(c/16), hw, 16) NCHW16c. */
+void rn_unblock(const rn_exec *x, const float *in, int n, int c, int hw, float *out);
+
 /* rn_maxpool3x3s2 on NCHW16c. */
 void rn_maxpool3x3s2_blocked(const rn_exec *x, const float *in, int n, int c, int h, int w,
                              float *out);

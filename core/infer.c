@@ -1,23 +1,21 @@
-/* Inference contexts and the forward pass.
+/* Inference contexts and the executor that walks a model's plan.
  *
- * A context owns a thread pool and four activation buffers, sized once by
- * walking the model for the largest batch and input it was planned for:
- *   x   block input and output          d   projection shortcut / next output
- *   t1  first conv of a block (and the stem conv before pooling)
- *   t2  second conv of a bottleneck
- * A block with an identity shortcut writes its last convolution into x in
- * place (the GEMM adds x as it goes); one with a projection writes the
- * projection into d, accumulates the last convolution onto it, and swaps
- * x and d. No memory is allocated on the inference path.
+ * A context owns a thread pool and the plan's buffers (core/model.h: X, D,
+ * T1, T2, P and, for BF16 models, their bf16 twins), sized once by walking
+ * the plan for the largest batch and input it was planned for, and grown
+ * (the only allocation outside rn_ctx_new) when a call needs more.
  *
- * A packed model (rn_model_pack) runs on the blocked engine: the stem reads
- * the NCHW input and writes NCHW16c, every later layer reads and writes
- * NCHW16c (core/blocked.c, on the kernels chosen at load), and the average pool turns it into (n, c).
- * Buffers are sized for channel counts rounded up to 16. A BF16 model's
- * block convolutions read bf16 copies of their inputs: the first two of a
- * block write theirs directly (xb, t1b, t2b), the block input is converted
- * once for the first convolution and the projection; the last convolution
- * and the residual stay FP32.
+ * The executor runs the ops in order. A packed model runs on the blocked
+ * engine: the first convolution reads the caller's NCHW input and writes
+ * NCHW16c, every later op reads and writes NCHW16c (core/blocked.c, on the
+ * kernels chosen at load), and the global average pool turns it into (n, c).
+ * Otherwise every op runs on NCHW (im2col + BLAS). A BF16 model's
+ * convolutions on NCHW16c input read bf16 twins of their inputs: written by
+ * the op before when only convolutions read them (rn_op.write_b), or by a
+ * TO_BF16 op; residuals and outputs stay FP32.
+ *
+ * Named outputs (rn_infer_outputs) are copied out right after the op that
+ * completes them, and the walk stops after the last op any output needs.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -25,102 +23,66 @@
 #include <unistd.h>
 
 #include "engine.h"
-
-/* XB, T1B, T2B: bf16 copies of x, t1, t2 for a BF16 model (half the floats) */
-enum { BUF_X, BUF_D, BUF_T1, BUF_T2, BUF_XB, BUF_T1B, BUF_T2B, BUF_COUNT };
+#include "kernels.h"
 
 struct rn_ctx {
     const rn_model *m;
-    int blocked;             /* the model is packed: blocks run on NCHW16c */
+    int blocked;             /* the model is packed: ops run on NCHW16c */
     int bf16;                /* ... with bf16 weights (RN_PRECISION_BF16) */
     rn_exec exec;
     int n_threads;
-    float *buf[BUF_COUNT];
-    size_t cap[BUF_COUNT];   /* floats */
+    float *buf[RN_BUF_COUNT];
+    size_t cap[RN_BUF_COUNT]; /* floats */
+    uint16_t *bufb[RN_BUF_COUNT]; /* bf16 twins */
+    size_t capb[RN_BUF_COUNT];
     float *pooled;           /* (max_batch, embed_dim) when the caller wants no embedding */
     size_t pooled_cap;
+    float *logits;           /* (max_batch, classes) when an output wants logits only there */
+    size_t logits_cap;
     size_t col_cap;          /* per thread */
 };
 
-/* Floats each buffer needs per image, and im2col per thread, for h x w. */
-struct plan {
-    size_t need[BUF_COUNT];
-    size_t col;
-};
-
-static void plan_for(const rn_model *m, int h, int w, struct plan *p)
+/* *p holds at least want elements of elem bytes; allocates only when larger. */
+static int ensure(void **p, size_t *cap, size_t want, size_t elem)
 {
-    memset(p, 0, sizeof *p);
-#define NEED(b, v) (p->need[b] = RN_MAX(p->need[b], (size_t)(v)))
-#define COL(c, ih, iw)                                                                     \
-    (p->col = RN_MAX(p->col, RN_MAX(rn_conv_col_floats(c, ih, iw),                         \
-                                    (c)->wu || (c)->wub ? rn_conv_wino_floats(m->kern, c) : 0)))
-    const rn_conv *s = &m->stem;
-    int oh = rn_out_dim(h, s->kh, s->stride, s->pad), ow = rn_out_dim(w, s->kw, s->stride, s->pad);
-    NEED(BUF_T1, (size_t)rn_cblocks(s->out_c) * 16 * oh * ow);
-    COL(s, h, w);
-    h = rn_out_dim(oh, 3, 2, 1);
-    w = rn_out_dim(ow, 3, 2, 1);
-    NEED(BUF_X, (size_t)rn_cblocks(s->out_c) * 16 * h * w);
-    for (int k = 0; k < m->n_blocks; k++) {
-        const rn_block *b = &m->blocks[k];
-        const rn_conv *cs[3] = {&b->c1, &b->c2, &b->c3};
-        int n_convs = b->kind == RN_BLOCK_BOTTLENECK ? 3 : 2, ch = h, cw = w;
-        for (int i = 0; i < n_convs; i++) {
-            COL(cs[i], ch, cw);
-            ch = rn_out_dim(ch, cs[i]->kh, cs[i]->stride, cs[i]->pad);
-            cw = rn_out_dim(cw, cs[i]->kw, cs[i]->stride, cs[i]->pad);
-            size_t v = (size_t)rn_cblocks(cs[i]->out_c) * 16 * ch * cw;
-            NEED(i == n_convs - 1 ? BUF_X : i == 0 ? BUF_T1 : BUF_T2, v);
-            if (i == n_convs - 1)
-                NEED(BUF_D, v);
-        }
-        if (rn_block_has_ds(b))
-            COL(&b->ds, h, w);
-        h = ch;
-        w = cw;
-    }
-#undef NEED
-#undef COL
+    if (want <= *cap)
+        return RN_OK;
+    rn_free(*p);
+    *cap = 0;
+    if (!(*p = rn_alloc(want * elem)))
+        return RN_ERR_NOMEM;
+    *cap = want;
+    return RN_OK;
 }
 
-/* Make sure the buffers hold n images of h x w; allocates only when larger. */
+/* Make sure the buffers hold n images of h x w. */
 static int reserve(rn_ctx *ctx, int n, int h, int w, char *err, size_t errlen)
 {
-    struct plan p;
-    plan_for(ctx->m, h, w, &p);
-    if (ctx->bf16)
-        for (int b = BUF_XB; b <= BUF_T2B; b++)
-            p.need[b] = (p.need[b - BUF_XB] + 1) / 2;
-    for (int b = 0; b < BUF_COUNT; b++) {
-        size_t want = p.need[b] * (size_t)n;
-        if (want <= ctx->cap[b])
-            continue;
-        rn_free(ctx->buf[b]);
-        ctx->cap[b] = 0;
-        if (!(ctx->buf[b] = rn_alloc(want * sizeof(float))))
+    const rn_model *m = ctx->m;
+    size_t sizes[RN_BUF_COUNT], col;
+    rn_plan_sizes(m, m->kern, h, w, sizes, &col, NULL);
+    for (int b = 0; b < RN_BUF_COUNT; b++) {
+        if (ensure((void **)&ctx->buf[b], &ctx->cap[b], sizes[b] * (size_t)n, sizeof(float)) < 0 ||
+            (ctx->bf16 && ensure((void **)&ctx->bufb[b], &ctx->capb[b], sizes[b] * (size_t)n,
+                                 sizeof(uint16_t)) < 0))
             return rn_errf(err, errlen, RN_ERR_NOMEM,
                            "out of memory for activations (%zu MB) of %d images of %dx%d",
-                           want * sizeof(float) >> 20, n, h, w);
-        ctx->cap[b] = want;
+                           sizes[b] * (size_t)n * sizeof(float) >> 20, n, h, w);
     }
-    p.col = (p.col + 15) & ~(size_t)15; /* each thread's part 64-byte aligned */
-    if (p.col > ctx->col_cap) {
+    col = (col + 15) & ~(size_t)15; /* each thread's part 64-byte aligned */
+    if (col > ctx->col_cap) {
         rn_free(ctx->exec.col);
         ctx->col_cap = 0;
-        if (!(ctx->exec.col = rn_alloc(p.col * (size_t)ctx->n_threads * sizeof(float))))
-            return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory for im2col buffers");
-        ctx->col_cap = p.col;
-        ctx->exec.col_stride = p.col;
+        if (!(ctx->exec.col = rn_alloc(col * (size_t)ctx->n_threads * sizeof(float))))
+            return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory for scratch buffers");
+        ctx->col_cap = col;
+        ctx->exec.col_stride = col;
     }
-    size_t pooled = (size_t)n * ctx->m->info.embed_dim;
-    if (pooled > ctx->pooled_cap) {
-        rn_free(ctx->pooled);
-        ctx->pooled_cap = 0;
-        if (!(ctx->pooled = rn_alloc(pooled * sizeof(float))))
-            return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
-        ctx->pooled_cap = pooled;
-    }
+    if (ensure((void **)&ctx->pooled, &ctx->pooled_cap, (size_t)n * m->info.embed_dim,
+               sizeof(float)) < 0 ||
+        ensure((void **)&ctx->logits, &ctx->logits_cap, (size_t)n * m->info.n_classes,
+               sizeof(float)) < 0)
+        return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
     return RN_OK;
 }
 
@@ -174,26 +136,147 @@ void rn_ctx_free(rn_ctx *ctx)
     if (!ctx)
         return;
     rn_pool_free(ctx->exec.pool);
-    for (int b = 0; b < BUF_COUNT; b++)
+    for (int b = 0; b < RN_BUF_COUNT; b++) {
         rn_free(ctx->buf[b]);
+        rn_free(ctx->bufb[b]);
+    }
     rn_free(ctx->exec.col);
     rn_free(ctx->pooled);
+    rn_free(ctx->logits);
     free(ctx);
 }
 
-/* in_b, out_b: bf16 copies of in and out for a BF16 model, else NULL */
-static void conv(rn_ctx *ctx, const rn_conv *c, const float *in, const uint16_t *in_b, int n,
-                 int *h, int *w, float *out, uint16_t *out_b, const float *bias, int relu,
-                 int accumulate)
+/* Copy a tapped buffer (c, h, w per image; NCHW16c if blocked) to an output. */
+static void tap(rn_ctx *ctx, const float *in, int n, int c, int h, int w, const rn_output *o)
 {
-    rn_conv_args a = {.c = c, .in = in, .in_b = in_b, .n = n, .ih = *h, .iw = *w, .out = out,
-                      .out_b = out_b, .bias = bias, .relu = relu, .accumulate = accumulate};
-    if (ctx->blocked) /* rn_model_pack packs every convolution or none */
-        rn_conv_blocked_forward(&ctx->exec, &a);
-    else
-        rn_conv_forward(&ctx->exec, &a);
-    *h = rn_out_dim(*h, c->kh, c->stride, c->pad);
-    *w = rn_out_dim(*w, c->kw, c->stride, c->pad);
+    if (o->pool == RN_POOL_AVG) {
+        if (ctx->blocked)
+            rn_global_avgpool_blocked(&ctx->exec, in, n, c, h * w, o->data);
+        else
+            rn_global_avgpool(&ctx->exec, in, n, c, h * w, o->data);
+    } else if (ctx->blocked) {
+        rn_unblock(&ctx->exec, in, n, c, h * w, o->data);
+    } else {
+        memcpy(o->data, in, (size_t)n * c * h * w * sizeof(float));
+    }
+}
+
+static int run(rn_ctx *ctx, const float *input, int n, int h, int w, float *logits, float *embed,
+               const rn_output *outs, int n_outs, char *err, size_t errlen)
+{
+    const rn_model *m = ctx->m;
+    if (n < 1 || n > 4096 || h < 32 || w < 32 || h > 8192 || w > 8192)
+        return rn_errf(err, errlen, RN_ERR_INVALID_ARG,
+                       "input of %d images of %dx%d: need 1..4096 images of 32..8192 pixels a side",
+                       n, h, w);
+    int last = -1, gap = -1;
+    for (int i = 0; i < m->n_ops; i++)
+        if (m->ops[i].kind == RN_OP_GAP)
+            gap = i;
+    if (logits)
+        last = m->n_ops - 1;
+    else if (embed)
+        last = gap;
+    for (int j = 0; j < n_outs; j++) {
+        if (!outs[j].data || outs[j].layer < 0 || outs[j].layer >= m->n_layers ||
+            (outs[j].pool != RN_POOL_NONE && outs[j].pool != RN_POOL_AVG))
+            return rn_errf(err, errlen, RN_ERR_INVALID_ARG,
+                           "rn_infer_outputs: output %d: no buffer, or no such layer or pooling", j);
+        last = RN_MAX(last, m->layers[outs[j].layer].after);
+    }
+    if (last < 0)
+        return rn_errf(err, errlen, RN_ERR_INVALID_ARG, "rn_infer: no output asked for");
+    int rc = reserve(ctx, n, h, w, err, errlen);
+    if (rc < 0)
+        return rc;
+    int bc[RN_BUF_COUNT] = {0}, bh[RN_BUF_COUNT] = {0}, bw[RN_BUF_COUNT] = {0};
+    float *pooled = embed ? embed : ctx->pooled, *lg = logits ? logits : ctx->logits;
+    for (int i = 0; i <= last; i++) {
+        const rn_op *op = &m->ops[i];
+        int c = 3, ih = h, iw = w;
+        const float *in = input;
+        const uint16_t *in_b = NULL;
+        if (op->in >= 0) {
+            c = bc[op->in];
+            ih = bh[op->in];
+            iw = bw[op->in];
+            in = ctx->buf[op->in];
+            in_b = ctx->bf16 ? ctx->bufb[op->in] : NULL;
+        }
+        int oc = c, oh = ih, ow = iw;
+        float *out = op->out >= 0 ? ctx->buf[op->out] : NULL;
+        uint16_t *out_b = op->out >= 0 && ctx->bf16 && op->write_b ? ctx->bufb[op->out] : NULL;
+        switch (op->kind) {
+        case RN_OP_CONV: {
+            const rn_conv *cv = &m->convs[op->conv];
+            rn_conv_args a = {.c = cv, .in = in, .in_b = cv->wb || cv->wub ? in_b : NULL, .n = n,
+                              .ih = ih, .iw = iw, .out = out, .out_b = out_b,
+                              .bias = op->bias ? cv->b : NULL, .relu = op->relu,
+                              .accumulate = op->accumulate};
+            if (ctx->blocked) /* rn_model_pack packs every convolution or none */
+                rn_conv_blocked_forward(&ctx->exec, &a);
+            else
+                rn_conv_forward(&ctx->exec, &a);
+            oc = cv->out_c;
+            oh = rn_out_dim(ih, cv->kh, cv->stride, cv->pad);
+            ow = rn_out_dim(iw, cv->kw, cv->stride, cv->pad);
+            break;
+        }
+        case RN_OP_BN_RELU: {
+            const rn_bn *b = &m->bns[op->bn];
+            rn_bn_relu(&ctx->exec, in, n, c, ih, iw, b->scale, b->shift, ctx->blocked, out);
+            if (out_b)
+                rn_blocked_to_bf16(&ctx->exec, out, (size_t)n * rn_cblocks(c) * 16 * ih * iw, out_b);
+            break;
+        }
+        case RN_OP_MAXPOOL:
+            if (ctx->blocked)
+                rn_maxpool3x3s2_blocked(&ctx->exec, in, n, c, ih, iw, out);
+            else
+                rn_maxpool3x3s2(&ctx->exec, in, n, c, ih, iw, out);
+            oh = rn_out_dim(ih, 3, 2, 1);
+            ow = rn_out_dim(iw, 3, 2, 1);
+            break;
+        case RN_OP_AVGPOOL:
+            rn_avgpool2x2(&ctx->exec, in, n, c, ih, iw, ctx->blocked, out);
+            oh = rn_avgpool_dim(ih);
+            ow = rn_avgpool_dim(iw);
+            break;
+        case RN_OP_TO_BF16:
+            if (ctx->bf16)
+                rn_blocked_to_bf16(&ctx->exec, in, (size_t)n * rn_cblocks(c) * 16 * ih * iw,
+                                   ctx->bufb[op->in]);
+            break;
+        case RN_OP_GAP:
+            if (ctx->blocked)
+                rn_global_avgpool_blocked(&ctx->exec, in, n, c, ih * iw, pooled);
+            else
+                rn_global_avgpool(&ctx->exec, in, n, c, ih * iw, pooled);
+            break;
+        case RN_OP_FC:
+            rn_linear(&ctx->exec, pooled, n, m->info.embed_dim, m->fc_wt, m->fc_b,
+                      m->info.n_classes, lg);
+            break;
+        }
+        if (op->out >= 0 && op->kind != RN_OP_TO_BF16 && op->kind != RN_OP_GAP &&
+            op->kind != RN_OP_FC) {
+            bc[op->out] = oc;
+            bh[op->out] = oh;
+            bw[op->out] = ow;
+        }
+        for (int j = 0; j < n_outs; j++) {
+            const rn_layer *l = &m->layers[outs[j].layer];
+            if (l->after != i)
+                continue;
+            if (l->kind == RN_LAYER_EMBED)
+                memcpy(outs[j].data, pooled, (size_t)n * m->info.embed_dim * sizeof(float));
+            else if (l->kind == RN_LAYER_LOGITS)
+                memcpy(outs[j].data, lg, (size_t)n * m->info.n_classes * sizeof(float));
+            else
+                tap(ctx, ctx->buf[l->buf], n, bc[l->buf], bh[l->buf], bw[l->buf], &outs[j]);
+        }
+    }
+    return RN_OK;
 }
 
 int rn_infer(rn_ctx *ctx, const float *input, int n, int h, int w, float *logits, float *embed,
@@ -201,69 +284,16 @@ int rn_infer(rn_ctx *ctx, const float *input, int n, int h, int w, float *logits
 {
     if (!ctx || !input || (!logits && !embed))
         return rn_errf(err, errlen, RN_ERR_INVALID_ARG, "rn_infer: missing context, input or output");
-    if (n < 1 || n > 4096 || h < 32 || w < 32 || h > 8192 || w > 8192)
+    return run(ctx, input, n, h, w, logits, embed, NULL, 0, err, errlen);
+}
+
+int rn_infer_outputs(rn_ctx *ctx, const float *input, int n, int h, int w, const rn_output *outs,
+                     int n_outs, char *err, size_t errlen)
+{
+    if (!ctx || !input || !outs || n_outs < 1)
         return rn_errf(err, errlen, RN_ERR_INVALID_ARG,
-                       "input of %d images of %dx%d: need 1..4096 images of 32..8192 pixels a side",
-                       n, h, w);
-    int rc = reserve(ctx, n, h, w, err, errlen);
-    if (rc < 0)
-        return rc;
-    const rn_model *m = ctx->m;
-    float *x = ctx->buf[BUF_X], *d = ctx->buf[BUF_D], *t1 = ctx->buf[BUF_T1],
-          *t2 = ctx->buf[BUF_T2];
-    uint16_t *xb = NULL, *t1b = NULL, *t2b = NULL;
-    if (ctx->bf16) {
-        xb = (uint16_t *)ctx->buf[BUF_XB];
-        t1b = (uint16_t *)ctx->buf[BUF_T1B];
-        t2b = (uint16_t *)ctx->buf[BUF_T2B];
-    }
-
-    conv(ctx, &m->stem, input, NULL, n, &h, &w, t1, NULL, m->stem.b, 1, 0);
-    if (ctx->blocked)
-        rn_maxpool3x3s2_blocked(&ctx->exec, t1, n, m->stem.out_c, h, w, x);
-    else
-        rn_maxpool3x3s2(&ctx->exec, t1, n, m->stem.out_c, h, w, x);
-    h = rn_out_dim(h, 3, 2, 1);
-    w = rn_out_dim(w, 3, 2, 1);
-
-    for (int k = 0; k < m->n_blocks; k++) {
-        const rn_block *b = &m->blocks[k];
-        const rn_conv *last = rn_block_last(b);
-        int bh = h, bw = w;
-        float *out = x;
-        if (xb)
-            rn_blocked_to_bf16(&ctx->exec, x, (size_t)n * rn_cblocks(b->c1.in_c) * 16 * h * w, xb);
-        if (rn_block_has_ds(b)) {
-            int dh = h, dw = w;
-            conv(ctx, &b->ds, x, xb, n, &dh, &dw, d, NULL, NULL, 0, 0);
-            out = d;
-        }
-        conv(ctx, &b->c1, x, xb, n, &bh, &bw, t1, t1b, b->c1.b, 1, 0);
-        const float *prev = t1;
-        const uint16_t *prev_b = t1b;
-        if (b->kind == RN_BLOCK_BOTTLENECK) {
-            conv(ctx, &b->c2, t1, t1b, n, &bh, &bw, t2, t2b, b->c2.b, 1, 0);
-            prev = t2;
-            prev_b = t2b;
-        }
-        conv(ctx, last, prev, prev_b, n, &bh, &bw, out, NULL, b->out_bias, 1, 1);
-        if (out == d) {
-            d = x;
-            x = out;
-        }
-        h = bh;
-        w = bw;
-    }
-
-    int e = m->info.embed_dim;
-    float *pooled = embed ? embed : ctx->pooled;
-    if (ctx->blocked)
-        rn_global_avgpool_blocked(&ctx->exec, x, n, e, h * w, pooled);
-    else
-        rn_global_avgpool(&ctx->exec, x, n, e, h * w, pooled);
-    if (logits)
-        rn_linear(&ctx->exec, pooled, n, e, m->fc_wt, m->fc_b, m->info.n_classes, logits);
-    return RN_OK;
+                       "rn_infer_outputs: missing context, input or outputs");
+    return run(ctx, input, n, h, w, NULL, NULL, outs, n_outs, err, errlen);
 }
 
 void rn_softmax(float *x, int n)

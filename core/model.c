@@ -1,12 +1,17 @@
 /* Model loading: read the architecture from the tensors, validate every
- * tensor, fold batch norm into the convolutions, read the metadata.
+ * tensor, fold batch norm into the convolutions, build the plan, read the
+ * metadata. This file holds the shared reading (ld_*), the builder for
+ * torchvision's and timm's ResNet names (v1 / v1.5 blocks; timm's ResNet-C/D
+ * deep stem and average-pool shortcuts), filling the arena, and the API.
+ * timm's pre-activation ResNet v2 has its builder in core/resnetv2.c.
  *
- * Loading runs in two steps so that a bad file never half-loads a model:
- * describe() walks the expected torchvision names, checks every shape and
+ * Loading runs in two steps so that a bad file never half-loads a model: a
+ * builder walks the expected names, checks every shape, appends ops and
  * records where each convolution's weights come from; only then is one arena
  * allocated and filled. Any tensor left unused is an error.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,24 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "cpu.h"
-#include "model.h"
-
-/* Where one folded convolution comes from. */
-struct conv_src {
-    rn_conv *dst;
-    const st_tensor *w, *bn[4]; /* weight; bn weight, bias, running_mean, running_var */
-};
-
-struct loader {
-    st_file *f;
-    rn_model *m;
-    char *err;
-    size_t errlen;
-    struct conv_src *srcs;
-    int n_srcs, cap_srcs;
-    size_t n_floats; /* arena size */
-    int max_c;       /* widest batch norm */
-};
+#include "loader.h"
 
 static const char *const bn_fields[4] = {"weight", "bias", "running_mean", "running_var"};
 
@@ -49,8 +37,7 @@ static int is_float(const st_tensor *t)
     return t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16;
 }
 
-/* Find a float tensor of ndim dimensions and mark it used. */
-static int take(struct loader *L, const char *name, int ndim, const st_tensor **out)
+int ld_take(struct loader *L, const char *name, int ndim, const st_tensor **out)
 {
     st_tensor *t = st_find(L->f, name);
     if (!t)
@@ -64,44 +51,59 @@ static int take(struct loader *L, const char *name, int ndim, const st_tensor **
         return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: shape %s, expected %d dimensions",
                        name, s, ndim);
     }
+    if (!t->used)
+        L->m->info.n_params += t->numel;
     t->used = 1;
     *out = t;
     return RN_OK;
 }
 
-static int take_bn(struct loader *L, const char *prefix, int c, struct conv_src *s)
+int ld_has(struct loader *L, const char *fmt, ...)
 {
-    char name[160];
+    char name[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return st_find(L->f, name) != NULL;
+}
+
+/* The four tensors of batch norm `prefix` over c channels. */
+static int take_bn(struct loader *L, const char *prefix, int c, const st_tensor *t[4])
+{
+    char name[200];
     for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "%s.%s", prefix, bn_fields[i]);
-        int rc = take(L, name, 1, &s->bn[i]);
+        int rc = ld_take(L, name, 1, &t[i]);
         if (rc < 0)
             return rc;
-        if (s->bn[i]->shape[0] != c)
+        if (t[i]->shape[0] != c)
             return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: shape [%lld], expected [%d]", name,
-                           (long long)s->bn[i]->shape[0], c);
+                           (long long)t[i]->shape[0], c);
     }
     snprintf(name, sizeof name, "%s.num_batches_tracked", prefix);
-    st_tensor *t = st_find(L->f, name);
-    if (t) {
-        if (t->numel > 1)
+    st_tensor *nb = st_find(L->f, name);
+    if (nb) {
+        if (nb->numel > 1)
             return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: %lld elements, expected one",
-                           name, (long long)t->numel);
-        t->used = 1;
+                           name, (long long)nb->numel);
+        nb->used = 1;
     }
     if (c > L->max_c)
         L->max_c = c;
     return RN_OK;
 }
 
-/* Describe conv `wname` + batch norm `bnname`. in_c is what the previous
- * layer produces; out_c and k are required values or -1 for any; groups -1
- * derives them from the weight shape. */
-static int take_conv(struct loader *L, const char *wname, const char *bnname, int in_c,
-                     int out_c, int k, int groups, int stride, rn_conv *c)
+static int nomem(struct loader *L)
+{
+    return rn_errf(L->err, L->errlen, RN_ERR_NOMEM, "out of memory");
+}
+
+int ld_conv(struct loader *L, const char *wname, const char *bnname, int in_c, int out_c, int k,
+            int groups, int stride, int *idx)
 {
     const st_tensor *w;
-    int rc = take(L, wname, 4, &w);
+    int rc = ld_take(L, wname, 4, &w);
     if (rc < 0)
         return rc;
     int64_t o = w->shape[0], i = w->shape[1], kh = w->shape[2], kw = w->shape[3];
@@ -124,145 +126,298 @@ static int take_conv(struct loader *L, const char *wname, const char *bnname, in
         return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: shape %s, expected [%s,%d,%s,%s]",
                        wname, s, ko, in_c, kk, kk);
     }
-    *c = (rn_conv){.in_c = in_c, .out_c = (int)o, .kh = (int)kh, .kw = (int)kw,
-                   .stride = stride, .pad = (int)kh / 2, .groups = groups};
+    int c = rn_plan_conv(L->m);
+    if (c < 0)
+        return nomem(L);
+    L->m->convs[c] = (rn_conv){.in_c = in_c, .out_c = (int)o, .kh = (int)kh, .kw = (int)kw,
+                               .stride = stride, .pad = (int)kh / 2, .groups = groups};
     if (L->n_srcs == L->cap_srcs) {
         int cap = L->cap_srcs ? 2 * L->cap_srcs : 64;
         struct conv_src *ns = realloc(L->srcs, (size_t)cap * sizeof *ns);
         if (!ns)
-            return rn_errf(L->err, L->errlen, RN_ERR_NOMEM, "out of memory");
+            return nomem(L);
         L->srcs = ns;
         L->cap_srcs = cap;
     }
     struct conv_src *src = &L->srcs[L->n_srcs];
-    src->dst = c;
+    memset(src, 0, sizeof *src);
+    src->conv = c;
     src->w = w;
-    if ((rc = take_bn(L, bnname, (int)o, src)) < 0)
+    if (bnname && (rc = take_bn(L, bnname, (int)o, src->bn)) < 0)
         return rc;
     L->n_srcs++;
-    L->n_floats += (size_t)w->numel + (size_t)o;
+    L->n_floats += (size_t)w->numel + (size_t)o + 16;
+    *idx = c;
     return RN_OK;
 }
 
-static int has(struct loader *L, const char *fmt, int a, int b)
+int ld_norm(struct loader *L, const char *prefix, int c, int *idx)
 {
-    char name[160];
-    snprintf(name, sizeof name, fmt, a, b);
-    return st_find(L->f, name) != NULL;
+    int b = rn_plan_bn(L->m);
+    if (b < 0)
+        return nomem(L);
+    if (L->n_bsrcs == L->cap_bsrcs) {
+        int cap = L->cap_bsrcs ? 2 * L->cap_bsrcs : 64;
+        struct bn_src *ns = realloc(L->bsrcs, (size_t)cap * sizeof *ns);
+        if (!ns)
+            return nomem(L);
+        L->bsrcs = ns;
+        L->cap_bsrcs = cap;
+    }
+    struct bn_src *src = &L->bsrcs[L->n_bsrcs];
+    src->bn = b;
+    int rc = take_bn(L, prefix, c, src->t);
+    if (rc < 0)
+        return rc;
+    L->m->bns[b].c = c;
+    L->n_bsrcs++;
+    L->n_floats += 2 * (size_t)c + 32;
+    *idx = b;
+    return RN_OK;
 }
 
-static int describe_block(struct loader *L, int s, int i, int stride, int in_c, rn_block *b)
+int ld_op(struct loader *L, rn_op op)
 {
-    char p[64], wn[160], bn[160];
+    return rn_plan_op(L->m, &op) < 0 ? nomem(L) : RN_OK;
+}
+
+int ld_layer(struct loader *L, int kind, int buf, const char *name)
+{
+    return rn_plan_layer(L->m, kind, buf, "%s", name) < 0 ? nomem(L) : RN_OK;
+}
+
+int ld_bias_pair(struct loader *L, int last, int ds)
+{
+    if (L->n_pairs == L->cap_pairs) {
+        int cap = L->cap_pairs ? 2 * L->cap_pairs : 16;
+        int(*np)[2] = realloc(L->pairs, (size_t)cap * sizeof *np);
+        if (!np)
+            return nomem(L);
+        L->pairs = np;
+        L->cap_pairs = cap;
+    }
+    L->pairs[L->n_pairs][0] = last;
+    L->pairs[L->n_pairs][1] = ds;
+    L->n_pairs++;
+    return RN_OK;
+}
+
+int ld_classifier(struct loader *L, const char *wname, const char *bname, int e)
+{
+    st_tensor *t = st_find(L->f, wname);
+    const st_tensor *fw, *fb;
+    int rc;
+    if ((rc = ld_take(L, wname, t && t->ndim == 4 ? 4 : 2, &fw)) < 0 ||
+        (rc = ld_take(L, bname, 1, &fb)) < 0)
+        return rc;
+    int conv1x1 = fw->ndim == 4;
+    if (fw->shape[1] != e || fw->shape[0] < 1 || fw->shape[0] > 1000000 ||
+        fb->shape[0] != fw->shape[0] || (conv1x1 && (fw->shape[2] != 1 || fw->shape[3] != 1))) {
+        char s1[96], s2[96];
+        fmt_shape(fw, s1, sizeof s1);
+        fmt_shape(fb, s2, sizeof s2);
+        return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s %s / %s %s: expected [classes,%d%s] and [classes]",
+                       wname, s1, bname, s2, e, conv1x1 ? ",1,1" : "");
+    }
+    L->m->info.n_classes = (int)fw->shape[0];
+    L->m->info.embed_dim = e;
+    L->fc_w = wname;
+    L->fc_b = bname;
+    L->n_floats += (size_t)fw->numel + (size_t)fb->numel + 32;
+    return RN_OK;
+}
+
+/* ---- torchvision and timm ResNet names ---- */
+
+/* Which context buffers hold the block input and the spare for a projection;
+ * they swap after a block with one. */
+struct bufs {
+    int x, d;
+};
+
+/* The bf16 twin of buffer b for the convolutions that read it next (BF16
+ * models; a no-op otherwise). */
+static int to_bf16(struct loader *L, int b)
+{
+    return ld_op(L, (rn_op){.kind = RN_OP_TO_BF16, .in = b, .out = b});
+}
+
+static int describe_block(struct loader *L, int s, int i, int stride, int in_c, struct bufs *B,
+                          int *out_c)
+{
+    rn_model *m = L->m;
+    char p[64], wn[200], bn[200];
     snprintf(p, sizeof p, "layer%d.%d", s + 1, i);
-    int v1 = L->m->info.variant == RN_VARIANT_V1, rc;
-#define CONV(field, n, out, k, g, st)                                                      \
-    (snprintf(wn, sizeof wn, "%s.conv%d.weight", p, n),                                    \
-     snprintf(bn, sizeof bn, "%s.bn%d", p, n),                                             \
-     take_conv(L, wn, bn, field##_in, out, k, g, st, &b->field))
-    if (b->kind == RN_BLOCK_BOTTLENECK) {
-        int c1_in = in_c;
-        if ((rc = CONV(c1, 1, -1, 1, 1, v1 ? stride : 1)) < 0)
-            return rc;
-        int c2_in = b->c1.out_c;
-        if ((rc = CONV(c2, 2, b->c1.out_c, 3, -1, v1 ? 1 : stride)) < 0)
-            return rc;
-        int c3_in = b->c2.out_c;
-        if ((rc = CONV(c3, 3, -1, 1, 1, 1)) < 0)
+    int v1 = m->info.variant == RN_VARIANT_V1, rc;
+    int bottleneck = m->info.block == RN_BLOCK_BOTTLENECK;
+    int c1, c2, c3 = -1, ds = -1;
+#define CONV(idx, n, in, out, k, g, st)                                                     \
+    (snprintf(wn, sizeof wn, "%s.conv%d.weight", p, n), snprintf(bn, sizeof bn, "%s.bn%d", p, n), \
+     ld_conv(L, wn, bn, in, out, k, g, st, &idx))
+    if (bottleneck) {
+        if ((rc = CONV(c1, 1, in_c, -1, 1, 1, v1 ? stride : 1)) < 0 ||
+            (rc = CONV(c2, 2, m->convs[c1].out_c, m->convs[c1].out_c, 3, -1, v1 ? 1 : stride)) < 0 ||
+            (rc = CONV(c3, 3, m->convs[c2].out_c, -1, 1, 1, 1)) < 0)
             return rc;
     } else {
-        int c1_in = in_c;
-        if ((rc = CONV(c1, 1, -1, 3, 1, stride)) < 0)
-            return rc;
-        int c2_in = b->c1.out_c;
-        if ((rc = CONV(c2, 2, b->c1.out_c, 3, 1, 1)) < 0)
+        if ((rc = CONV(c1, 1, in_c, -1, 3, 1, stride)) < 0 ||
+            (rc = CONV(c2, 2, m->convs[c1].out_c, m->convs[c1].out_c, 3, 1, 1)) < 0)
             return rc;
     }
 #undef CONV
-    int out_c = rn_block_last(b)->out_c;
+    int last = bottleneck ? c3 : c2;
+    *out_c = m->convs[last].out_c;
+
+    /* the shortcut: a projection (downsample.0 conv, .1 bn), timm's
+     * average-pool projection (downsample.0 pool, .1 conv, .2 bn), or none */
+    snprintf(wn, sizeof wn, "%s.downsample.1.weight", p);
+    const st_tensor *t1 = st_find(L->f, wn);
+    int avg = t1 && t1->ndim == 4;
     snprintf(wn, sizeof wn, "%s.downsample.0.weight", p);
     snprintf(bn, sizeof bn, "%s.downsample.1", p);
+    if (avg) {
+        avg = 1;
+        snprintf(wn, sizeof wn, "%s.downsample.1.weight", p);
+        snprintf(bn, sizeof bn, "%s.downsample.2", p);
+    }
     if (st_find(L->f, wn)) {
-        if ((rc = take_conv(L, wn, bn, in_c, out_c, 1, 1, stride, &b->ds)) < 0)
+        if ((rc = ld_conv(L, wn, bn, in_c, *out_c, 1, 1, avg ? 1 : stride, &ds)) < 0)
             return rc;
-    } else if (stride != 1 || in_c != out_c) {
-        if (has(L, "layer%d.%d.downsample.1.weight", s + 1, i) &&
-            has(L, "layer%d.%d.downsample.2.weight", s + 1, i))
-            return rn_errf(L->err, L->errlen, RN_ERR_UNSUPPORTED,
-                           "%s.downsample: average-pool shortcut (ResNet-D) is not supported", p);
+    } else if (stride != 1 || in_c != *out_c) {
         return rn_errf(L->err, L->errlen, RN_ERR_ARCH,
                        "%s: missing (the block maps %d channels at stride %d to %d channels, "
-                       "which needs a projection shortcut)", wn, in_c, stride, out_c);
+                       "which needs a projection shortcut)", wn, in_c, stride, *out_c);
     }
-    L->n_floats += (size_t)out_c;
+
+    if ((rc = to_bf16(L, B->x)) < 0)
+        return rc;
+    int out = B->x;
+    if (ds >= 0) {
+        int src = B->x;
+        if (avg)
+            m->info.avg_down = 1;
+        if (avg && stride > 1) {
+            if ((rc = ld_op(L, (rn_op){.kind = RN_OP_AVGPOOL, .in = B->x, .out = RN_BUF_T2})) < 0 ||
+                (rc = to_bf16(L, RN_BUF_T2)) < 0)
+                return rc;
+            src = RN_BUF_T2;
+        }
+        /* its bias is added by the last convolution, with that one's */
+        if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = ds, .in = src, .out = B->d})) < 0)
+            return rc;
+        out = B->d;
+    }
+    if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c1, .in = B->x, .out = RN_BUF_T1,
+                               .bias = 1, .relu = 1, .write_b = 1})) < 0)
+        return rc;
+    int prev = RN_BUF_T1;
+    if (bottleneck) {
+        if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c2, .in = RN_BUF_T1, .out = RN_BUF_T2,
+                                   .bias = 1, .relu = 1, .write_b = 1})) < 0)
+            return rc;
+        prev = RN_BUF_T2;
+    }
+    if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = last, .in = prev, .out = out, .bias = 1,
+                               .relu = 1, .accumulate = 1})) < 0)
+        return rc;
+    if (ds >= 0) {
+        if ((rc = ld_bias_pair(L, last, ds)) < 0)
+            return rc;
+        B->d = B->x;
+        B->x = out;
+    }
     return RN_OK;
 }
 
-/* Read the architecture from the tensor names and shapes. */
+/* torchvision's conv1 + bn1, or timm's deep stem conv1.{0,3,6} with
+ * batch norms conv1.{1,4} and bn1 (ResNet-C/D/T): ops from the input to T1. */
+static int describe_stem(struct loader *L, int *out_c)
+{
+    rn_model *m = L->m;
+    int rc, c;
+    if (st_find(L->f, "conv1.weight")) {
+        if ((rc = ld_conv(L, "conv1.weight", "bn1", 3, -1, -1, 1, 2, &c)) < 0 ||
+            (rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c, .in = RN_BUF_INPUT,
+                                   .out = RN_BUF_T1, .bias = 1, .relu = 1})) < 0)
+            return rc;
+        *out_c = m->convs[c].out_c;
+        return RN_OK;
+    }
+    if (!st_find(L->f, "conv1.0.weight"))
+        return rn_errf(L->err, L->errlen, RN_ERR_ARCH,
+                       "conv1.weight: missing; not a torchvision/timm ResNet");
+    static const char *const w[3] = {"conv1.0.weight", "conv1.3.weight", "conv1.6.weight"};
+    static const char *const b[3] = {"conv1.1", "conv1.4", "bn1"};
+    int in_c = 3, buf[3] = {RN_BUF_T1, RN_BUF_T2, RN_BUF_T1};
+    for (int i = 0; i < 3; i++) {
+        if ((rc = ld_conv(L, w[i], b[i], in_c, -1, 3, 1, i == 0 ? 2 : 1, &c)) < 0 ||
+            (rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c,
+                                   .in = i ? buf[i - 1] : RN_BUF_INPUT, .out = buf[i], .bias = 1,
+                                   .relu = 1, .write_b = i < 2})) < 0)
+            return rc;
+        in_c = m->convs[c].out_c;
+    }
+    m->info.stem = RN_STEM_DEEP;
+    *out_c = in_c;
+    return RN_OK;
+}
+
+/* Read the architecture from the tensor names and shapes into the plan. */
 static int describe(struct loader *L)
 {
     rn_model *m = L->m;
     rn_model_info *info = &m->info;
-    int rc;
-    if (!st_find(L->f, "conv1.weight")) {
-        if (st_find(L->f, "conv1.0.weight"))
-            return rn_errf(L->err, L->errlen, RN_ERR_UNSUPPORTED,
-                           "conv1.0.weight: deep stem (ResNet-C/D) is not supported");
-        return rn_errf(L->err, L->errlen, RN_ERR_ARCH,
-                       "conv1.weight: missing; not a torchvision/timm ResNet");
-    }
-    if ((rc = take_conv(L, "conv1.weight", "bn1", 3, -1, -1, 1, 2, &m->stem)) < 0)
+    int rc = rn_describe_v2(L);
+    if (rc != 0)
+        return rc < 0 ? rc : RN_OK;
+    int in_c = 0;
+    if ((rc = describe_stem(L, &in_c)) < 0)
         return rc;
-    info->stem_channels = m->stem.out_c;
+    info->stem_channels = in_c;
+    if ((rc = ld_op(L, (rn_op){.kind = RN_OP_MAXPOOL, .in = RN_BUF_T1, .out = RN_BUF_X})) < 0 ||
+        (rc = ld_layer(L, RN_LAYER_BUF, RN_BUF_X, "maxpool")) < 0)
+        return rc;
 
-    while (info->n_stages < RN_MAX_STAGES && has(L, "layer%d.%d.conv1.weight", info->n_stages + 1, 0))
+    while (info->n_stages < RN_MAX_STAGES && ld_has(L, "layer%d.0.conv1.weight", info->n_stages + 1))
         info->n_stages++;
     if (info->n_stages == 0)
         return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "layer1.0.conv1.weight: missing; not a ResNet");
-    info->block = has(L, "layer%d.%d.conv3.weight", 1, 0) ? RN_BLOCK_BOTTLENECK : RN_BLOCK_BASIC;
-    for (int s = 0; s < info->n_stages; s++) {
-        while (info->blocks[s] < 4096 && has(L, "layer%d.%d.conv1.weight", s + 1, info->blocks[s]))
-            info->blocks[s]++;
-        m->n_blocks += info->blocks[s];
-    }
-    m->blocks = calloc((size_t)m->n_blocks, sizeof *m->blocks);
-    if (!m->blocks)
-        return rn_errf(L->err, L->errlen, RN_ERR_NOMEM, "out of memory");
-
-    int in_c = m->stem.out_c, k = 0;
+    info->block = ld_has(L, "layer1.0.conv3.weight") ? RN_BLOCK_BOTTLENECK : RN_BLOCK_BASIC;
     info->groups = 1;
+    struct bufs B = {RN_BUF_X, RN_BUF_D};
     for (int s = 0; s < info->n_stages; s++) {
-        for (int i = 0; i < info->blocks[s]; i++, k++) {
-            rn_block *b = &m->blocks[k];
-            b->kind = info->block;
-            if ((rc = describe_block(L, s, i, i == 0 && s > 0 ? 2 : 1, in_c, b)) < 0)
+        while (info->blocks[s] < 4096 && ld_has(L, "layer%d.%d.conv1.weight", s + 1, info->blocks[s]))
+            info->blocks[s]++;
+        for (int i = 0; i < info->blocks[s]; i++) {
+            int first = m->n_convs, out_c;
+            if ((rc = describe_block(L, s, i, i == 0 && s > 0 ? 2 : 1, in_c, &B, &out_c)) < 0)
                 return rc;
-            in_c = rn_block_last(b)->out_c;
+            char name[48];
+            snprintf(name, sizeof name, "layer%d.%d", s + 1, i);
+            if ((rc = ld_layer(L, RN_LAYER_BUF, B.x, name)) < 0)
+                return rc;
             if (i == 0) {
-                info->widths[s] = b->c2.out_c;
-                info->out_channels[s] = in_c;
-                if (b->kind == RN_BLOCK_BOTTLENECK && s == 0)
-                    info->groups = b->c2.groups;
+                info->widths[s] = m->convs[first + 1].out_c;
+                info->out_channels[s] = out_c;
+                if (s == 0 && info->block == RN_BLOCK_BOTTLENECK)
+                    info->groups = m->convs[first + 1].groups;
             }
+            in_c = out_c;
         }
+        char name[48];
+        snprintf(name, sizeof name, "layer%d", s + 1);
+        if ((rc = ld_layer(L, RN_LAYER_BUF, B.x, name)) < 0)
+            return rc;
     }
-    info->embed_dim = in_c;
-
-    const st_tensor *fw, *fb;
-    if ((rc = take(L, "fc.weight", 2, &fw)) < 0 || (rc = take(L, "fc.bias", 1, &fb)) < 0)
+    for (int k = 0; k < m->n_convs; k++)
+        if (m->convs[k].groups > 1 && info->groups == 1)
+            info->groups = m->convs[k].groups;
+    if ((rc = ld_classifier(L, "fc.weight", "fc.bias", in_c)) < 0 ||
+        (rc = ld_op(L, (rn_op){.kind = RN_OP_GAP, .in = B.x})) < 0 ||
+        (rc = ld_layer(L, RN_LAYER_EMBED, -1, "avgpool")) < 0 ||
+        (rc = ld_op(L, (rn_op){.kind = RN_OP_FC, .in = -1})) < 0 ||
+        (rc = ld_layer(L, RN_LAYER_LOGITS, -1, "fc")) < 0)
         return rc;
-    if (fw->shape[1] != in_c || fw->shape[0] < 1 || fw->shape[0] > 1000000 ||
-        fb->shape[0] != fw->shape[0]) {
-        char s1[96], s2[96];
-        fmt_shape(fw, s1, sizeof s1);
-        fmt_shape(fb, s2, sizeof s2);
-        return rn_errf(L->err, L->errlen, RN_ERR_ARCH,
-                       "fc.weight %s / fc.bias %s: expected [classes,%d] and [classes]", s1, s2,
-                       in_c);
-    }
-    info->n_classes = (int)fw->shape[0];
-    L->n_floats += (size_t)fw->numel + (size_t)fb->numel;
-
     for (int i = 0; i < L->f->n_tensors; i++)
         if (!L->f->tensors[i].used)
             return rn_errf(L->err, L->errlen, RN_ERR_ARCH,
@@ -273,28 +428,31 @@ static int describe(struct loader *L)
     return RN_OK;
 }
 
-/* Allocate the arena and fill it: conv weights with batch norm folded in. */
+/* Allocate the arena and fill it: conv weights with batch norm folded in,
+ * unfoldable batch norms as scale and shift, the classifier. */
 static int fill(struct loader *L)
 {
     rn_model *m = L->m;
-    float eps = m->info.bn_eps;
-    m->arena = rn_alloc(L->n_floats * sizeof(float) + 64 * (size_t)(L->n_srcs + 4));
-    float *bn = malloc(4 * (size_t)L->max_c * sizeof(float));
+    double eps = m->info.bn_eps;
+    m->arena = rn_alloc(L->n_floats * sizeof(float));
+    float *bn = malloc(4 * (size_t)(L->max_c + 1) * sizeof(float));
     int rc = RN_OK;
     if (!m->arena || !bn) {
         rc = rn_errf(L->err, L->errlen, RN_ERR_NOMEM, "out of memory for %zu weights", L->n_floats);
         goto out;
     }
     float *p = m->arena;
+#define TAKE(n) (p += ((size_t)(n) + 15) & ~(size_t)15, p - (((size_t)(n) + 15) & ~(size_t)15))
     for (int i = 0; i < L->n_srcs; i++) {
         struct conv_src *s = &L->srcs[i];
-        rn_conv *c = s->dst;
-        c->w = p;
-        p += s->w->numel;
-        c->b = p;
-        p += c->out_c;
+        rn_conv *c = &m->convs[s->conv];
+        c->w = TAKE(s->w->numel);
+        c->b = TAKE(c->out_c);
         if ((rc = st_read_f32(s->w, c->w, L->err, L->errlen)) < 0)
             goto out;
+        memset(c->b, 0, (size_t)c->out_c * sizeof(float));
+        if (!s->bn[0])
+            continue;
         for (int j = 0; j < 4; j++)
             if ((rc = st_read_f32(s->bn[j], bn + j * c->out_c, L->err, L->errlen)) < 0)
                 goto out;
@@ -302,32 +460,49 @@ static int fill(struct loader *L)
         for (int o = 0; o < c->out_c; o++) {
             float g = bn[o], beta = bn[c->out_c + o], mean = bn[2 * c->out_c + o];
             float var = bn[3 * c->out_c + o];
-            if (var < 0) {
-                char bname[160];
-                snprintf(bname, sizeof bname, "%s", s->bn[3]->name);
-                rc = rn_errf(L->err, L->errlen, RN_ERR_FORMAT,
-                             "%s: element %d is negative (%g)", bname, o, var);
+            if (!(var >= 0)) {
+                rc = rn_errf(L->err, L->errlen, RN_ERR_FORMAT, "%s: element %d is negative (%g)",
+                             s->bn[3]->name, o, var);
                 goto out;
             }
-            double scale = (double)g / sqrt((double)var + (double)eps);
+            double scale = (double)g / sqrt((double)var + eps);
             for (size_t j = 0; j < per; j++)
                 c->w[o * per + j] = (float)(c->w[o * per + j] * scale);
             c->b[o] = (float)(beta - mean * scale);
         }
     }
-    for (int k = 0; k < m->n_blocks; k++) {
-        rn_block *b = &m->blocks[k];
-        const rn_conv *last = rn_block_last(b);
-        b->out_bias = p;
-        p += last->out_c;
-        for (int o = 0; o < last->out_c; o++)
-            b->out_bias[o] = last->b[o] + (rn_block_has_ds(b) ? b->ds.b[o] : 0.0f);
+    for (int i = 0; i < L->n_bsrcs; i++) {
+        struct bn_src *s = &L->bsrcs[i];
+        rn_bn *b = &m->bns[s->bn];
+        b->scale = TAKE(b->c);
+        b->shift = TAKE(b->c);
+        for (int j = 0; j < 4; j++)
+            if ((rc = st_read_f32(s->t[j], bn + j * b->c, L->err, L->errlen)) < 0)
+                goto out;
+        for (int o = 0; o < b->c; o++) {
+            float var = bn[3 * b->c + o];
+            if (!(var >= 0)) {
+                rc = rn_errf(L->err, L->errlen, RN_ERR_FORMAT, "%s: element %d is negative (%g)",
+                             s->t[3]->name, o, var);
+                goto out;
+            }
+            double scale = (double)bn[o] / sqrt((double)var + eps);
+            b->scale[o] = (float)scale;
+            b->shift[o] = (float)(bn[b->c + o] - bn[2 * b->c + o] * scale);
+        }
     }
-    const st_tensor *fw = st_find(L->f, "fc.weight"), *fb = st_find(L->f, "fc.bias");
+    /* a block's last convolution adds its projection's bias too */
+    for (int i = 0; i < L->n_pairs; i++) {
+        rn_conv *last = &m->convs[L->pairs[i][0]];
+        const rn_conv *ds = &m->convs[L->pairs[i][1]];
+        for (int o = 0; o < last->out_c; o++)
+            last->b[o] += ds->b[o];
+    }
+    const st_tensor *fw = st_find(L->f, L->fc_w), *fb = st_find(L->f, L->fc_b);
     int nc = m->info.n_classes, e = m->info.embed_dim;
-    m->fc_b = p;
-    p += nc;
-    m->fc_wt = p;
+    m->fc_b = TAKE(nc);
+    m->fc_wt = TAKE((size_t)nc * e);
+#undef TAKE
     if ((rc = st_read_f32(fb, m->fc_b, L->err, L->errlen)) < 0)
         goto out;
     float *tmp = malloc((size_t)fw->numel * sizeof(float));
@@ -436,33 +611,20 @@ out:
 static void summarise(rn_model *m)
 {
     rn_model_info *in = &m->info;
-    double macs = 0;
-    int h = 224;
-    const rn_conv *c = &m->stem;
-    h = rn_out_dim(h, c->kh, c->stride, c->pad);
-    macs += (double)c->out_c * c->in_c / c->groups * c->kh * c->kw * h * h;
-    h = rn_out_dim(h, 3, 2, 1);
-    int64_t np = 0;
-    for (int k = 0; k < m->n_blocks; k++) {
-        const rn_block *b = &m->blocks[k];
-        const rn_conv *cs[4] = {&b->c1, &b->c2, b->kind == RN_BLOCK_BOTTLENECK ? &b->c3 : NULL,
-                                rn_block_has_ds(b) ? &b->ds : NULL};
-        int hin = h;
-        for (int j = 0; j < 4; j++) {
-            if (!cs[j])
+    double macs = (double)in->n_classes * in->embed_dim;
+    int *shapes = malloc(3 * sizeof(int) * (size_t)(m->n_ops + 1));
+    if (shapes) {
+        size_t sizes[RN_BUF_COUNT], col;
+        rn_plan_sizes(m, NULL, 224, 224, sizes, &col, shapes);
+        for (int i = 0; i < m->n_ops; i++) {
+            if (m->ops[i].kind != RN_OP_CONV)
                 continue;
-            int hi = j == 3 ? hin : h;
-            int ho = rn_out_dim(hi, cs[j]->kh, cs[j]->stride, cs[j]->pad);
-            macs += (double)cs[j]->out_c * cs[j]->in_c / cs[j]->groups * cs[j]->kh * cs[j]->kw * ho * ho;
-            np += (int64_t)cs[j]->out_c * cs[j]->in_c / cs[j]->groups * cs[j]->kh * cs[j]->kw + 4 * cs[j]->out_c;
-            if (j < 3)
-                h = ho;
+            const rn_conv *c = &m->convs[m->ops[i].conv];
+            macs += (double)c->out_c * c->in_c / c->groups * c->kh * c->kw * shapes[3 * i + 1] *
+                    shapes[3 * i + 2];
         }
+        free(shapes);
     }
-    np += (int64_t)c->out_c * c->in_c * c->kh * c->kw + 4 * c->out_c;
-    np += (int64_t)in->n_classes * (in->embed_dim + 1);
-    macs += (double)in->n_classes * in->embed_dim;
-    in->n_params = np;
     in->gflops = 2 * macs / 1e9;
 
     int std_out[4] = {256, 512, 1024, 2048}, std_basic[4] = {64, 128, 256, 512};
@@ -476,18 +638,25 @@ static void summarise(rn_model *m)
             regular = 0;
     }
     int w = in->widths[0];
+    const char *sfx = in->stem != RN_STEM_DEEP ? "" : in->avg_down ? "d" : "c";
+    const char *pre = in->preact ? "resnetv2_" : "resnet";
     if (!regular)
-        snprintf(in->arch, sizeof in->arch, "resnet");
-    else if (in->block == RN_BLOCK_BASIC && w == 64)
-        snprintf(in->arch, sizeof in->arch, "resnet%d", depth);
+        snprintf(in->arch, sizeof in->arch, "%s", in->preact ? "resnetv2" : "resnet");
     else if (in->groups > 1)
-        snprintf(in->arch, sizeof in->arch, "resnext%d_%dx%dd", depth, in->groups, w / in->groups);
-    else if (w == 64)
-        snprintf(in->arch, sizeof in->arch, "resnet%d", depth);
-    else if (w % 64 == 0)
+        snprintf(in->arch, sizeof in->arch, "resnext%d%s_%dx%dd", depth, sfx, in->groups, w / in->groups);
+    else if (w == 64 || (in->block == RN_BLOCK_BASIC && w == 64))
+        snprintf(in->arch, sizeof in->arch, "%s%d%s", pre, depth, sfx);
+    else if (w % 64 == 0 && !in->preact)
         snprintf(in->arch, sizeof in->arch, "wide_resnet%d_%d", depth, w / 64);
     else
-        snprintf(in->arch, sizeof in->arch, "resnet");
+        snprintf(in->arch, sizeof in->arch, "%s", in->preact ? "resnetv2" : "resnet");
+}
+
+static void free_loader(struct loader *L)
+{
+    free(L->srcs);
+    free(L->bsrcs);
+    free(L->pairs);
 }
 
 static int load(st_file *f, const rn_model_params *params, rn_model **out, char *err,
@@ -509,16 +678,16 @@ static int load(st_file *f, const rn_model_params *params, rn_model **out, char 
         (rc = fill(&L)) < 0)
         goto out_free_model;
     st_drop_pages(f); /* read once: the file's pages need not stay beside the packing */
-    if ((rc = rn_model_pack(m, params ? params->precision : RN_PRECISION_FP32,
-                            isa, err, errlen)) < 0)
+    if ((rc = rn_model_pack(m, params ? params->precision : RN_PRECISION_FP32, isa, err,
+                            errlen)) < 0)
         goto out_free_model;
     summarise(m);
-    free(L.srcs);
+    free_loader(&L);
     *out = m;
     return RN_OK;
 
 out_free_model:
-    free(L.srcs);
+    free_loader(&L);
     rn_model_free(m);
     return rc;
 }
@@ -575,7 +744,10 @@ void rn_model_free(rn_model *m)
     free(m->meta_keys);
     free(m->meta_values);
     rn_model_unpack(m);
-    free(m->blocks);
+    free(m->convs);
+    free(m->bns);
+    free(m->ops);
+    free(m->layers);
     rn_free(m->arena);
     free(m);
 }

@@ -1,20 +1,24 @@
-/* The model in memory: a plan of folded convolutions that the engine walks. */
+/* The model in memory: its layers as a plan of ops over named buffers, which
+ * one executor (core/infer.c) walks. Builders (core/model.c for torchvision
+ * and timm ResNet names, core/resnetv2.c for timm's pre-activation ResNet v2)
+ * make plans; the executor does not know which one made it. */
 #ifndef RN_MODEL_H
 #define RN_MODEL_H
 
 #include "rn_internal.h"
 
-/* A convolution with its batch norm folded in: y = w * x + b. */
+/* A convolution with the batch norm that follows it folded in: y = w * x + b
+ * (b is zero where no batch norm follows, as in v2 blocks). */
 typedef struct rn_conv {
     int in_c, out_c, kh, kw, stride, pad, groups;
     float *w; /* (out_c, in_c/groups * kh * kw) */
     float *b; /* (out_c) */
-    /* Set by rn_model_pack for the blocked AVX-512 engine, else NULL:
+    /* Set by rn_model_pack for the blocked engine, else NULL:
      * (ceil(out_c/16), ceil(in_c/wp_icb), kh, kw, wp_icb in, 16 out),
      * zero-padded; wp_icb is 16 (NCHW16c input) or 1 (NCHW input: the stem). */
     float *wp;
     int wp_icb;
-    /* RN_PRECISION_BF16 models, instead of wp for the block convolutions:
+    /* RN_PRECISION_BF16 models, instead of wp for convolutions on NCHW16c input:
      * (ceil(out_c/16), ceil(in_c/16), kh, kw, 8 input pairs, 16 out, 2 in). */
     uint16_t *wb;
     /* FP32 3x3 stride-1 convolutions, instead of wp: Winograd F(m x m, 3x3)
@@ -28,23 +32,62 @@ typedef struct rn_conv {
     uint16_t *wub;
 } rn_conv;
 
-/* One residual block. Basic: c1 3x3, c2 3x3. Bottleneck: c1 1x1, c2 3x3
- * (grouped for ResNeXt), c3 1x1. The last convolution's bias and the
- * projection's bias are summed into out_bias, which is added once after the
- * residual, right before the final ReLU. */
-typedef struct rn_block {
-    int kind;           /* enum rn_block_kind */
-    rn_conv c1, c2, c3; /* c3 unused by basic blocks */
-    rn_conv ds;         /* 1x1 projection shortcut; ds.out_c == 0: identity */
-    float *out_bias;    /* (out_c) */
-} rn_block;
+/* A batch norm that cannot be folded into a convolution (it comes before
+ * one, as in v2 blocks), with its ReLU: y = max(0, x * scale + shift). */
+typedef struct rn_bn {
+    int c;
+    float *scale; /* (c): weight / sqrt(running_var + eps) */
+    float *shift; /* (c): bias - running_mean * scale */
+} rn_bn;
+
+/* Buffers the ops read and write. RN_BUF_INPUT is the caller's NCHW image;
+ * the others are the context's, planned by walking the plan (rn_plan_sizes).
+ * Each has a bf16 twin for BF16 models (rn_op.write_b, RN_OP_TO_BF16). */
+enum { RN_BUF_X, RN_BUF_D, RN_BUF_T1, RN_BUF_T2, RN_BUF_P, RN_BUF_COUNT, RN_BUF_INPUT = -1 };
+
+enum rn_op_kind {
+    RN_OP_CONV,     /* out = [relu](conv(in) + bias [+ out]) */
+    RN_OP_BN_RELU,  /* out = relu(in * scale + shift) per channel */
+    RN_OP_MAXPOOL,  /* 3x3, stride 2, padding 1 */
+    RN_OP_AVGPOOL,  /* 2x2, stride 2, ceil mode, padding not counted (ResNet-D) */
+    RN_OP_TO_BF16,  /* the bf16 twin of in, for the convolutions that read it (BF16 only) */
+    RN_OP_GAP,      /* global average pool: the embedding (n, c) */
+    RN_OP_FC,       /* the classifier on the embedding: logits (n, classes) */
+};
+
+typedef struct rn_op {
+    int kind;
+    int in, out;     /* buffers; GAP writes the embedding, FC reads it */
+    int conv;        /* index into rn_model.convs (RN_OP_CONV) */
+    int bn;          /* index into rn_model.bns (RN_OP_BN_RELU) */
+    int bias;        /* conv: add rn_conv.b (a projection's bias is summed into the
+                        block's last convolution, which then adds both at once) */
+    int relu, accumulate; /* conv: ReLU on the way out; out holds a residual on entry */
+    int write_b;     /* BF16 models: write only the bf16 twin of out (every reader is a
+                        BF16 convolution); out then holds no usable values */
+} rn_op;
+
+/* An output a caller may ask for by its PyTorch module name: the buffer
+ * after op `after` ran (taps), or the embedding / logits. */
+enum { RN_LAYER_BUF, RN_LAYER_EMBED, RN_LAYER_LOGITS };
+typedef struct rn_layer {
+    char name[48]; /* "layer3.5", "layer3", "stages.2.blocks.1", "maxpool", "fc", ... */
+    int kind;      /* RN_LAYER_* */
+    int after;     /* op index */
+    int buf;
+} rn_layer;
 
 struct rn_model {
     rn_model_info info;
-    rn_conv stem;       /* conv1 + bn1 + ReLU, then 3x3/2 max pool */
-    rn_block *blocks;
-    int n_blocks;
-    float *fc_wt;       /* (embed_dim, n_classes): fc.weight transposed */
+    rn_conv *convs;     /* every convolution, in plan order; convs[0] reads the NCHW input */
+    int n_convs, cap_convs;
+    rn_bn *bns;
+    int n_bns, cap_bns;
+    rn_op *ops;
+    int n_ops, cap_ops;
+    rn_layer *layers;
+    int n_layers, cap_layers;
+    float *fc_wt;       /* (embed_dim, n_classes): the classifier's weight transposed */
     float *fc_b;        /* (n_classes) */
     float *arena;       /* every float above lives here */
     void *packed;       /* every rn_conv.wp, .wb and .wu lives here (rn_model_pack), or NULL */
@@ -56,36 +99,47 @@ struct rn_model {
     rn_preprocess pp;
 };
 
+/* Append an op, a layer name (for the output of the last op appended), a
+ * convolution or a batch norm; RN_ERR_NOMEM, or the new index. */
+int rn_plan_op(rn_model *m, const rn_op *op);
+int rn_plan_layer(rn_model *m, int kind, int buf, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int rn_plan_conv(rn_model *m);
+int rn_plan_bn(rn_model *m);
+
+/* The shape (c, h, w) of every buffer and output as the plan runs on an
+ * h x w input, walked once. sizes[b]: the largest floats per image any op
+ * writes to buffer b (channels rounded up to 16, for NCHW16c); col: scratch
+ * floats per thread (im2col, Winograd) on kernels k (NULL: BLAS path);
+ * shapes: if not NULL, (c, h, w) of each op's output, 3 ints per op. */
+void rn_plan_sizes(const rn_model *m, const struct rn_kernels *k, int h, int w,
+                   size_t sizes[RN_BUF_COUNT], size_t *col, int *shapes);
+
 /* Choose the micro-kernels (isa: enum rn_isa, see rn_isa_choose) and pack
  * every convolution's weights for the blocked engine (core/pack.c); for
  * RN_ISA_BLAS, or grouped convolutions (logged), leave the model as it is.
  * Sets m->kern and m->info.isa. With precision RN_PRECISION_BF16 and
- * kernels that have bf16 tiles this CPU runs, the block convolutions get
- * bf16 weights (wb); otherwise a log line and FP32. Call once at the end of
- * loading. RN_ERR_UNSUPPORTED or RN_ERR_INVALID_ARG for an isa this CPU
- * cannot run or that does not exist. A packed model keeps no unpacked weights: every
- * rn_conv.w is NULL, and the arena holds only biases and the classifier.
- * rn_model_unpack (accepts a model never packed) frees the packing, for
- * rn_model_free. RN_ERR_NOMEM on failure, with nothing packed. */
+ * kernels that have bf16 tiles this CPU runs, the convolutions on NCHW16c
+ * input get bf16 weights (wb); otherwise a log line and FP32. Call once at
+ * the end of loading. A packed model keeps no unpacked weights: every
+ * rn_conv.w is NULL, and the arena holds only biases, batch norms and the
+ * classifier. rn_model_unpack (accepts a model never packed) frees the
+ * packing, for rn_model_free. RN_ERR_NOMEM on failure, with nothing packed;
+ * RN_ERR_UNSUPPORTED or RN_ERR_INVALID_ARG for an isa this CPU cannot run
+ * or that does not exist. */
 int rn_model_pack(rn_model *m, int precision, int isa, char *err, size_t errlen);
 void rn_model_unpack(rn_model *m);
-
-/* 1 if the block has a projection shortcut (ds), 0 for identity. */
-static inline int rn_block_has_ds(const rn_block *b)
-{
-    return b->ds.out_c > 0;
-}
-
-/* The last convolution of a block (the one that takes the residual). */
-static inline const rn_conv *rn_block_last(const rn_block *b)
-{
-    return b->kind == RN_BLOCK_BOTTLENECK ? &b->c3 : &b->c2;
-}
 
 /* Output size of a convolution or pooling window along one axis. */
 static inline int rn_out_dim(int in, int k, int stride, int pad)
 {
     return (in + 2 * pad - k) / stride + 1;
+}
+
+/* The same for ceil-mode 2x2 stride-2 average pooling without padding. */
+static inline int rn_avgpool_dim(int in)
+{
+    return (in + 1) / 2;
 }
 
 #endif

@@ -124,17 +124,13 @@ static void pack_wino(rn_conv *c, int m, float *dst, uint16_t *dst_b)
         c->wub = dst_b;
 }
 
-/* Convolution i of the model: 0 the stem, then c1, c2, c3 and the projection
- * of each block, NULL where a block has none. */
-static rn_conv *nth_conv(rn_model *m, int i)
+/* 1 if convolution c reads the caller's NCHW image (the first of the stem). */
+static int reads_input(const rn_model *m, int c)
 {
-    if (i == 0)
-        return &m->stem;
-    i--;
-    rn_block *b = &m->blocks[i / 4];
-    rn_conv *cs[4] = {&b->c1, &b->c2, b->kind == RN_BLOCK_BOTTLENECK ? &b->c3 : NULL,
-                      rn_block_has_ds(b) ? &b->ds : NULL};
-    return cs[i % 4];
+    for (int i = 0; i < m->n_ops; i++)
+        if (m->ops[i].kind == RN_OP_CONV && m->ops[i].conv == c && m->ops[i].in == RN_BUF_INPUT)
+            return 1;
+    return 0;
 }
 
 int rn_conv_pack_kind(const rn_conv *c, int nchw_input, int bf16)
@@ -197,20 +193,17 @@ void rn_conv_pack(rn_conv *c, int kind, void *dst)
 }
 
 /* Once packed, the engine reads no unpacked weights (rn_conv.w): move what it
- * still reads (biases, the classifier) into a small arena and free the big
- * one, which for ResNet-50 is 100 MB of resident memory. */
+ * still reads (biases, batch norms, the classifier) into a small arena and
+ * free the big one, which for ResNet-50 is 100 MB of resident memory. */
 static int shrink_arena(rn_model *m, char *err, size_t errlen)
 {
 #define ROUND16(v) (((size_t)(v) + 15) & ~(size_t)15) /* 64-byte aligned pieces */
-    int n = 1 + 4 * m->n_blocks, nc = m->info.n_classes, e = m->info.embed_dim;
+    int nc = m->info.n_classes, e = m->info.embed_dim;
     size_t floats = ROUND16(nc) + ROUND16((size_t)e * nc);
-    for (int i = 0; i < n; i++) {
-        const rn_conv *c = nth_conv(m, i);
-        if (c)
-            floats += ROUND16(c->out_c);
-    }
-    for (int k = 0; k < m->n_blocks; k++)
-        floats += ROUND16(rn_block_last(&m->blocks[k])->out_c);
+    for (int i = 0; i < m->n_convs; i++)
+        floats += ROUND16(m->convs[i].out_c);
+    for (int i = 0; i < m->n_bns; i++)
+        floats += 2 * ROUND16(m->bns[i].c);
     float *arena = rn_alloc(floats * sizeof(float)), *p = arena;
     if (!arena)
         return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
@@ -220,15 +213,15 @@ static int shrink_arena(rn_model *m, char *err, size_t errlen)
         (ptr) = p;                                             \
         p += ROUND16(count);                                   \
     } while (0)
-    for (int i = 0; i < n; i++) {
-        rn_conv *c = nth_conv(m, i);
-        if (c) {
-            MOVE(c->b, c->out_c);
-            c->w = NULL;
-        }
+    for (int i = 0; i < m->n_convs; i++) {
+        rn_conv *c = &m->convs[i];
+        MOVE(c->b, c->out_c);
+        c->w = NULL;
     }
-    for (int k = 0; k < m->n_blocks; k++)
-        MOVE(m->blocks[k].out_bias, rn_block_last(&m->blocks[k])->out_c);
+    for (int i = 0; i < m->n_bns; i++) {
+        MOVE(m->bns[i].scale, m->bns[i].c);
+        MOVE(m->bns[i].shift, m->bns[i].c);
+    }
     MOVE(m->fc_b, nc);
     MOVE(m->fc_wt, (size_t)e * nc);
 #undef MOVE
@@ -247,10 +240,10 @@ int rn_model_pack(rn_model *m, int precision, int isa, char *err, size_t errlen)
         return rc;
     m->info.isa = RN_ISA_BLAS;
     m->info.precision = RN_PRECISION_FP32;
-    int n = 1 + 4 * m->n_blocks;
+    int n = m->n_convs;
     for (int i = 0; i < n && isa != RN_ISA_BLAS; i++) {
-        rn_conv *c = nth_conv(m, i);
-        if (c && (c->groups != 1 || c->stride > 2)) {
+        rn_conv *c = &m->convs[i];
+        if (c->groups != 1 || c->stride > 2) {
             /* ResNeXt: the GEMM path handles groups */
             rn_log(RN_LOG_INFO, "grouped convolutions: running on im2col + OpenBLAS, not %s%s",
                    rn_isa_name(isa), precision == RN_PRECISION_BF16 ? ", in FP32" : "");
@@ -269,20 +262,15 @@ int rn_model_pack(rn_model *m, int precision, int isa, char *err, size_t errlen)
         rn_log(RN_LOG_WARN, "%s", isa == RN_ISA_AVX512 ? "this CPU has no avx512_bf16: running in FP32"
                                  : "no bf16 kernels for this ISA: running in FP32");
     size_t total = 0;
-    for (int i = 0; i < n; i++) {
-        rn_conv *c = nth_conv(m, i);
-        if (c)
-            total += rn_conv_packed_bytes(c, rn_conv_pack_kind(c, c == &m->stem, bf16));
-    }
+    for (int i = 0; i < n; i++)
+        total += rn_conv_packed_bytes(&m->convs[i], rn_conv_pack_kind(&m->convs[i], reads_input(m, i), bf16));
     if (!(m->packed = rn_alloc(total)))
         return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory packing weights (%zu MB)",
                        total >> 20);
     char *p = m->packed;
     for (int i = 0; i < n; i++) {
-        rn_conv *c = nth_conv(m, i);
-        if (!c)
-            continue;
-        int kind = rn_conv_pack_kind(c, c == &m->stem, bf16);
+        rn_conv *c = &m->convs[i];
+        int kind = rn_conv_pack_kind(c, reads_input(m, i), bf16);
         rn_conv_pack(c, kind, p);
         p += rn_conv_packed_bytes(c, kind);
     }
@@ -302,14 +290,12 @@ void rn_model_unpack(rn_model *m)
 {
     if (!m || !m->packed)
         return;
-    for (int i = 0; i < 1 + 4 * m->n_blocks; i++) {
-        rn_conv *c = nth_conv(m, i);
-        if (c) {
-            c->wp = NULL;
-            c->wb = NULL;
-            c->wu = NULL;
-            c->wub = NULL;
-        }
+    for (int i = 0; i < m->n_convs; i++) {
+        rn_conv *c = &m->convs[i];
+        c->wp = NULL;
+        c->wb = NULL;
+        c->wu = NULL;
+        c->wub = NULL;
     }
     rn_free(m->packed);
     m->packed = NULL;

@@ -146,3 +146,94 @@ void rn_linear(const rn_exec *x, const float *in, int n, int e, const float *wt,
                          .classes = classes, .chunk = chunk};
     rn_pool_run(x->pool, (classes + j.chunk - 1) / j.chunk, linear_task, &j);
 }
+
+/* ---- the ops of pre-activation blocks and ResNet-D, on either layout ----
+ * A layout is planes of h*w pixels of `lanes` values: NCHW (n*c planes, one
+ * channel each) or NCHW16c (n*ceil(c/16) planes of 16 channels). */
+
+struct plane_job {
+    const float *in;
+    float *out;
+    int c, h, w, lanes, planes_per_img;
+    const float *scale, *shift;
+};
+
+static void bn_relu_task(void *arg, int t, int thread)
+{
+    const struct plane_job *j = arg;
+    int pl = t % j->planes_per_img;
+    float s[16], b[16];
+    for (int l = 0; l < j->lanes; l++) {
+        int ch = pl * j->lanes + l;
+        s[l] = ch < j->c ? j->scale[ch] : 0.0f; /* padding channels stay zero */
+        b[l] = ch < j->c ? j->shift[ch] : 0.0f;
+    }
+    size_t n = (size_t)j->h * j->w, at = (size_t)t * n * j->lanes;
+    const float *in = j->in + at;
+    float *out = j->out + at;
+    for (size_t q = 0; q < n; q++)
+        for (int l = 0; l < j->lanes; l++) {
+            float v = in[q * j->lanes + l] * s[l] + b[l];
+            out[q * j->lanes + l] = v > 0.0f ? v : 0.0f;
+        }
+}
+
+void rn_bn_relu(const rn_exec *x, const float *in, int n, int c, int h, int w, const float *scale,
+                const float *shift, int blocked, float *out)
+{
+    int lanes = blocked ? 16 : 1, planes = blocked ? rn_cblocks(c) : c;
+    struct plane_job j = {.in = in, .out = out, .c = c, .h = h, .w = w, .lanes = lanes,
+                          .planes_per_img = planes, .scale = scale, .shift = shift};
+    rn_pool_run(x->pool, n * planes, bn_relu_task, &j);
+}
+
+/* 2x2 windows at stride 2 from (2oy, 2ox), cut at the bottom and right edges
+ * (ceil mode), each the mean of the pixels it holds (padding not counted). */
+static void avgpool2x2_task(void *arg, int t, int thread)
+{
+    const struct plane_job *j = arg;
+    int oh = rn_avgpool_dim(j->h), ow = rn_avgpool_dim(j->w), L = j->lanes;
+    const float *in = j->in + (size_t)t * j->h * j->w * L;
+    float *out = j->out + (size_t)t * oh * ow * L;
+    for (int oy = 0; oy < oh; oy++) {
+        int y1 = RN_MIN(2 * oy + 2, j->h);
+        for (int ox = 0; ox < ow; ox++) {
+            int x1 = RN_MIN(2 * ox + 2, j->w);
+            float cnt = (float)((y1 - 2 * oy) * (x1 - 2 * ox));
+            for (int l = 0; l < L; l++) {
+                float s = 0.0f;
+                for (int y = 2 * oy; y < y1; y++)
+                    for (int xx = 2 * ox; xx < x1; xx++)
+                        s += in[((size_t)y * j->w + xx) * L + l];
+                out[((size_t)oy * ow + ox) * L + l] = s / cnt;
+            }
+        }
+    }
+}
+
+void rn_avgpool2x2(const rn_exec *x, const float *in, int n, int c, int h, int w, int blocked,
+                   float *out)
+{
+    int lanes = blocked ? 16 : 1, planes = blocked ? rn_cblocks(c) : c;
+    struct plane_job j = {.in = in, .out = out, .c = c, .h = h, .w = w, .lanes = lanes,
+                          .planes_per_img = planes};
+    rn_pool_run(x->pool, n * planes, avgpool2x2_task, &j);
+}
+
+static void unblock_task(void *arg, int t, int thread)
+{
+    const struct plane_job *j = arg;
+    int cb = rn_cblocks(j->c), img = t / cb, b = t % cb, hw = j->h;
+    const float *in = j->in + (size_t)t * hw * 16;
+    for (int k = 0; k < 16 && b * 16 + k < j->c; k++) {
+        float *o = j->out + ((size_t)img * j->c + b * 16 + k) * hw;
+        for (int q = 0; q < hw; q++)
+            o[q] = in[(size_t)q * 16 + k];
+    }
+}
+
+void rn_unblock(const rn_exec *x, const float *in, int n, int c, int hw, float *out)
+{
+    struct plane_job j = {.in = in, .out = out, .c = c, .h = hw};
+    rn_pool_run(x->pool, n * rn_cblocks(c), unblock_task, &j);
+}

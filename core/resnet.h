@@ -133,6 +133,7 @@ void rn_model_free(rn_model *m); /* accepts NULL */
 
 enum rn_block_kind { RN_BLOCK_BASIC = 0, RN_BLOCK_BOTTLENECK = 1 };
 enum rn_variant { RN_VARIANT_V1_5 = 0, RN_VARIANT_V1 = 1 };
+enum rn_stem { RN_STEM_7X7 = 0, RN_STEM_DEEP = 1 }; /* DEEP: three 3x3 convs (ResNet-C/D, timm) */
 
 #define RN_MAX_STAGES 8
 
@@ -140,6 +141,9 @@ typedef struct rn_model_info {
     char arch[48];                /* "resnet50", "resnext50_32x4d", "wide_resnet50_2", or "resnet" */
     int block;                    /* enum rn_block_kind */
     int variant;                  /* enum rn_variant */
+    int preact;                   /* 1: pre-activation ResNet v2 (timm resnetv2 names) */
+    int stem;                     /* enum rn_stem */
+    int avg_down;                 /* 1: average-pool projection shortcuts (ResNet-D) */
     float bn_eps;
     int stem_channels;            /* conv1 output channels */
     int n_stages;
@@ -246,6 +250,34 @@ void rn_ctx_free(rn_ctx *ctx); /* accepts NULL; joins the threads */
  * pooled features into embed. Either output may be NULL (not both). */
 int rn_infer(rn_ctx *ctx, const float *input, int n, int h, int w, float *logits,
              float *embed, char *err, size_t errlen);
+
+/* ---- layers: named intermediate outputs -----------------------------------
+ * Every model offers its layers' outputs by their PyTorch module names:
+ * torchvision/timm ResNet "maxpool" (the stem), "layer3.5" (a block),
+ * "layer3" (a stage), "avgpool" (the embedding), "fc" (the logits); timm
+ * resnetv2 "stem", "stages.2.blocks.1", "stages.2", "norm", "head.global_pool",
+ * "head.fc". Layers are indexed 0 .. rn_model_layer_count() - 1 in the order
+ * the forward pass produces them. */
+int rn_model_layer_count(const rn_model *m);
+const char *rn_model_layer_name(const rn_model *m, int i); /* NULL past the end */
+int rn_model_layer_find(const rn_model *m, const char *name); /* index, or -1 */
+/* shape = (channels, height, width) of layer i for an h x w input (1 x 1
+ * for the embedding and logits). RN_ERR_INVALID_ARG for a bad index or size. */
+int rn_model_layer_shape(const rn_model *m, int layer, int h, int w, int shape[3]);
+
+enum rn_pooling { RN_POOL_NONE = 0, RN_POOL_AVG = 1 };
+
+typedef struct rn_output {
+    int layer;   /* rn_model_layer_find() */
+    int pool;    /* enum rn_pooling. RN_POOL_AVG: n x channels floats (global average);
+                    RN_POOL_NONE: the whole map, n x channels x height x width (NCHW) */
+    float *data; /* the caller's, of that many floats */
+} rn_output;
+
+/* Run n images of h x w as rn_infer does and write each asked-for layer
+ * output; the forward pass stops after the last one needed. */
+int rn_infer_outputs(rn_ctx *ctx, const float *input, int n, int h, int w,
+                     const rn_output *outs, int n_outs, char *err, size_t errlen);
 
 /* Numerically stable softmax of n values, in place. */
 void rn_softmax(float *x, int n);

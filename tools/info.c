@@ -30,6 +30,19 @@ static cJSON *info_json(const rn_model *m)
     cJSON_AddNumberToObject(o, "parameters", (double)in->n_params);
     cJSON_AddNumberToObject(o, "gflops_224", in->gflops);
     cJSON_AddStringToObject(o, "isa", rn_isa_name(in->isa));
+    cJSON_AddBoolToObject(o, "preact", in->preact);
+    cJSON_AddStringToObject(o, "stem", in->stem == RN_STEM_DEEP ? "deep" : "7x7");
+    cJSON_AddBoolToObject(o, "avg_down", in->avg_down);
+    int crop = rn_model_preprocess(m)->crop, shape[3];
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    for (int i = 0; i < rn_model_layer_count(m); i++) {
+        if (rn_model_layer_shape(m, i, crop, crop, shape) < 0)
+            continue;
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddStringToObject(l, "name", rn_model_layer_name(m, i));
+        cJSON_AddItemToObject(l, "shape", cJSON_CreateIntArray(shape, 3));
+        cJSON_AddItemToArray(layers, l);
+    }
     cJSON_AddStringToObject(o, "precision", in->precision == RN_PRECISION_BF16 ? "bf16" : "fp32");
     const rn_preprocess *pp = rn_model_preprocess(m);
     cJSON *p = cJSON_AddObjectToObject(o, "preprocess");
@@ -52,9 +65,11 @@ static void print_text(const rn_model *m, const char *path)
 {
     const rn_model_info *in = rn_model_info_get(m);
     printf("file:         %s\n", path);
-    printf("architecture: %s (%s blocks, %s)\n", in->arch,
+    printf("architecture: %s (%s%s blocks, %s%s%s)\n", in->arch, in->preact ? "pre-activation " : "",
            in->block == RN_BLOCK_BOTTLENECK ? "bottleneck" : "basic",
-           in->variant == RN_VARIANT_V1 ? "v1: stride on the first 1x1" : "v1.5: stride on the 3x3");
+           in->variant == RN_VARIANT_V1 ? "v1: stride on the first 1x1" : "stride on the 3x3",
+           in->stem == RN_STEM_DEEP ? ", deep stem" : "",
+           in->avg_down ? ", average-pool shortcuts" : "");
     printf("stages:       ");
     for (int s = 0; s < in->n_stages; s++)
         printf("%s%d x %d->%d", s ? ", " : "", in->blocks[s], in->widths[s], in->out_channels[s]);
@@ -67,6 +82,11 @@ static void print_text(const rn_model *m, const char *path)
     printf("GFLOP/image:  %.2f at 224x224\n", in->gflops);
     printf("kernels:      %s (RN_ISA to force one)\n", rn_isa_name(in->isa));
     printf("bn eps:       %g\n", in->bn_eps);
+    int crop = rn_model_preprocess(m)->crop, shape[3];
+    printf("layers:       (outputs at %dx%d, for resnet infer --layer)\n", crop, crop);
+    for (int i = 0; i < rn_model_layer_count(m); i++)
+        if (rn_model_layer_shape(m, i, crop, crop, shape) == RN_OK)
+            printf("  %-22s %d x %d x %d\n", rn_model_layer_name(m, i), shape[0], shape[1], shape[2]);
     const rn_preprocess *pp = rn_model_preprocess(m);
     printf("preprocess:   resize %d, crop %d, scale %g, mean [%g,%g,%g], std [%g,%g,%g], %s\n",
            pp->resize, pp->crop, pp->scale, pp->mean[0], pp->mean[1], pp->mean[2], pp->std[0],

@@ -2,7 +2,9 @@
  * tests/fixtures/parity/make_fixtures.py, within 1e-4 of torch relative to
  * the largest magnitude, on every ISA this CPU runs (enum rn_isa), with 1 and
  * 2 threads and batches planned both exactly and too small (the context must
- * grow). Batch invariance on each: every image of a batch, computed alone and
+ * grow); on the models of make_timm_fixtures.py (timm's ResNet-D and
+ * pre-activation ResNet v2 names) also named layer outputs, pooled and whole,
+ * with their shapes. Batch invariance on each: every image of a batch, computed alone and
  * in the batch reversed, gives the same bits as in the batch. */
 #include <math.h>
 #include <setjmp.h>
@@ -80,6 +82,40 @@ static void check_invariance(rn_ctx *ctx, const char *file, const char *isa, con
     free(rin);
 }
 
+/* A named layer's output (pooled or the whole map) against PyTorch's. */
+static void check_layer(rn_ctx *ctx, const rn_model *m, const char *file, const char *isa,
+                        const cJSON *l, const float *in, int n, int h, int w)
+{
+    char err[512];
+    const char *name = cJSON_GetObjectItem(l, "name")->valuestring;
+    int pool = strcmp(cJSON_GetObjectItem(l, "pool")->valuestring, "avg") ? RN_POOL_NONE : RN_POOL_AVG;
+    int idx = rn_model_layer_find(m, name);
+    if (idx < 0)
+        fail_msg("%s: no layer %s", file, name);
+    int shape[3];
+    assert_int_equal(rn_model_layer_shape(m, idx, h, w, shape), RN_OK);
+    const cJSON *want = cJSON_GetObjectItem(l, "shape");
+    for (int k = 0; k < 3; k++)
+        if (shape[k] != cJSON_GetArrayItem(want, k)->valueint)
+            fail_msg("%s %s: shape [%d,%d,%d], PyTorch [%d,%d,%d]", file, name, shape[0], shape[1],
+                     shape[2], cJSON_GetArrayItem(want, 0)->valueint,
+                     cJSON_GetArrayItem(want, 1)->valueint, cJSON_GetArrayItem(want, 2)->valueint);
+    size_t count = (size_t)n * shape[0] * (pool == RN_POOL_AVG ? 1 : (size_t)shape[1] * shape[2]), len;
+    float *ref = slurp(cJSON_GetObjectItem(l, "file")->valuestring, &len);
+    assert_int_equal(len, count * 4);
+    float *got = calloc(count, 4);
+    rn_output o = {.layer = idx, .pool = pool, .data = got};
+    if (rn_infer_outputs(ctx, in, n, h, w, &o, 1, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    double e = rel_err(got, ref, count);
+    print_message("%s %s n=%d %dx%d: layer %s (%s) rel err %.2e\n", file, isa, n, h, w, name,
+                  pool == RN_POOL_AVG ? "avg" : "none", e);
+    if (!(e <= 1e-4))
+        fail_msg("%s %s: layer %s (%s): rel err %g", file, isa, name, pool == RN_POOL_AVG ? "avg" : "none", e);
+    free(got);
+    free(ref);
+}
+
 static void check_model(const cJSON *entry, int isa, int threads, int planned_batch)
 {
     const char *file = cJSON_GetObjectItem(entry, "model")->valuestring;
@@ -131,6 +167,9 @@ static void check_model(const cJSON *entry, int isa, int threads, int planned_ba
         free(logits2);
         if (n > 1)
             check_invariance(ctx, file, rn_isa_name(ran), in, n, h, w, logits, embed, classes, edim);
+        const cJSON *l;
+        cJSON_ArrayForEach(l, cJSON_GetObjectItem(c, "layers"))
+            check_layer(ctx, m, file, rn_isa_name(ran), l, in, n, h, w);
         free(in);
         free(ref_logits);
         free(ref_embed);
@@ -162,10 +201,16 @@ int main(void)
     char *text = slurp("manifest.json", &len);
     manifest = cJSON_Parse(text);
     free(text);
-    if (!manifest) {
+    text = slurp("manifest_timm.json", &len); /* make_timm_fixtures.py: timm's names, layers */
+    cJSON *timm = cJSON_Parse(text);
+    free(text);
+    if (!manifest || !timm) {
         fprintf(stderr, "bad manifest\n");
         return 1;
     }
+    while (cJSON_GetArraySize(timm) > 0)
+        cJSON_AddItemToArray(manifest, cJSON_DetachItemFromArray(timm, 0));
+    cJSON_Delete(timm);
     int n = cJSON_GetArraySize(manifest);
     struct CMUnitTest *tests = calloc((size_t)n, sizeof *tests);
     char **names = calloc((size_t)n, sizeof *names);

@@ -1,0 +1,63 @@
+/* What the plan builders share while they read a weights file's tensors
+ * (core/model.c: torchvision and timm ResNet names; core/resnetv2.c: timm's
+ * pre-activation ResNet v2). A builder checks every shape and records where
+ * each convolution and batch norm comes from; only then does fill() allocate
+ * one arena and read the weights, so a bad file never half-loads a model. */
+#ifndef RN_LOADER_H
+#define RN_LOADER_H
+
+#include "model.h"
+
+/* A convolution and the batch norm that follows it (bn[0] NULL: none). */
+struct conv_src {
+    int conv;
+    const st_tensor *w, *bn[4]; /* weight; bn weight, bias, running_mean, running_var */
+};
+
+/* A batch norm kept as a scale and shift (rn_bn). */
+struct bn_src {
+    int bn;
+    const st_tensor *t[4];
+};
+
+struct loader {
+    st_file *f;
+    rn_model *m;
+    char *err;
+    size_t errlen;
+    struct conv_src *srcs;
+    int n_srcs, cap_srcs;
+    struct bn_src *bsrcs;
+    int n_bsrcs, cap_bsrcs;
+    size_t n_floats; /* arena size */
+    int max_c;       /* widest batch norm */
+    const char *fc_w, *fc_b; /* the classifier's tensors; fc_w is 2-D or a 1x1 conv's 4-D */
+    int (*pairs)[2];         /* (last, projection): the last convolution adds both biases */
+    int n_pairs, cap_pairs;
+};
+
+/* A float tensor of ndim dimensions, marked used. */
+int ld_take(struct loader *L, const char *name, int ndim, const st_tensor **out);
+/* 1 if a tensor of the formatted name exists. */
+int ld_has(struct loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Convolution `wname` followed by batch norm `bnname` (NULL: none, the bias
+ * is zero), reading in_c channels; out_c and k are required values or -1 for
+ * any; groups -1 derives them from the shape. Appends it to m->convs and
+ * sets *idx. */
+int ld_conv(struct loader *L, const char *wname, const char *bnname, int in_c, int out_c, int k,
+            int groups, int stride, int *idx);
+/* A batch norm of c channels kept as scale and shift, appended to m->bns. */
+int ld_norm(struct loader *L, const char *prefix, int c, int *idx);
+/* rn_plan_op and rn_plan_layer with the loader's error message. */
+int ld_op(struct loader *L, rn_op op);
+int ld_layer(struct loader *L, int kind, int buf, const char *name);
+/* Convolution `last` adds projection `ds`'s bias too (filled in fill()). */
+int ld_bias_pair(struct loader *L, int last, int ds);
+/* The classifier: fc_w (classes, e) or (classes, e, 1, 1), fc_b (classes). */
+int ld_classifier(struct loader *L, const char *w, const char *b, int e);
+
+/* The builder for timm's resnetv2 names (core/resnetv2.c); 0 if the file
+ * has none (stem.conv / stem.conv1 missing), else a status. */
+int rn_describe_v2(struct loader *L);
+
+#endif
