@@ -61,6 +61,24 @@ if [ -x "$BUILD/peak" ]; then
     "$BUILD/peak" --threads "$THREADS" --seconds 0.5 | sed '$d'
 fi
 
+# Pre-activation ResNet v2 (timm resnetv2_50, random weights) beside the v1
+# model, alternated: v2's extra scale-shift-ReLU passes are its only extra work.
+V2=$OUT/resnetv2_50-random.safetensors
+if [ ! -f "$V2" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    /usr/bin/python3 bench/make_resnetv2_50.py "$V2"
+fi
+if [ -f "$V2" ]; then
+    echo "== resnetv2_50 (pre-activation) beside $MODEL"
+    for b in 1 8; do
+        run v1 "" "$b"
+        line=$("$BUILD/resnet" bench -m "$V2" --batch "$b" --threads "$THREADS" \
+            --seconds "$SECONDS_PER_RUN" 2>/dev/null | tail -n 1)
+        printf '%-22s batch %-2s %s\n' resnetv2_50 "$b" "$line"
+    done
+else
+    echo "== resnetv2_50: skipped (needs python3-torch for its random weights)"
+fi
+
 if [ -x /usr/bin/time ]; then
     /usr/bin/time -v -o "$OUT/time-b8.txt" "$BUILD/resnet" bench -m "$MODEL" --batch 8 \
         --threads "$THREADS" --seconds 2 >/dev/null 2>&1
