@@ -86,6 +86,25 @@ static int reserve(rn_ctx *ctx, int n, int h, int w, char *err, size_t errlen)
     return RN_OK;
 }
 
+size_t rn_ctx_bytes(const rn_model *m, const rn_ctx_params *params)
+{
+    if (!m || !params)
+        return 0;
+    rn_ctx_params p = *params;
+    if (p.n_threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        p.n_threads = n > 0 ? (int)n : 1;
+    }
+    size_t sizes[RN_BUF_COUNT], col, floats = 0;
+    rn_plan_sizes(m, m->kern, p.max_size, p.max_size, sizes, &col, NULL);
+    int bf16 = m->info.precision == RN_PRECISION_BF16;
+    for (int b = 0; b < RN_BUF_COUNT; b++)
+        floats += sizes[b] * (size_t)p.max_batch * (bf16 ? 3 : 2) / 2;
+    floats += ((col + 15) & ~(size_t)15) * (size_t)p.n_threads;
+    floats += (size_t)p.max_batch * (m->info.embed_dim + m->info.n_classes);
+    return floats * sizeof(float);
+}
+
 rn_ctx_params rn_ctx_default_params(void)
 {
     return (rn_ctx_params){.n_threads = 0, .max_batch = 1, .max_size = 224};

@@ -245,6 +245,11 @@ int rn_ctx_new(const rn_model *m, const rn_ctx_params *params, rn_ctx **out,
 
 void rn_ctx_free(rn_ctx *ctx); /* accepts NULL; joins the threads */
 
+/* The bytes rn_ctx_new(m, p) allocates for activations and scratch (its
+ * threads' stacks aside), from walking m's plan: what a server's memory
+ * budget should count per context. 0 for NULL arguments. */
+size_t rn_ctx_bytes(const rn_model *m, const rn_ctx_params *p);
+
 /* Run n images of h x w (h, w >= 32), input NCHW float32 (n*3*h*w). Writes
  * n*n_classes logits into logits and, if embed is not NULL, n*embed_dim
  * pooled features into embed. Either output may be NULL (not both). */

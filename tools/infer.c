@@ -1,4 +1,5 @@
-/* resnet infer: raw float32 NCHW in, logits or embeddings out. */
+/* resnet infer: raw float32 NCHW in, logits, embeddings or a named layer's
+ * output out. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,13 +10,16 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: resnet infer -m MODEL --input IN.f32 --batch N [--size S] "
-                    "--output OUT.f32 [--embed] [--threads T]\n");
+                    "--output OUT.f32 [--embed | --layer NAME [--pool avg|none]] [--threads T]\n"
+                    "  --layer: a layer's output by its PyTorch name (resnet info lists them),\n"
+                    "  globally average-pooled (N x C, the default) or whole (N x C x H x W)\n");
     return 2;
 }
 
 int cmd_infer(int argc, char **argv)
 {
     const char *model = NULL, *in_path = NULL, *out_path = NULL;
+    const char *layer = NULL, *pool = "avg";
     int batch = 0, size = 224, want_embed = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -33,11 +37,19 @@ int cmd_infer(int argc, char **argv)
             threads = tool_parse_int(a, v, 0, 1024), i++;
         else if (!strcmp(a, "--embed"))
             want_embed = 1;
+        else if (!strcmp(a, "--layer") && v)
+            layer = v, i++;
+        else if (!strcmp(a, "--pool") && v)
+            pool = v, i++;
         else
             return usage();
     }
-    if (!model || !in_path || !out_path || !batch)
+    if (!model || !in_path || !out_path || !batch || (layer && want_embed))
         return usage();
+    if (strcmp(pool, "avg") && strcmp(pool, "none")) {
+        fprintf(stderr, "resnet: --pool: expected avg or none, got '%s'\n", pool);
+        return 2;
+    }
 
     char err[512];
     size_t len = 0;
@@ -62,13 +74,33 @@ int cmd_infer(int argc, char **argv)
         goto out;
     const rn_model_info *info = rn_model_info_get(m);
     size_t per = (size_t)(want_embed ? info->embed_dim : info->n_classes);
+    rn_output o = {.layer = layer ? rn_model_layer_find(m, layer) : -1,
+                   .pool = strcmp(pool, "avg") ? RN_POOL_NONE : RN_POOL_AVG};
+    if (layer) {
+        int shape[3];
+        if (o.layer < 0) {
+            fprintf(stderr, "resnet: --layer %s: no such layer; this model has:", layer);
+            for (int i = 0; i < rn_model_layer_count(m); i++)
+                fprintf(stderr, " %s", rn_model_layer_name(m, i));
+            fprintf(stderr, "\n");
+            goto out;
+        }
+        rn_model_layer_shape(m, o.layer, size, size, shape);
+        per = (size_t)shape[0] * (o.pool == RN_POOL_AVG ? 1 : (size_t)shape[1] * shape[2]);
+        fprintf(stderr, "resnet: %s: %d x %d", layer, batch, shape[0]);
+        if (o.pool == RN_POOL_NONE)
+            fprintf(stderr, " x %d x %d", shape[1], shape[2]);
+        fprintf(stderr, " floats\n");
+    }
     out = malloc((size_t)batch * per * sizeof(float));
     if (!out) {
         fprintf(stderr, "resnet: out of memory\n");
         goto out;
     }
-    if (rn_infer(ctx, in, batch, size, size, want_embed ? NULL : out, want_embed ? out : NULL,
-                 err, sizeof err) < 0) {
+    o.data = out;
+    if ((layer ? rn_infer_outputs(ctx, in, batch, size, size, &o, 1, err, sizeof err)
+               : rn_infer(ctx, in, batch, size, size, want_embed ? NULL : out,
+                          want_embed ? out : NULL, err, sizeof err)) < 0) {
         fprintf(stderr, "resnet: %s\n", err);
         goto out;
     }

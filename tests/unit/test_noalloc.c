@@ -29,6 +29,7 @@
 
 static volatile int counting;
 static volatile long allocations;
+static volatile size_t aligned_bytes; /* asked of posix_memalign: rn_alloc's buffers */
 
 /* The main executable's code: libresnet, statically linked, and this test. */
 extern char __executable_start[], etext[];
@@ -63,8 +64,10 @@ void *realloc(void *p, size_t n)
 
 int posix_memalign(void **out, size_t align, size_t n)
 {
-    if (counting && FROM_US(__builtin_return_address(0)))
+    if (counting && FROM_US(__builtin_return_address(0))) {
         __atomic_add_fetch(&allocations, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&aligned_bytes, n, __ATOMIC_RELAXED);
+    }
     void *p = __libc_memalign(align, n);
     if (!p)
         return 12; /* ENOMEM */
@@ -84,6 +87,8 @@ static long count_infer(rn_ctx *ctx, const float *in, int n, int size, float *lo
     return allocations;
 }
 
+/* state: a fixture model: ResNeXt (im2col + BLAS), a v1 bottleneck and a
+ * pre-activation v2 (blocked engine where the CPU has kernels for it) */
 static void test_no_alloc_on_inference(void **state)
 {
     if (!INTERPOSE)
@@ -91,13 +96,21 @@ static void test_no_alloc_on_inference(void **state)
     char err[256];
     rn_model *m;
     rn_ctx *ctx;
-    assert_int_equal(rn_model_load("tests/fixtures/parity/resnext.safetensors", NULL, &m, err,
-                                   sizeof err), RN_OK);
+    assert_int_equal(rn_model_load(*state, NULL, &m, err, sizeof err), RN_OK);
     rn_ctx_params cp = rn_ctx_default_params();
     cp.n_threads = 2;
     cp.max_batch = 2;
     cp.max_size = 64;
-    assert_int_equal(rn_ctx_new(m, &cp, &ctx, err, sizeof err), RN_OK);
+    aligned_bytes = 0;
+    counting = 1;
+    int rc = rn_ctx_new(m, &cp, &ctx, err, sizeof err);
+    counting = 0;
+    assert_int_equal(rc, RN_OK);
+    /* what the server's memory budget counts is what the context allocates */
+    size_t want = rn_ctx_bytes(m, &cp), got = aligned_bytes;
+    if (got < want || got > want + 64 * (size_t)allocations)
+        fail_msg("%s: rn_ctx_new allocated %zu bytes, rn_ctx_bytes says %zu", (char *)*state, got,
+                 want);
     float *in = calloc(4 * 3 * 96 * 96, sizeof(float));
     float *logits = calloc(4 * 1000, sizeof(float));
     for (int i = 0; i < 4 * 3 * 96 * 96; i++)
@@ -119,6 +132,13 @@ static void test_no_alloc_on_inference(void **state)
 int main(void)
 {
     rn_set_log(NULL, NULL, 0);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_no_alloc_on_inference)};
+    const struct CMUnitTest tests[] = {
+        {"no_alloc_resnext", test_no_alloc_on_inference, NULL, NULL,
+         "tests/fixtures/parity/resnext.safetensors"},
+        {"no_alloc_bottleneck", test_no_alloc_on_inference, NULL, NULL,
+         "tests/fixtures/parity/bottleneck.safetensors"},
+        {"no_alloc_resnetv2_basic_d", test_no_alloc_on_inference, NULL, NULL,
+         "tests/fixtures/parity/resnetv2_basic_d.safetensors"},
+    };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
