@@ -7,7 +7,8 @@
  *
  *   1. wait on `nonempty` until the queue holds an image;
  *   2. take the oldest image and, in arrival order, every queued image of the
- *      same model and input size, up to --max-batch (Triton's dynamic batcher);
+ *      same model, input size and outputs (logits, or one named layer), up to
+ *      --max-batch (Triton's dynamic batcher);
  *   3. with --max-delay-us > 0 and a batch not yet full, wait for more images
  *      until the oldest has waited that long (0, the default: never wait);
  *   4. unlock, then for each image: answer 504 if it waited past its deadline
@@ -15,7 +16,8 @@
  *      its client hung up (overloaded clients give up; their work must not
  *      crowd out the others), else decode and preprocess it straight into the
  *      batch buffer;
- *   5. one rn_infer() over the batch, results copied to each image's job;
+ *   5. one rn_infer() (or rn_infer_outputs() for a layer) over the batch,
+ *      results copied to each image's job;
  *   6. the worker that finishes a job's last image calls job->done(), which
  *      resumes the suspended HTTP connection; the reply is built there.
  *
@@ -43,8 +45,8 @@ struct worker {
     int id;
     pthread_t thread;
     struct job_image **batch; /* max_batch entries */
-    float *in, *logits, *embed;
-    size_t in_cap, logits_cap, embed_cap; /* in floats */
+    float *in, *logits, *embed, *layer;
+    size_t in_cap, logits_cap, embed_cap, layer_cap; /* in floats */
     _Atomic int64_t busy_since_ns; /* start of the current batch, 0 when idle */
 };
 
@@ -120,8 +122,10 @@ static int take(struct batcher *b, struct job_image **batch, int n)
     struct job_image *prev = NULL, *it = b->head;
     while (it && n < b->p.max_batch) {
         struct job_image *next = it->next;
-        if (n == 0 || (it->job->model == batch[0]->job->model && it->h == batch[0]->h &&
-                       it->w == batch[0]->w)) {
+        const struct job *j0 = n ? batch[0]->job : NULL;
+        if (n == 0 || (it->job->model == j0->model && it->h == batch[0]->h &&
+                       it->w == batch[0]->w && it->job->layer == j0->layer &&
+                       (j0->layer < 0 || it->job->pool == j0->pool))) {
             if (prev)
                 prev->next = next;
             else
@@ -166,11 +170,19 @@ static void run_batch(struct worker *w, int n)
     int h = batch[0]->h, wd = batch[0]->w;
     size_t sz = (size_t)3 * h * wd;
     int nc = m->info->n_classes, ed = m->info->embed_dim;
+    const struct job *j0 = batch[0]->job;
     int64_t t0 = now_ns();
     char msg[256];
+    size_t per = 0; /* floats of the layer per image */
+    if (j0->layer >= 0) {
+        int shape[3] = {0, 0, 0};
+        rn_model_layer_shape(m->m, j0->layer, h, wd, shape);
+        per = (size_t)shape[0] * (j0->pool == RN_POOL_AVG ? 1 : (size_t)shape[1] * shape[2]);
+    }
 
     if (grow(&w->in, &w->in_cap, sz * n) < 0 || grow(&w->logits, &w->logits_cap, (size_t)nc * n) < 0 ||
-        grow(&w->embed, &w->embed_cap, (size_t)ed * n) < 0) {
+        grow(&w->embed, &w->embed_cap, (size_t)ed * n) < 0 ||
+        grow(&w->layer, &w->layer_cap, per * n) < 0) {
         for (int i = 0; i < n; i++)
             fail_image(batch[i], SRV_ERR_NOMEM, "out of memory for the batch");
         return;
@@ -206,13 +218,20 @@ static void run_batch(struct worker *w, int n)
     }
     if (k == 0)
         return;
-    int st = rn_infer(m->ctx[w->id], w->in, k, h, wd, w->logits, w->embed, msg, sizeof msg);
+    rn_output o = {.layer = j0->layer, .pool = j0->pool, .data = w->layer};
+    int st = j0->layer >= 0
+                 ? rn_infer_outputs(m->ctx[w->id], w->in, k, h, wd, &o, 1, msg, sizeof msg)
+                 : rn_infer(m->ctx[w->id], w->in, k, h, wd, w->logits, w->embed, msg, sizeof msg);
     double dt = (double)(now_ns() - t0) / 1e9;
     for (int j = 0; j < k; j++) {
         struct job_image *it = batch[idx[j]];
         it->compute_s = dt;
         if (st < 0) {
             fail_image(it, srv_err_from_rn(st), msg);
+            continue;
+        }
+        if (j0->layer >= 0) {
+            memcpy(it->layer_out, w->layer + per * j, per * sizeof(float));
             continue;
         }
         memcpy(it->logits, w->logits + (size_t)nc * j, (size_t)nc * sizeof(float));
@@ -355,6 +374,7 @@ void batcher_stop(batcher *b)
         free(w->in);
         free(w->logits);
         free(w->embed);
+        free(w->layer);
     }
     free(b->workers);
     pthread_cond_destroy(&b->nonempty);

@@ -20,6 +20,7 @@ struct job_image {
     int h, w;               /* input size; the model's crop for encoded images */
     float *logits;          /* out: n_classes floats, owned by the job's owner */
     float *embed;           /* out: embed_dim floats */
+    float *layer_out;       /* out, for a job with a layer: that layer's floats */
     enum srv_err status;    /* out: SRV_OK, or why this image failed */
     char err[256];          /* out: message when status != SRV_OK */
     double queue_s;         /* out: time from submit to the start of its batch */
@@ -38,6 +39,8 @@ struct job {
     int64_t deadline_ns;        /* past it, images are answered 504 uncomputed */
     atomic_int pending;
     atomic_int failed;          /* an image failed: skip the others */
+    int layer, pool;            /* rn_model_layer_find and enum rn_pooling, or layer -1:
+                                   the logits and the embedding */
     void (*done)(struct job *job);
     int (*gone)(struct job *job); /* optional: the client went away, skip the job */
     void *user;

@@ -137,6 +137,7 @@ static struct request *request_new(struct server *s, struct MHD_Connection *c, c
     r->conn = c;
     r->t_start_ns = now_ns();
     r->topk = 5;
+    r->layer = -1;
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
     snprintf(r->client, sizeof r->client, "-");
@@ -209,15 +210,27 @@ void request_submit(struct request *r, int n)
 {
     const rn_model_info *info = r->model->info;
     size_t per = (size_t)info->n_classes + (size_t)info->embed_dim;
+    if (r->layer >= 0) {
+        int shape[3] = {0, 0, 0};
+        rn_model_layer_shape(r->model->m, r->layer, r->images[0].h, r->images[0].w, shape);
+        r->layer_floats = (size_t)shape[0] * (r->pool == RN_POOL_AVG ? 1 : (size_t)shape[1] * shape[2]);
+        per = r->layer_floats;
+    }
     r->outputs = malloc(sizeof(float) * per * (size_t)(n > 0 ? n : 1));
     if (!r->outputs) {
         reply_error(r, SRV_ERR_NOMEM, "out of memory for %d images", n);
         return;
     }
     for (int i = 0; i < n; i++) {
+        if (r->layer >= 0) {
+            r->images[i].layer_out = r->outputs + per * (size_t)i;
+            continue;
+        }
         r->images[i].logits = r->outputs + per * (size_t)i;
         r->images[i].embed = r->images[i].logits + info->n_classes;
     }
+    r->job.layer = r->layer;
+    r->job.pool = r->pool;
     r->job.model = r->model;
     r->job.images = r->images;
     r->job.n = n;

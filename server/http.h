@@ -56,11 +56,15 @@ struct request {
     /* query */
     struct model *model;    /* referenced; released when the request is freed */
     int topk;
+    int layer, pool;        /* /v1/embed?layer=&pool=: rn_model_layer_find, enum rn_pooling;
+                               layer -1: the logits and the embedding */
 
     /* inference */
     struct job job;
     struct job_image *images;
-    float *outputs;         /* per image: n_classes logits then embed_dim floats */
+    float *outputs;         /* per image: n_classes logits then embed_dim floats, or
+                               the layer's floats (layer_floats) */
+    size_t layer_floats;
     pthread_mutex_t lock;   /* orders suspend against the worker's resume */
     int submitted, suspended, job_done;
     void *route_state;      /* owned by the route (kserve request); freed by it */

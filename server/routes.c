@@ -73,6 +73,40 @@ int routes_parse_topk(const char *s, int *k)
     return 0;
 }
 
+/* /v1/embed?layer=NAME&pool=avg|none: a named layer's output instead of the
+ * embedding; an unknown name is answered with the names the model has. */
+static int parse_layer(struct request *r)
+{
+    const char *name = request_arg(r, "layer"), *pool = request_arg(r, "pool");
+    r->pool = RN_POOL_AVG;
+    if (pool && !strcmp(pool, "none"))
+        r->pool = RN_POOL_NONE;
+    else if (pool && strcmp(pool, "avg")) {
+        reply_error(r, SRV_ERR_BAD_REQUEST, "pool=%.40s: expected avg or none", pool);
+        return -1;
+    }
+    if (!name) {
+        r->layer = -1;
+        if (pool && r->pool == RN_POOL_NONE) {
+            reply_error(r, SRV_ERR_BAD_REQUEST, "pool=none needs a layer=NAME");
+            return -1;
+        }
+        return 0;
+    }
+    r->layer = rn_model_layer_find(r->model->m, name);
+    if (r->layer >= 0)
+        return 0;
+    char list[1536];
+    size_t n = 0;
+    list[0] = '\0';
+    for (int i = 0; i < rn_model_layer_count(r->model->m) && n < sizeof list - 64; i++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "",
+                              rn_model_layer_name(r->model->m, i));
+    reply_error(r, SRV_ERR_BAD_REQUEST, "layer=%.60s: model %s has no such layer; it has: %s",
+                name, r->model->name, list);
+    return -1;
+}
+
 static int parse_topk(struct request *r)
 {
     const char *s = request_arg(r, "topk");
@@ -125,10 +159,15 @@ void routes_dispatch(struct request *r, const char *url)
         r->route = rt;
         return;
     }
+    if (rt == &r_embed && parse_layer(r) < 0) {
+        r->route = rt;
+        return;
+    }
     r->route = rt;
 }
 
 /* ---- /v1/classify and /v1/embed ---- */
+
 
 void v1_images_end(struct request *r)
 {
@@ -216,10 +255,10 @@ static cJSON *predictions(const struct model *m, float *logits, int topk)
     return a;
 }
 
-static cJSON *embedding(const struct model *m, const float *e)
+static cJSON *floats(const float *e, size_t n)
 {
     cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < m->info->embed_dim; i++)
+    for (size_t i = 0; a && i < n; i++)
         cJSON_AddItemToArray(a, json_float(e[i]));
     return a;
 }
@@ -232,11 +271,20 @@ static void reply_images(struct request *r, const char *key, int classify)
         return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", r->model->name);
+    if (!classify && r->layer >= 0) {
+        int shape[3];
+        rn_model_layer_shape(r->model->m, r->layer, r->images[0].h, r->images[0].w, shape);
+        cJSON_AddStringToObject(o, "layer", rn_model_layer_name(r->model->m, r->layer));
+        cJSON_AddStringToObject(o, "pool", r->pool == RN_POOL_AVG ? "avg" : "none");
+        /* the array's layout: channels, or channels x height x width */
+        cJSON_AddItemToObject(o, "shape", cJSON_CreateIntArray(shape, r->pool == RN_POOL_AVG ? 1 : 3));
+    }
     cJSON *results = r->mp ? cJSON_AddArrayToObject(o, "results") : NULL;
     for (int i = 0; i < r->job.n; i++) {
         struct job_image *it = &r->images[i];
         cJSON *v = classify ? predictions(r->model, it->logits, r->topk)
-                            : embedding(r->model, it->embed);
+                   : r->layer >= 0 ? floats(it->layer_out, r->layer_floats)
+                                   : floats(it->embed, (size_t)r->model->info->embed_dim);
         if (!v) {
             cJSON_Delete(o);
             reply_error(r, SRV_ERR_NOMEM, "out of memory building the reply");
@@ -249,7 +297,8 @@ static void reply_images(struct request *r, const char *key, int classify)
             cJSON_AddStringToObject(dst, "name", r->uploads[i].name);
         }
         if (!classify)
-            cJSON_AddNumberToObject(dst, "dim", r->model->info->embed_dim);
+            cJSON_AddNumberToObject(dst, "dim", r->layer >= 0 ? (double)r->layer_floats
+                                                              : r->model->info->embed_dim);
         cJSON_AddItemToObject(dst, key, v);
     }
     reply_json(r, 200, o);
@@ -294,6 +343,17 @@ void v1_models(struct request *r)
         /* What runs, not what --precision asked: bf16 can fall back to fp32. */
         cJSON_AddStringToObject(e, "precision", models_precision_name(m->info->precision));
         cJSON_AddStringToObject(e, "isa", rn_isa_name(m->info->isa)); /* the kernels it runs on */
+        /* the layers /v1/embed?layer= offers, with their shapes at the crop */
+        cJSON *layers = cJSON_AddArrayToObject(e, "layers");
+        for (int li = 0; li < rn_model_layer_count(m->m); li++) {
+            int sh[3];
+            if (rn_model_layer_shape(m->m, li, m->pp->crop, m->pp->crop, sh) < 0)
+                continue;
+            cJSON *l = cJSON_CreateObject();
+            cJSON_AddStringToObject(l, "name", rn_model_layer_name(m->m, li));
+            cJSON_AddItemToObject(l, "shape", cJSON_CreateIntArray(sh, 3));
+            cJSON_AddItemToArray(layers, l);
+        }
         model_release(m);
     }
     reply_json(r, 200, o);
