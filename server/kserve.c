@@ -78,6 +78,15 @@ void v2_model_meta(struct request *r)
     /* The protocol's optional "parameters" object (as in MLServer) rather
      * than a new top-level field: the arithmetic the model runs in, which
      * leaves the FP32 tensors above unchanged. */
+    /* every layer, globally pooled by default: {"name": LAYER, "parameters":
+     * {"pool": "none"}} in a request's outputs asks for the whole map */
+    for (int i = 0; i < rn_model_layer_count(m->m); i++) {
+        int sh[3], lshape[2] = {-1, 0};
+        if (rn_model_layer_shape(m->m, i, m->pp->crop, m->pp->crop, sh) < 0)
+            continue;
+        lshape[1] = sh[0];
+        cJSON_AddItemToArray(out, tensor_meta(rn_model_layer_name(m->m, i), "FP32", lshape, 2));
+    }
     cJSON *params = cJSON_AddObjectToObject(o, "parameters");
     cJSON_AddStringToObject(params, "precision", models_precision_name(m->info->precision));
     cJSON_AddStringToObject(params, "isa", rn_isa_name(m->info->isa));
@@ -111,6 +120,17 @@ void v2_infer_end(struct request *r)
     if (e != SRV_OK) {
         reply_error(r, e, "%s", err);
         return;
+    }
+    if (st->layer[0]) {
+        r->layer = rn_model_layer_find(r->model->m, st->layer);
+        r->pool = st->layer_pool;
+        if (r->layer < 0) {
+            reply_error(r, SRV_ERR_BAD_REQUEST,
+                        "unknown output '%.60s': outputs are \"logits\", \"probabilities\" or a "
+                        "layer of model %s (GET /v2/models/%s lists them)",
+                        st->layer, r->model->name, r->model->name);
+            return;
+        }
     }
     r->images = st->images; /* the request frees its images */
     st->images = NULL;
@@ -196,6 +216,52 @@ static cJSON *output_json(struct request *r, int k, float **values, struct blob 
     return t;
 }
 
+/* A layer output: one FP32 tensor [n, c] or [n, c, h, w] named after it. */
+static void reply_layer(struct request *r, struct v2_request *st)
+{
+    int shape[4] = {st->n, 0, 0, 0}, sh[3];
+    rn_model_layer_shape(r->model->m, r->layer, r->images[0].h, r->images[0].w, sh);
+    memcpy(shape + 1, sh, sizeof sh);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model_name", r->model->name);
+    cJSON_AddStringToObject(o, "model_version", "1");
+    if (st->has_id)
+        cJSON_AddStringToObject(o, "id", st->id);
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "outputs"), t);
+    cJSON_AddStringToObject(t, "name", rn_model_layer_name(r->model->m, r->layer));
+    cJSON_AddStringToObject(t, "datatype", "FP32");
+    cJSON_AddItemToObject(t, "shape", cJSON_CreateIntArray(shape, r->pool == RN_POOL_AVG ? 2 : 4));
+    size_t per = r->layer_floats, total = per * (size_t)st->n;
+    if (!st->layer_binary) {
+        cJSON *data = cJSON_AddArrayToObject(t, "data");
+        for (int i = 0; i < st->n; i++)
+            for (size_t j = 0; j < per; j++)
+                cJSON_AddItemToArray(data, json_float(r->images[i].layer_out[j]));
+        reply_json(r, 200, o);
+        return;
+    }
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(t, "parameters"), "binary_data_size",
+                            (double)(total * sizeof(float)));
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    size_t jl = json ? strlen(json) : 0;
+    char *body = json ? malloc(jl + total * sizeof(float) + 1) : NULL;
+    if (!body) {
+        cJSON_free(json);
+        reply_error(r, SRV_ERR_NOMEM, "out of memory building the reply");
+        return;
+    }
+    memcpy(body, json, jl);
+    cJSON_free(json);
+    for (int i = 0; i < st->n; i++) /* the images' outputs are consecutive */
+        memcpy(body + jl + (size_t)i * per * sizeof(float), r->images[i].layer_out, per * sizeof(float));
+    char hl[32];
+    snprintf(hl, sizeof hl, "%zu", jl);
+    reply_buffer(r, 200, "application/octet-stream", body, jl + total * sizeof(float),
+                 "Inference-Header-Content-Length", hl);
+}
+
 void v2_infer_finish(struct request *r)
 {
     struct v2_request *st = r->route_state;
@@ -204,6 +270,10 @@ void v2_infer_finish(struct request *r)
             reply_error(r, r->images[i].status, "input %d: %s", i, r->images[i].err);
             return;
         }
+    if (r->layer >= 0) {
+        reply_layer(r, st);
+        return;
+    }
     int nc = r->model->info->n_classes;
     size_t n = st->n > 0 ? (size_t)st->n : 1;
     float **logits = calloc(n, sizeof *logits);

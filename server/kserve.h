@@ -25,6 +25,10 @@ struct v2_request {
         int want, binary, cls;  /* requested; binary data; top-k classification */
     } out[V2_N_OUT];
     int order[V2_N_OUT], n_order; /* outputs in the order the request named them */
+    /* an output that is neither: a model layer by name (kserve.c resolves it),
+     * alone in the request; parameters {"pool": "avg" (default) | "none"} */
+    char layer[64];
+    int layer_pool, layer_binary; /* enum rn_pooling */
 };
 
 /* The output names, indexed by V2_OUT_*. */

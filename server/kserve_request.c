@@ -127,8 +127,28 @@ static enum srv_err parse_outputs(const cJSON *root, struct v2_request *req, cha
         for (int i = 0; i < V2_N_OUT && cJSON_IsString(name); i++)
             if (strcmp(name->valuestring, v2_out_names[i]) == 0)
                 k = i;
-        if (k < 0)
-            return BAD("unknown output: outputs are \"logits\" and \"probabilities\"");
+        if (k < 0) {
+            /* a layer of the model, by name: one, and alone */
+            if (!cJSON_IsString(name) || !name->valuestring[0] ||
+                strlen(name->valuestring) >= sizeof req->layer)
+                return BAD("an output needs a \"name\": \"logits\", \"probabilities\" or a layer");
+            if (req->layer[0] || req->n_order || cJSON_GetArraySize(outs) > 1)
+                return BAD("a layer output is asked for alone, without other outputs");
+            snprintf(req->layer, sizeof req->layer, "%s", name->valuestring);
+            const cJSON *lp = cJSON_GetObjectItemCaseSensitive(o, "parameters");
+            const cJSON *pool = cJSON_GetObjectItemCaseSensitive(lp, "pool");
+            req->layer_pool = 1; /* RN_POOL_AVG */
+            if (pool && (!cJSON_IsString(pool) || (strcmp(pool->valuestring, "avg") &&
+                                                   strcmp(pool->valuestring, "none"))))
+                return BAD("\"pool\" must be \"avg\" or \"none\"");
+            if (pool && !strcmp(pool->valuestring, "none"))
+                req->layer_pool = 0; /* RN_POOL_NONE */
+            const cJSON *lb = cJSON_GetObjectItemCaseSensitive(lp, "binary_data");
+            req->layer_binary = cJSON_IsBool(lb) ? cJSON_IsTrue(lb) : all_binary;
+            continue;
+        }
+        if (req->layer[0])
+            return BAD("a layer output is asked for alone, without other outputs");
         if (req->out[k].want)
             return BAD("an output is named twice in \"outputs\"");
         req->out[k].want = 1;

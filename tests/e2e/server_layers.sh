@@ -100,6 +100,25 @@ curl -s -F img=@$IMGS/kite.jpg -F img=@$IMGS/dog.jpg "$URL/v1/embed?model=d&laye
 check_eq "a multipart batch: each image's layer as its single request" \
     "$(jq -c '[.results[].embedding]' "$TMP/multi")" \
     "$(jq -s -c '[.[].embedding]' "$TMP/s_kite" "$TMP/s_dog")"
+# KServe v2: the layers are outputs in the model's metadata, and answer by name
+curl -s "$URL/v2/models/v2" >"$TMP/meta"
+check_eq "KServe metadata lists every layer as an output" \
+    "$(jq -c '[.outputs[2:][] | [.name, .shape[1]]]' "$TMP/meta")" \
+    "$(jq -c '[.[] | [.name, .shape[0]]]' <(jq -s . "$TMP/layers_v2"))"
+B64=$(base64 -w0 $IMGS/kite.jpg)
+printf '{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["%s"]}],"outputs":[{"name":"stages.2","parameters":{"pool":"none"}}]}' \
+    "$B64" >"$TMP/v2req"
+curl -s -H 'Content-Type: application/json' --data-binary @"$TMP/v2req" "$URL/v2/models/v2/infer" >"$TMP/v2out"
+want=$(jq -c '[1] + (.shape)' <<<"$(grep '"stages.2"' "$TMP/layers_v2")")
+check_eq "KServe: a layer output by name has shape [N, C, H, W]" "$(jq -c '.outputs[0].shape' "$TMP/v2out")" "$want"
+curl -s --data-binary @$IMGS/kite.jpg "$URL/v1/embed?model=v2&layer=stages.2&pool=none" >"$TMP/v1out"
+check_eq "KServe's layer output equals /v1/embed's" "$(jq -c '.outputs[0].data' "$TMP/v2out")" \
+    "$(jq -c .embedding "$TMP/v1out")"
+printf '{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["%s"]}],"outputs":[{"name":"layer9"}]}' \
+    "$B64" >"$TMP/v2bad"
+code=$(curl -s -o "$TMP/v2err" -w '%{http_code}' --data-binary @"$TMP/v2bad" "$URL/v2/models/v2/infer")
+check_eq "KServe: an unknown output is a 400 ($(jq -r .error "$TMP/v2err" | head -c 100))" "$code" 400
+
 kill -TERM "$PID"
 wait "$PID"
 check_eq "SIGTERM: exit 0" "$?" 0

@@ -123,6 +123,28 @@ static void test_refusals(void **state)
     assert_true(strlen(err) > 0);
 }
 
+/* An output that is not logits or probabilities names a model layer, which
+ * kserve.c resolves: one, alone, pooled unless {"pool": "none"}. */
+static void test_layer_output(void **state)
+{
+#define IN ",\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]}]}"
+    assert_int_equal(parse("{\"outputs\":[{\"name\":\"layer3.1\",\"parameters\":{\"pool\":\"none\"}}]" IN),
+                     SRV_OK);
+    assert_string_equal(req.layer, "layer3.1");
+    assert_int_equal(req.layer_pool, 0);
+    assert_int_equal(req.n_order, 0);
+    assert_int_equal(parse("{\"outputs\":[{\"name\":\"stem\"}]" IN), SRV_OK);
+    assert_int_equal(req.layer_pool, 1);
+    assert_int_equal(parse("{\"outputs\":[{\"name\":\"stem\"},{\"name\":\"logits\"}]" IN),
+                     SRV_ERR_BAD_TENSOR);
+    assert_int_equal(parse("{\"outputs\":[{\"name\":\"logits\"},{\"name\":\"stem\"}]" IN),
+                     SRV_ERR_BAD_TENSOR);
+    assert_int_equal(parse("{\"outputs\":[{\"name\":\"stem\",\"parameters\":{\"pool\":\"max\"}}]" IN),
+                     SRV_ERR_BAD_TENSOR);
+    assert_int_equal(parse("{\"outputs\":[{\"name\":\"\"}]" IN), SRV_ERR_BAD_TENSOR);
+#undef IN
+}
+
 /* More inputs than the queue holds are refused before anything is allocated
  * for them: a 60-byte request used to make the server calloc a job image per
  * declared element (up to 1e6) before finding the data missing. */
@@ -176,6 +198,7 @@ int main(void)
         cmocka_unit_test_teardown(test_fp32_json, teardown),
         cmocka_unit_test_teardown(test_bytes, teardown),
         cmocka_unit_test_teardown(test_refusals, teardown),
+        cmocka_unit_test_teardown(test_layer_output, teardown),
         cmocka_unit_test_teardown(test_too_many_images, teardown),
         cmocka_unit_test(test_routes),
     };
