@@ -65,7 +65,25 @@ static inline AVX2 __attribute__((always_inline)) void tile(const rn_tile *t, co
                 const float *ip = in + ky * t->irow + kx * CB;
                 const float *wk = w + (ky * t->kw + kx) * CB * 16;
 #pragma GCC unroll 2
-                for (int i = 0; i < CB; i++) {
+                for (int i = 0; i < CB && NB == 2; i++) {
+                    /* R broadcasts held, each weight vector loaded once and
+                     * FMAed into R accumulators: 12 + R + 1 registers */
+                    __m256 x[3];
+#pragma GCC unroll 3
+                    for (int r = 0; r < R; r++)
+                        x[r] = _mm256_broadcast_ss(ip + r * S * CB + i);
+#pragma GCC unroll 2
+                    for (int nb = 0; nb < NB; nb++)
+#pragma GCC unroll 2
+                        for (int h = 0; h < 2; h++) {
+                            __m256 wv = _mm256_load_ps(wk + nb * t->w_ob + i * 16 + h * 8);
+#pragma GCC unroll 3
+                            for (int r = 0; r < R; r++)
+                                acc[r][nb][h] = _mm256_fmadd_ps(x[r], wv, acc[r][nb][h]);
+                        }
+                }
+#pragma GCC unroll 2
+                for (int i = 0; i < CB && NB == 1; i++) {
                     __m256 wv[2][2];
 #pragma GCC unroll 2
                     for (int nb = 0; nb < NB; nb++) {
@@ -185,8 +203,8 @@ static inline AVX2 __attribute__((always_inline)) void wino2_bt(const __m256 d[4
 }
 
 /* V[p][ib][tl] = (B^T d B)[p] for the tl-th tile of the chunk from t0, with
- * MT x MT output tiles from (MT + 2) x (MT + 2) input patches, one half of
- * each block at a time. Input block by input block, tiles in order: a
+ * MT x MT output tiles from (MT + 2) x (MT + 2) input patches, both halves
+ * of a block per tile (one pass over the input chunk, not two). Input block by input block, tiles in order: a
  * tile's patch overlaps its left neighbour's by two columns, whose
  * transforms (down the columns) are reused. */
 static inline AVX2 __attribute__((always_inline)) void wino_input_t(const rn_wino *j, int t0,
@@ -199,50 +217,51 @@ static inline AVX2 __attribute__((always_inline)) void wino_input_t(const rn_win
     size_t plane = (size_t)j->h * j->w * 16, vp = (size_t)j->ib_n * j->T * 16;
     int per_img = j->th * j->tw;
     for (int ib = 0; ib < j->ib_n; ib++) {
-        for (int h = 0; h < 16; h += 8) {
-            int img = t0 / per_img, ty = t0 % per_img / j->tw, tx = t0 % j->tw;
-            __m256 c[A][A]; /* the tile's input columns, transformed */
-            for (int tl = 0; tl < tc; tl++) {
-                size_t src = ((size_t)img * j->ib_n + ib) * plane + h;
-                int y0 = ty * MT - 1, x0 = tx * MT - 1, x = 0;
-                if (tl > 0 && tx > 0) {
+        int img = t0 / per_img, ty = t0 % per_img / j->tw, tx = t0 % j->tw;
+        __m256 c[2][A][A]; /* the tile's input columns, transformed, per half */
+        for (int tl = 0; tl < tc; tl++) {
+            size_t src = ((size_t)img * j->ib_n + ib) * plane;
+            int y0 = ty * MT - 1, x0 = tx * MT - 1, x = 0;
+            if (tl > 0 && tx > 0) {
+                for (int h = 0; h < 2; h++)
                     for (int k = 0; k < NA; k++) {
-                        c[0][k] = c[MT][k];
-                        c[1][k] = c[MT + 1][k];
+                        c[h][0][k] = c[h][MT][k];
+                        c[h][1][k] = c[h][MT + 1][k];
                     }
-                    x = 2;
-                }
-                for (; x < NA; x++) {
+                x = 2;
+            }
+            for (; x < NA; x++)
+                for (int h = 0; h < 2; h++) {
                     __m256 d[A];
                     for (int k = 0; k < NA; k++) {
                         int y = y0 + k, xx = x0 + x;
-                        size_t at = src + ((size_t)y * j->w + xx) * 16;
+                        size_t at = src + ((size_t)y * j->w + xx) * 16 + h * 8;
                         d[k] = xx < 0 || xx >= j->w || y < 0 || y >= j->h ? _mm256_setzero_ps()
                                                                           : _mm256_load_ps(in + at);
                     }
                     if (MT == 4)
-                        wino4_bt(d, c[x]);
+                        wino4_bt(d, c[h][x]);
                     else
-                        wino2_bt(d, c[x]);
+                        wino2_bt(d, c[h][x]);
                 }
-                size_t v = ((size_t)ib * j->T + tl) * 16 + h;
-                for (int a = 0; a < NA; a++) {
+            size_t v = ((size_t)ib * j->T + tl) * 16;
+            for (int a = 0; a < NA; a++)
+                for (int h = 0; h < 2; h++) {
                     __m256 row[A], r[A];
                     for (int k = 0; k < NA; k++)
-                        row[k] = c[k][a];
+                        row[k] = c[h][k][a];
                     if (MT == 4)
                         wino4_bt(row, r);
                     else
                         wino2_bt(row, r);
                     for (int b = 0; b < NA; b++)
-                        _mm256_store_ps(Vf + v + (NA * a + b) * vp, r[b]);
+                        _mm256_store_ps(Vf + v + (NA * a + b) * vp + h * 8, r[b]);
                 }
-                if (++tx == j->tw) {
-                    tx = 0;
-                    if (++ty == j->th) {
-                        ty = 0;
-                        img++;
-                    }
+            if (++tx == j->tw) {
+                tx = 0;
+                if (++ty == j->th) {
+                    ty = 0;
+                    img++;
                 }
             }
         }
@@ -307,8 +326,8 @@ static inline AVX2 __attribute__((always_inline)) void wino4_out(const float *m,
 }
 
 /* The output of the chunk's tiles for output blocks [ob0, ob1): Y = A^T M A
- * plus bias and the residual, ReLU, into out; one half of a block at a time;
- * MT, the tile size j->m as a constant. */
+ * plus bias and the residual, ReLU, into out; tile by tile, both halves of
+ * a block in turn (the tile's M and output stay in L1); MT, the tile size j->m as a constant. */
 static inline AVX2 __attribute__((always_inline)) void wino_output_t(const rn_wino *j, int t0,
                                                                      int tc, int ob0, int ob1,
                                                                      const float *M, const int MT)
@@ -318,22 +337,22 @@ static inline AVX2 __attribute__((always_inline)) void wino_output_t(const rn_wi
     const __m256 zero = _mm256_setzero_ps();
     for (int ob = ob0; ob < ob1; ob++) {
         int rem = a->c->out_c - ob * 16;
-        for (int h = 0; h < 16; h += 8) {
-            __m256 bias = bias_half(a->bias, ob * 16, rem, h / 8);
-            for (int tl = 0; tl < tc; tl++) {
-                int t = t0 + tl, img = t / (j->th * j->tw), q = t % (j->th * j->tw);
-                int oy = q / j->tw * MT, ox = q % j->tw * MT;
-                const float *m = M + ((size_t)(ob - ob0) * j->T + tl) * 16 + h;
+        __m256 bias[2] = {bias_half(a->bias, ob * 16, rem, 0), bias_half(a->bias, ob * 16, rem, 1)};
+        for (int tl = 0; tl < tc; tl++) {
+            int t = t0 + tl, img = t / (j->th * j->tw), q = t % (j->th * j->tw);
+            int oy = q / j->tw * MT, ox = q % j->tw * MT;
+            for (int h = 0; h < 2; h++) {
+                const float *m = M + ((size_t)(ob - ob0) * j->T + tl) * 16 + h * 8;
                 __m256 y[4][4];
                 if (MT == 4)
                     wino4_out(m, mp, y);
                 else
                     wino2_out(m, mp, y);
-                size_t o = (((size_t)img * j->ob_n + ob) * j->h + oy) * j->w * 16 + ox * 16 + h;
+                size_t o = (((size_t)img * j->ob_n + ob) * j->h + oy) * j->w * 16 + ox * 16 + h * 8;
                 for (int dy = 0; dy < MT && oy + dy < j->h; dy++)
                     for (int dx = 0; dx < MT && ox + dx < j->w; dx++) {
                         size_t at = o + ((size_t)dy * j->w + dx) * 16;
-                        __m256 v = _mm256_add_ps(bias, y[dy][dx]);
+                        __m256 v = _mm256_add_ps(bias[h], y[dy][dx]);
                         if (a->accumulate)
                             v = _mm256_add_ps(v, _mm256_load_ps(a->out + at));
                         if (a->relu)
