@@ -2,21 +2,27 @@
  *
  * One pixel's block of 16 channels is two ymm (halves 0-7 and 8-15). Tile:
  * R output pixels of one row times NB blocks of 16 output channels, R x NB x 2
- * accumulators: R = 6, NB = 1 (12 accumulators, 2 weight vectors and one
- * broadcast: 15 of the 16 ymm), or R = 3, NB = 2 (12 accumulators, 4 weight
- * vectors, one of them read by the FMA from memory). Per input channel and
- * tap: NB x 2 weight loads, R broadcasts (VBROADCASTSS from memory, a load
- * uop, no ALU), R x NB x 2 FMAs. R, NB, the stride and the input block (16,
- * or 1 for the stem's NCHW input) are compile-time constants of each
- * instance, so accumulators stay in registers and pixel offsets are
- * immediates.
+ * accumulators in the 16 ymm registers:
+ *   NB = 2, R <= 3 (the tile every convolution with an even block count
+ *     runs): 12 accumulators, R broadcasts held, each of the 4 weight vectors
+ *     loaded once and FMAed into R accumulators; per input channel and tap
+ *     3 + 4 loads for 12 FMAs.
+ *   NB = 1, R <= 6 (odd block counts): 12 accumulators, 2 weight vectors, one
+ *     broadcast; 6 + 2 loads for 12 FMAs.
+ * AVX2 has no broadcast memory operand: a VBROADCASTSS load is a load uop
+ * without ALU work. Zen 4 sustains about 2 such 256-bit loads per cycle, so a
+ * 7 x 1 tile (14 accumulators, one weight half read by each FMA: 15 loads per
+ * 14 FMAs) ran at 0.8 of the 6 x 1 tile. The driver gives NB = 2 tiles of up
+ * to 9 pixels (rmax), run as pieces of 3 and 2 (TILE_FN): ResNet's 7- and
+ * 14-pixel rows then need no 1-pixel tile, which is FMA-latency bound (0.6 of
+ * the AVX-512 table on the 7x7 stride-2 layers with 6 x 1 tiles; 0.85 with
+ * these). R, NB, the stride and the input block (16, or 1 for the stem's
+ * NCHW input) are compile-time constants of each instance, so accumulators
+ * stay in registers and pixel offsets are immediates. FP32 only (no bf16
+ * tiles).
  *
- * Instances: every width up to RMAX (6 or 3, six or three instances per
- * input kind, stride and NB): few enough to build quickly, and no width runs
- * as a sum of narrower tiles. FP32 only (no bf16 tiles).
- *
- * The Winograd transforms are kern_avx512.c's, on each half of a block in
- * turn: the same formulas lane by lane.
+ * The Winograd transforms are kern_avx512.c's, the same formulas lane by
+ * lane, on both halves of a block in turn, tile by tile.
  */
 #include <string.h>
 
@@ -28,6 +34,7 @@
 /* Every function here is compiled for AVX2 + FMA whatever the build flags;
  * core/cpu.c decides at run time whether it runs. */
 #define AVX2 __attribute__((target("avx2,fma")))
+
 
 /* The 8 values of half h of a bias block at ch (rem = out_c - ch channels
  * real, the rest read as 0), without touching memory past the real ones. */
@@ -84,20 +91,12 @@ static inline AVX2 __attribute__((always_inline)) void tile(const rn_tile *t, co
                 }
 #pragma GCC unroll 2
                 for (int i = 0; i < CB && NB == 1; i++) {
-                    __m256 wv[2][2];
-#pragma GCC unroll 2
-                    for (int nb = 0; nb < NB; nb++) {
-                        wv[nb][0] = _mm256_load_ps(wk + nb * t->w_ob + i * 16);
-                        wv[nb][1] = _mm256_load_ps(wk + nb * t->w_ob + i * 16 + 8);
-                    }
+                    __m256 w0 = _mm256_load_ps(wk + i * 16), w1 = _mm256_load_ps(wk + i * 16 + 8);
 #pragma GCC unroll 6
                     for (int r = 0; r < R; r++) {
                         __m256 x = _mm256_broadcast_ss(ip + r * S * CB + i);
-#pragma GCC unroll 2
-                        for (int nb = 0; nb < NB; nb++) {
-                            acc[r][nb][0] = _mm256_fmadd_ps(x, wv[nb][0], acc[r][nb][0]);
-                            acc[r][nb][1] = _mm256_fmadd_ps(x, wv[nb][1], acc[r][nb][1]);
-                        }
+                        acc[r][0][0] = _mm256_fmadd_ps(x, w0, acc[r][0][0]);
+                        acc[r][0][1] = _mm256_fmadd_ps(x, w1, acc[r][0][1]);
                     }
                 }
             }
@@ -119,19 +118,23 @@ static inline AVX2 __attribute__((always_inline)) void tile(const rn_tile *t, co
         }
 }
 
-/* tile() with constant R, NB, stride and input block, one instance per width
- * up to RMAX (6 or 3); wider calls (none, by the driver's contract) would run
- * as a sum of instances, left to right. */
-#define TILE_FN(name, NB, S, CB, RMAX)                                      \
+/* tile() with constant R, NB, stride and input block, so that the
+ * accumulators live in registers and the pixel offsets are immediates. NB = 1:
+ * one instance per width up to 6. NB = 2: instances of 1, 2 and 3 pixels (12
+ * accumulators at most) and tiles of up to 9 pixels as sums of them, left to
+ * right, in pieces of 3 and 2 (7 = 2 + 3 + 2, 14 = 9 + 2 + 3): no 1-pixel
+ * piece, whose 4 accumulators cannot hide the FMA latency, unless the row is
+ * 1 pixel wide. */
+#define TILE_FN(name, NB, S, CB)                                            \
     static AVX2 void name(const rn_tile *t0, int r)                         \
     {                                                                       \
         rn_tile t = *t0;                                                    \
         while (r > 0) {                                                     \
-            int q = r >= RMAX ? RMAX : r;                                   \
-            switch (q) {                                                    \
-            case 6: tile(&t, 6 <= RMAX ? 6 : 1, NB, S, CB); break;          \
-            case 5: tile(&t, 5 <= RMAX ? 5 : 1, NB, S, CB); break;          \
-            case 4: tile(&t, 4 <= RMAX ? 4 : 1, NB, S, CB); break;          \
+            int q = NB == 1 ? RN_MIN(r, 6) : r % 3 == 1 && r > 1 ? 2 : RN_MIN(r, 3); \
+            switch (NB == 1 ? q : RN_MIN(q, 3)) {                           \
+            case 6: tile(&t, NB == 1 ? 6 : 1, NB, S, CB); break;            \
+            case 5: tile(&t, NB == 1 ? 5 : 1, NB, S, CB); break;            \
+            case 4: tile(&t, NB == 1 ? 4 : 1, NB, S, CB); break;            \
             case 3: tile(&t, 3, NB, S, CB); break;                          \
             case 2: tile(&t, 2, NB, S, CB); break;                          \
             default: tile(&t, 1, NB, S, CB); break;                         \
@@ -142,22 +145,15 @@ static inline AVX2 __attribute__((always_inline)) void tile(const rn_tile *t, co
         }                                                                   \
     }
 
-#ifndef RMAX1
-#define RMAX1 6
-#endif
-#ifndef RMAX2
-#define RMAX2 3
-#endif
-
-TILE_FN(tile_nb1_s1, 1, 1, 16, RMAX1)
-TILE_FN(tile_nb2_s1, 2, 1, 16, RMAX2)
-TILE_FN(tile_nb1_s2, 1, 2, 16, RMAX1)
-TILE_FN(tile_nb2_s2, 2, 2, 16, RMAX2)
+TILE_FN(tile_nb1_s1, 1, 1, 16)
+TILE_FN(tile_nb2_s1, 2, 1, 16)
+TILE_FN(tile_nb1_s2, 1, 2, 16)
+TILE_FN(tile_nb2_s2, 2, 2, 16)
 /* NCHW input (the stem): one input channel per block */
-TILE_FN(tile_nb1_s1_c1, 1, 1, 1, RMAX1)
-TILE_FN(tile_nb2_s1_c1, 2, 1, 1, RMAX2)
-TILE_FN(tile_nb1_s2_c1, 1, 2, 1, RMAX1)
-TILE_FN(tile_nb2_s2_c1, 2, 2, 1, RMAX2)
+TILE_FN(tile_nb1_s1_c1, 1, 1, 1)
+TILE_FN(tile_nb2_s1_c1, 2, 1, 1)
+TILE_FN(tile_nb1_s2_c1, 1, 2, 1)
+TILE_FN(tile_nb2_s2_c1, 2, 2, 1)
 
 /* The epilogue of a tile whose edge pixels needed extra taps: ReLU on its r
  * pixels in place (no bf16 tiles here, so outb is never set). */
@@ -381,7 +377,7 @@ const rn_kernels rn_kernels_avx2 = {
         [RN_TILE_F32] = {{tile_nb1_s1, tile_nb2_s1, NULL}, {tile_nb1_s2, tile_nb2_s2, NULL}},
         [RN_TILE_NCHW] = {{tile_nb1_s1_c1, tile_nb2_s1_c1, NULL}, {tile_nb1_s2_c1, tile_nb2_s2_c1, NULL}},
     },
-    .rmax = {RMAX1, RMAX2, 0},
+    .rmax = {6, 9, 0},
     .wino_in = {wino2_input, wino4_input, NULL},
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,
