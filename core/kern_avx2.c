@@ -131,13 +131,19 @@ static inline AVX2 __attribute__((always_inline)) void tile(const rn_tile *t, co
         rn_tile t = *t0;                                                    \
         while (r > 0) {                                                     \
             int q = NB == 1 ? RN_MIN(r, 6) : r % 3 == 1 && r > 1 ? 2 : RN_MIN(r, 3); \
-            switch (NB == 1 ? q : RN_MIN(q, 3)) {                           \
-            case 6: tile(&t, NB == 1 ? 6 : 1, NB, S, CB); break;            \
-            case 5: tile(&t, NB == 1 ? 5 : 1, NB, S, CB); break;            \
-            case 4: tile(&t, NB == 1 ? 4 : 1, NB, S, CB); break;            \
-            case 3: tile(&t, 3, NB, S, CB); break;                          \
-            case 2: tile(&t, 2, NB, S, CB); break;                          \
-            default: tile(&t, 1, NB, S, CB); break;                         \
+            if (NB == 1 && q >= 4) {                                        \
+                if (q == 6)                                                 \
+                    tile(&t, 6, 1, S, CB);                                  \
+                else if (q == 5)                                            \
+                    tile(&t, 5, 1, S, CB);                                  \
+                else                                                        \
+                    tile(&t, 4, 1, S, CB);                                  \
+            } else if (q == 3) {                                            \
+                tile(&t, 3, NB, S, CB);                                     \
+            } else if (q == 2) {                                            \
+                tile(&t, 2, NB, S, CB);                                     \
+            } else {                                                        \
+                tile(&t, 1, NB, S, CB);                                     \
             }                                                               \
             t.at += (ptrdiff_t)q * S * CB;                                  \
             t.out += q * 16;                                                \
