@@ -65,6 +65,8 @@ const rn_kernels *rn_kernels_get(int isa)
 #if defined(__x86_64__)
     case RN_ISA_AVX512:
         return f & RN_CPU_AVX512 ? &rn_kernels_avx512 : NULL;
+    case RN_ISA_AVX2:
+        return f & RN_CPU_AVX2_FMA ? &rn_kernels_avx2 : NULL;
 #endif
 #if defined(__aarch64__)
     case RN_ISA_NEON:

@@ -101,6 +101,7 @@ typedef struct rn_kernels {
 /* The tables this build has; core/cpu.c says which this CPU runs. */
 #if defined(__x86_64__)
 extern const rn_kernels rn_kernels_avx512;
+extern const rn_kernels rn_kernels_avx2;
 #endif
 #if defined(__aarch64__)
 extern const rn_kernels rn_kernels_neon;
