@@ -11,6 +11,12 @@ PKGS=(
     libmicrohttpd-dev libsystemd-dev
     libcmocka-dev curl jq python3 python3-yaml nodejs npm darknet wrk nginx
     strace systemd valgrind
+    # make test-aarch64 (tests/e2e/aarch64_qemu.sh): the cross compiler, qemu,
+    # and the arm64 builds of the libraries (multiarch, set up below; apt
+    # then upgrades the amd64 ones to the same version where they differ)
+    gcc-aarch64-linux-gnu qemu-user-static libc6-dev:arm64
+    libcjson-dev:arm64 libjpeg62-turbo-dev:arm64 libpng-dev:arm64 libcmocka-dev:arm64
+    libopenblas0:arm64 libmicrohttpd-dev:arm64 libsystemd-dev:arm64
 )
 if [ "${1:-}" = "--dev" ]; then
     PKGS+=(python3-torch python3-torchvision python3-pil python3-numpy darknet
@@ -28,6 +34,10 @@ done
 echo "installing: ${missing[*]}"
 SUDO=
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
+# the arm64 packages need arm64 as a dpkg architecture (once; apt-get update below)
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $SUDO dpkg --add-architecture arm64
+fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
