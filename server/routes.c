@@ -2,7 +2,7 @@
  * multipart/form-data, list the models, serve the metrics page. */
 #include "routes.h"
 
-#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,13 +64,23 @@ static const struct route *match_v2_model(const char *url, char *name, size_t na
 
 int routes_parse_topk(const char *s, int *k)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > 1000000)
+    /* Digits only: no sign, space or base prefix that strtol would take. */
+    if (!*s || strspn(s, "0123456789") != strlen(s))
         return -1;
-    *k = (int)v;
+    while (*s == '0' && s[1])
+        s++;
+    long long v = strlen(s) > 10 ? INT_MAX : strtoll(s, NULL, 10);
+    if (v < 1)
+        return -1;
+    *k = v > INT_MAX ? INT_MAX : (int)v;
     return 0;
+}
+
+int routes_valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= ROUTES_MAX_NAME &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
 static int parse_topk(struct request *r)
@@ -79,7 +89,9 @@ static int parse_topk(struct request *r)
     if (!s)
         return 0;
     if (routes_parse_topk(s, &r->topk) < 0) {
-        reply_error(r, SRV_ERR_BAD_REQUEST, "topk=%.40s: expected an integer of at least 1", s);
+        reply_error(r, SRV_ERR_BAD_REQUEST,
+                    "topk=%.40s: expected an integer of at least 1 (larger ones are cut to "
+                    "the number of classes)", s);
         return -1;
     }
     return 0;
@@ -96,7 +108,7 @@ const struct route *routes_match(const char *url, char *name, size_t namelen)
 
 void routes_dispatch(struct request *r, const char *url)
 {
-    char name[128];
+    char name[256];
     const struct route *rt = routes_match(url, name, sizeof name);
     if (!rt) {
         reply_error(r, SRV_ERR_NOT_FOUND, "no route %.200s", url);
@@ -113,6 +125,13 @@ void routes_dispatch(struct request *r, const char *url)
     }
     if (rt->metric == MR_V2_MODEL || rt->metric == MR_V2_INFER || rt->body == BODY_IMAGES) {
         const char *want = name[0] ? name : request_arg(r, "model");
+        if (want && !routes_valid_name(want)) {
+            r->route = rt;
+            reply_error(r, SRV_ERR_BAD_REQUEST,
+                        "model name '%.100s' is invalid: 1 to %d of A-Z a-z 0-9 . _ -",
+                        want, ROUTES_MAX_NAME);
+            return;
+        }
         r->model = models_acquire(want);
         if (!r->model) {
             r->route = rt;

@@ -2,8 +2,8 @@
 # HTTP/1.1 as RFC 9112 has it: every route keeps the connection alive, a
 # malformed multipart body gets a JSON 400, ambiguous framing (two
 # Content-Length values, Transfer-Encoding with Content-Length) a 400 and a
-# closed connection with nothing after it run as a request, and a chunked body over
-# the cap a 413.
+# closed connection with nothing after it run as a request, a chunked body over
+# the cap a 413, and names and numbers in the URL are checked as sent.
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 BIN=$RESNETD
@@ -132,6 +132,34 @@ got=$(curl -s -o "$TMP/chunked" -w '%{http_code}' -H 'Transfer-Encoding: chunked
       --data-binary @"$TMP/big.bin" "$URL/v1/classify")
 check_eq "chunked body over the limit: 413" "$got" 413
 check "chunked body over the limit: JSON body_too_large" jerr "$TMP/chunked" body_too_large
+
+# ---- names and numbers in the URL, as sent ----
+# st NAME WANT_STATUS WANT_CODE CURL_ARGS...
+st() {
+    local name=$1 want=$2 code=$3; shift 3
+    check_eq "$name: status" "$(curl -s -o "$TMP/$name" -w '%{http_code}' "$@")" "$want"
+    check "$name: JSON code $code" jerr "$TMP/$name" "$code"
+}
+st nulquery 400 bad_request --data-binary @$DOG "$URL/v1/classify?model=bottleneck%00junk"
+check "nulquery: the message shows the name as sent" grep -q 'bottleneck%00junk' "$TMP/nulquery"
+st nulpath 400 bad_request "$URL/v2/models/bottleneck%00junk"
+st nulready 400 bad_request "$URL/v2/models/bottleneck%00junk/ready"
+st badchar 400 bad_request "$URL/v2/models/a%20b"
+st longname 400 bad_request "$URL/v2/models/$(head -c 64 /dev/zero | tr '\0' a)"
+st unknown 404 model_not_found "$URL/v2/models/nope"
+st nulroute 404 not_found "$URL/v1/models%00"
+st topkabc 400 bad_request --data-binary @$DOG "$URL/v1/classify?topk=abc"
+check "topkabc: the message is true" grep -q 'expected an integer of at least 1' "$TMP/topkabc"
+st topk0 400 bad_request --data-binary @$DOG "$URL/v1/classify?topk=0"
+st topknul 400 bad_request --data-binary @$DOG "$URL/v1/classify?topk=3%00"
+for k in 1000000 1000001 99999999999999999999999; do
+    got=$(curl -s -w '%{http_code}' -o "$TMP/topk$k" --data-binary @$DOG "$URL/v1/classify?topk=$k")
+    check_eq "topk=$k: clamped to the 12 classes" "$got $(jq '.predictions|length' "$TMP/topk$k")" "200 12"
+done
+printf '{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["%s"]}],"outputs":[{"name":"probabilities","parameters":{"classification":2000000}}]}' \
+    "$(base64 -w0 $DOG)" >"$TMP/cls.json"
+got=$(curl -s -w '%{http_code}' -o "$TMP/cls" --data-binary @"$TMP/cls.json" "$URL/v2/models/bottleneck/infer")
+check_eq "v2 classification=2000000: cut to the 12 classes as topk is" "$got $(jq -c '.outputs[0].shape' "$TMP/cls")" "200 [1,12]"
 
 check "daemon process alive" kill -0 "$PID"
 check "no 500 in the access log" bash -c "! grep -q '\" 500 ' '$TMP/log'"
