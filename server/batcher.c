@@ -105,6 +105,14 @@ enum srv_err batcher_submit(batcher *b, struct job *job)
     return SRV_OK;
 }
 
+int batcher_queued(batcher *b)
+{
+    pthread_mutex_lock(&b->lock);
+    int n = b->queued;
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
 int batcher_depth(batcher *b)
 {
     pthread_mutex_lock(&b->lock);

@@ -62,6 +62,9 @@ enum srv_err batcher_submit(batcher *b, struct job *job);
 /* Images queued and being computed. */
 int batcher_depth(batcher *b);
 
+/* Images queued, waiting for a worker (what --max-queue bounds). */
+int batcher_queued(batcher *b);
+
 /* Wait until the queue is empty and no worker is busy, at most timeout_ms.
  * Returns 0 when idle, -1 on timeout. */
 int batcher_wait_idle(batcher *b, int timeout_ms);

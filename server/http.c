@@ -308,7 +308,7 @@ static int on_part_end(void *user)
 
 static const struct mp_callbacks mp_cb = {on_part_begin, on_part_data, on_part_end};
 
-/* Headers are in: check the declared length and the media type. */
+/* Headers are in: check the declared length, the queue and the media type. */
 static void body_begin(struct request *r)
 {
     const struct config *cfg = r->srv->cfg;
@@ -316,6 +316,13 @@ static void body_begin(struct request *r)
     if (cl && strtoll(cl, NULL, 10) > cfg->max_body_bytes) {
         reply_error(r, SRV_ERR_TOO_LARGE, "body of %s bytes is over the limit of %lld bytes", cl,
                     (long long)cfg->max_body_bytes);
+        return;
+    }
+    /* A request holds at least one image: with the queue full it would get
+     * 503 after its upload; it gets it now instead. */
+    if (batcher_queued(r->srv->batcher) >= cfg->max_queue) {
+        reply_error(r, SRV_ERR_QUEUE_FULL, "queue full (%d images waiting at most), retry later",
+                    cfg->max_queue);
         return;
     }
     if (r->route->body != BODY_IMAGES)
