@@ -48,6 +48,7 @@ typedef struct batcher batcher;
 struct batcher_params {
     int workers, max_batch, max_delay_us, max_queue;
     int64_t max_pixels;
+    int lend; /* a batch that is the only work runs on its model's lone context */
 };
 
 /* Start the workers. Returns 0 and *out, or -1 with a message. */

@@ -13,7 +13,7 @@ enum metric_route {
 
 void metrics_request(int route, int http_status, double seconds);
 void metrics_queue_wait(double seconds);       /* per image */
-void metrics_batch(int size, double seconds);  /* per batch run */
+void metrics_batch(int size, double seconds, int lone); /* per batch run; lone: on lent threads */
 void metrics_images(int n);                    /* images computed */
 void metrics_queue_depth(int images);          /* current depth */
 
