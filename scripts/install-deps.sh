@@ -9,7 +9,7 @@ PKGS=(
     build-essential pkg-config ca-certificates
     libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
     libmicrohttpd-dev libsystemd-dev
-    libcmocka-dev curl jq python3 python3-yaml nodejs npm darknet wrk nginx
+    libcmocka-dev curl jq python3 python3-yaml python3-jsonschema nodejs npm darknet wrk nginx
     strace systemd valgrind
 )
 if [ "${1:-}" = "--dev" ]; then

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "openapi.h"
 
 static const struct route r_classify = {"POST", MR_CLASSIFY, BODY_IMAGES, v1_images_end,
                                         v1_classify_finish};
@@ -14,6 +15,7 @@ static const struct route r_embed = {"POST", MR_EMBED, BODY_IMAGES, v1_images_en
                                      v1_embed_finish};
 static const struct route r_models = {"GET", MR_MODELS, BODY_NONE, v1_models, NULL};
 static const struct route r_metrics = {"GET", MR_METRICS, BODY_NONE, metrics_page, NULL};
+static const struct route r_openapi = {"GET", MR_OPENAPI, BODY_NONE, openapi_page, NULL};
 static const struct route r_v2 = {"GET", MR_V2_META, BODY_NONE, v2_server_meta, NULL};
 static const struct route r_live = {"GET", MR_V2_HEALTH, BODY_NONE, v2_live, NULL};
 static const struct route r_ready = {"GET", MR_V2_HEALTH, BODY_NONE, v2_ready, NULL};
@@ -30,7 +32,7 @@ static const struct {
 } exact[] = {
     {"/v1/classify", &r_classify}, {"/v1/embed", &r_embed},         {"/v1/models", &r_models},
     {"/metrics", &r_metrics},      {"/v2", &r_v2},                  {"/v2/health/live", &r_live},
-    {"/v2/health/ready", &r_ready},
+    {"/v2/health/ready", &r_ready}, {"/openapi.json", &r_openapi},
 };
 
 /* /v2/models/NAME[/versions/V][/ready|/infer]: the route, and NAME in name. */
@@ -284,7 +286,7 @@ void v1_embed_finish(struct request *r)
     reply_images(r, "embedding", 0);
 }
 
-/* ---- GET /v1/models, /metrics ---- */
+/* ---- GET /v1/models, /metrics, /openapi.json ---- */
 
 void v1_models(struct request *r)
 {
@@ -327,4 +329,16 @@ void metrics_page(struct request *r)
         return;
     }
     reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", page, len, NULL, NULL);
+}
+
+void openapi_page(struct request *r)
+{
+    size_t len = (size_t)(openapi_json_end - openapi_json);
+    char *page = malloc(len);
+    if (!page) {
+        reply_error(r, SRV_ERR_NOMEM, "out of memory");
+        return;
+    }
+    memcpy(page, openapi_json, len);
+    reply_buffer(r, 200, "application/json", page, len, NULL, NULL);
 }

@@ -46,6 +46,7 @@ void v1_classify_finish(struct request *r);
 void v1_embed_finish(struct request *r);
 void v1_models(struct request *r);
 void metrics_page(struct request *r);
+void openapi_page(struct request *r);
 
 /* KServe v2 handlers (kserve.c) */
 void v2_server_meta(struct request *r);
