@@ -76,7 +76,7 @@ for bin in "${BINS[@]}"; do
         printf '%-28s %-22s %8s %8s %12.0f %10.2f\n' "$bin" "$1 ($2)" "$N" "$refused" \
             "$(cpu_delta "$TMP/c0" "$TMP/c1" $skip)" "$(awk "BEGIN {print $t1 - $t0}")"
         if [ ${#holders[@]} -gt 0 ]; then
-            kill "${holders[@]}"
+            kill "${holders[@]}" 2>/dev/null || true
             wait "${holders[@]}" 2>/dev/null || true
         fi
     done
