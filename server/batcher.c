@@ -270,8 +270,13 @@ static void *worker_main(void *arg)
                 n = take(b, w->batch, n);
             }
         }
+        /* Another worker may have taken the lent threads while this one
+         * waited for a fuller batch: it waits for them too. */
+        while (b->lone)
+            pthread_cond_wait(&b->nonempty, &b->lock);
         int lone = b->p.lend && b->running == 0 && !b->head; /* step 3b */
-        b->lone = lone;
+        if (lone)
+            b->lone = 1;
         b->running += n;
         metrics_queue_depth(b->queued);
         pthread_mutex_unlock(&b->lock);
