@@ -65,6 +65,7 @@ all: $(TARGETS)
 # KERN_CFLAGS: added for the micro-kernel files core/kern_*.c only (make fuzz
 # builds them without instrumentation: no fuzz target runs a convolution).
 KERN_CFLAGS ?=
+$(BUILD)/server/openapi.o: server/openapi.json
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(if $(filter core/kern_%,$<),$(KERN_CFLAGS)) $(if $(filter server/% tests/%,$<),$(shell pkg-config --cflags $(SERVER_PKGS) cmocka)) -MMD -MP -c $< -o $@

@@ -5,12 +5,18 @@
  * request is answered 503 at once, so a full server costs clients one round
  * trip, never a wait. Each worker then loops:
  *
- *   1. wait on `nonempty` until the queue holds an image;
+ *   1. wait on `nonempty` until the queue holds an image and no batch runs
+ *      on lent threads;
  *   2. take the oldest image and, in arrival order, every queued image of the
  *      same model, input size and outputs (logits, or one named layer), up to
  *      --max-batch (Triton's dynamic batcher);
  *   3. with --max-delay-us > 0 and a batch not yet full, wait for more images
  *      until the oldest has waited that long (0, the default: never wait);
+ *   3b. if no other worker is busy and the queue is now empty, the batch is
+ *      the only work: it runs on the model's lone context (--lone-threads,
+ *      every core by default) and the other workers wait for it, so that a
+ *      lone request gets the whole machine and workers x threads still never
+ *      exceed the cores;
  *   4. unlock, then for each image: answer 504 if it waited past its deadline
  *      (not computed), skip it if another image of its job already failed or
  *      its client hung up (overloaded clients give up; their work must not
@@ -58,6 +64,7 @@ struct batcher {
     struct job_image *head, *tail;
     int queued;              /* images in the queue */
     int running;             /* images being computed */
+    int lone;                /* a batch runs on lent threads: the others wait */
     int stopping;
     struct worker *workers;
     int n_workers;
@@ -105,6 +112,14 @@ enum srv_err batcher_submit(batcher *b, struct job *job)
     pthread_cond_broadcast(&b->nonempty);
     pthread_mutex_unlock(&b->lock);
     return SRV_OK;
+}
+
+int batcher_queued(batcher *b)
+{
+    pthread_mutex_lock(&b->lock);
+    int n = b->queued;
+    pthread_mutex_unlock(&b->lock);
+    return n;
 }
 
 int batcher_depth(batcher *b)
@@ -162,8 +177,9 @@ static void fail_image(struct job_image *it, enum srv_err e, const char *msg)
     atomic_store(&it->job->failed, 1);
 }
 
-/* Steps 4 and 5 of the loop: decode, infer, scatter the results. */
-static void run_batch(struct worker *w, int n)
+/* Steps 4 and 5 of the loop: decode, infer (on the lone context when lone),
+ * scatter the results. */
+static void run_batch(struct worker *w, int n, int lone)
 {
     struct job_image **batch = w->batch;
     struct model *m = batch[0]->job->model;
@@ -218,10 +234,10 @@ static void run_batch(struct worker *w, int n)
     }
     if (k == 0)
         return;
+    rn_ctx *ctx = lone && m->lone ? m->lone : m->ctx[w->id];
     rn_output o = {.layer = j0->layer, .pool = j0->pool, .data = w->layer};
-    int st = j0->layer >= 0
-                 ? rn_infer_outputs(m->ctx[w->id], w->in, k, h, wd, &o, 1, msg, sizeof msg)
-                 : rn_infer(m->ctx[w->id], w->in, k, h, wd, w->logits, w->embed, msg, sizeof msg);
+    int st = j0->layer >= 0 ? rn_infer_outputs(ctx, w->in, k, h, wd, &o, 1, msg, sizeof msg)
+                            : rn_infer(ctx, w->in, k, h, wd, w->logits, w->embed, msg, sizeof msg);
     double dt = (double)(now_ns() - t0) / 1e9;
     for (int j = 0; j < k; j++) {
         struct job_image *it = batch[idx[j]];
@@ -238,7 +254,7 @@ static void run_batch(struct worker *w, int n)
         memcpy(it->embed, w->embed + (size_t)ed * j, (size_t)ed * sizeof(float));
     }
     if (st >= 0) {
-        metrics_batch(k, dt);
+        metrics_batch(k, dt, lone && m->lone);
         metrics_images(k);
     }
 }
@@ -249,7 +265,8 @@ static void *worker_main(void *arg)
     struct batcher *b = w->b;
     for (;;) {
         pthread_mutex_lock(&b->lock);
-        while (!b->head && !b->stopping)
+        /* on: images and no lone batch; or stopping with nothing left */
+        while (!(b->head && !b->lone) && !(b->stopping && !b->head))
             pthread_cond_wait(&b->nonempty, &b->lock);
         if (!b->head) {
             pthread_mutex_unlock(&b->lock);
@@ -271,16 +288,27 @@ static void *worker_main(void *arg)
                 n = take(b, w->batch, n);
             }
         }
+        /* Another worker may have taken the lent threads while this one
+         * waited for a fuller batch: it waits for them too. */
+        while (b->lone)
+            pthread_cond_wait(&b->nonempty, &b->lock);
+        int lone = b->p.lend && b->running == 0 && !b->head; /* step 3b */
+        if (lone)
+            b->lone = 1;
         b->running += n;
         metrics_queue_depth(b->queued);
         pthread_mutex_unlock(&b->lock);
 
         atomic_store(&w->busy_since_ns, now_ns());
-        run_batch(w, n);
+        run_batch(w, n, lone);
         atomic_store(&w->busy_since_ns, 0);
 
         pthread_mutex_lock(&b->lock);
         b->running -= n;
+        if (lone) {
+            b->lone = 0;
+            pthread_cond_broadcast(&b->nonempty); /* the others may go on */
+        }
         pthread_cond_broadcast(&b->idle);
         pthread_mutex_unlock(&b->lock);
         /* Step 6; after done() the job may be freed at any moment. */

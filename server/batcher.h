@@ -51,6 +51,7 @@ typedef struct batcher batcher;
 struct batcher_params {
     int workers, max_batch, max_delay_us, max_queue;
     int64_t max_pixels;
+    int lend; /* a batch that is the only work runs on its model's lone context */
 };
 
 /* Start the workers. Returns 0 and *out, or -1 with a message. */
@@ -64,6 +65,9 @@ enum srv_err batcher_submit(batcher *b, struct job *job);
 
 /* Images queued and being computed. */
 int batcher_depth(batcher *b);
+
+/* Images queued, waiting for a worker (what --max-queue bounds). */
+int batcher_queued(batcher *b);
 
 /* Wait until the queue is empty and no worker is busy, at most timeout_ms.
  * Returns 0 when idle, -1 on timeout. */

@@ -65,9 +65,12 @@ void budget_add_model(struct mem_budget *b, const struct config *cfg, const rn_m
     uint64_t input = (uint64_t)3 * crop * crop * sizeof(float); /* the batch buffer */
     uint64_t out = ((uint64_t)info->n_classes + (uint64_t)info->embed_dim) * sizeof(float);
     uint64_t workers = (uint64_t)cfg->workers, batch = (uint64_t)cfg->max_batch;
-    /* Every worker keeps a context per model; every queued image an output. */
+    /* Every worker keeps a context per model; every queued image an output;
+     * with threads lent, each model one more context of --lone-threads. */
     b->activations += workers * (batch * (per_image + input + out) + col * (uint64_t)cfg->threads) +
                       (uint64_t)cfg->max_queue * out;
+    if (cfg->lone_threads > cfg->threads)
+        b->activations += batch * per_image + col * (uint64_t)cfg->lone_threads;
     b->weights += (uint64_t)(info->n_params > 0 ? info->n_params : 0) * sizeof(float);
     base_terms(b, cfg);
 }

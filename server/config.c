@@ -34,9 +34,14 @@ static const struct opt opts[] = {
      "In the environment: RESNETD_MODEL, comma-separated"},
     {"listen", OPT_LISTEN, 0, 0, 0, "ADDR:PORT", "address to listen on (default 127.0.0.1:8080)"},
     {"workers", OPT_INT, OFF(workers), 1, 256, "N",
-     "inference workers, each runs one batch at a time (default: from the cores)"},
+     "inference workers, each runs one batch at a time (default: the\n"
+     "cores / --threads)"},
     {"threads", OPT_INT, OFF(threads), 1, 256, "N",
-     "BLAS threads per worker (default: cores / workers)"},
+     "engine threads per worker (default: 1 up to 2 cores, 2 below 8, then 4)"},
+    {"lone-threads", OPT_INT, OFF(lone_threads), 1, 256, "N",
+     "engine threads of a batch that is the only work (no other worker\n"
+     "busy, nothing queued): the idle workers' threads are lent to it\n"
+     "(default: all the cores; --threads when --workers or --threads is given)"},
     {"http-threads", OPT_INT, OFF(http_threads), 1, 64, "N", "HTTP polling threads (default 2)"},
     {"max-batch", OPT_INT, OFF(max_batch), 1, 256, "N", "images per batch at most (default 8)"},
     {"max-delay-us", OPT_INT, OFF(max_delay_us), 0, 10000000, "US",
@@ -308,13 +313,18 @@ static void defaults(struct config *cfg)
     cfg->precision = RN_PRECISION_FP32;
 }
 
-/* Workers x threads fill the cores without oversubscription. On small
- * machines one thread per worker wins: single-threaded GEMM is the most
- * efficient per core and one worker decodes while another multiplies. */
+/* Workers x threads fill the cores without oversubscription. Under load few
+ * threads per worker win: single-threaded GEMM is the most efficient per core
+ * and one worker decodes while another multiplies. A lone request would then
+ * run on a fraction of the machine, so by default a batch that is the only
+ * work runs on every core (--lone-threads), the other workers standing by:
+ * bench/bench-load.sh measures both ends. */
 static void split_cores(struct config *cfg, int ncpu)
 {
     if (ncpu < 1)
         ncpu = 1;
+    if (!cfg->lone_threads)
+        cfg->lone_threads = !cfg->workers && !cfg->threads ? ncpu : 0;
     if (!cfg->workers && !cfg->threads) {
         cfg->threads = ncpu <= 2 ? 1 : ncpu < 8 ? 2 : 4;
         cfg->workers = ncpu / cfg->threads > 0 ? ncpu / cfg->threads : 1;
@@ -323,6 +333,8 @@ static void split_cores(struct config *cfg, int ncpu)
     } else if (!cfg->workers) {
         cfg->workers = ncpu / cfg->threads > 0 ? ncpu / cfg->threads : 1;
     }
+    if (cfg->lone_threads < cfg->threads)
+        cfg->lone_threads = cfg->threads;
 }
 
 int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,

@@ -22,6 +22,7 @@ struct config {
     int listen_port;
     int threads;           /* BLAS threads per worker */
     int workers;           /* inference workers, each with its own contexts */
+    int lone_threads;      /* threads of a batch that is the only work (> threads: lent) */
     int http_threads;      /* libmicrohttpd polling threads */
     int max_batch;
     int max_delay_us;

@@ -1,12 +1,16 @@
 /* The HTTP front end. libmicrohttpd calls on_access several times per
- * request: first with the headers (we route, check Content-Length and
- * Content-Type, and may answer at once), then with each piece of the body
- * (appended or fed to the multipart parser, 413 as soon as the cap is passed),
- * then with no data once the body is complete (the route parses it and either
- * answers or queues a job and suspends the connection), and once more after a
- * worker resumes the connection (the route builds the reply). Per-request
- * state is created on the first call and freed only in on_completed, which
- * libmicrohttpd also calls when a client goes away mid-request. */
+ * request: first with the headers (we check the framing, route, check
+ * Content-Length, Content-Type and the queue, and refuse at once what will be
+ * refused), then with each piece of the body (appended or fed to the
+ * multipart parser; past the cap or on a malformed part the reply is decided
+ * and the rest of the body dropped), then with no data once the body is
+ * complete (the route parses it and either answers or queues a job and
+ * suspends the connection), and once more after a worker resumes the
+ * connection (the route builds the reply). Replies are queued on that last
+ * call, when the connection can stay open; only refusals of a request with a
+ * body go out with the headers, closing it. Per-request state is created on
+ * the first call and freed only in on_completed, which libmicrohttpd also
+ * calls when a client goes away mid-request. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -35,10 +39,6 @@ static void set_reply(struct request *r, int status, struct MHD_Response *resp, 
     r->resp = resp;
     r->status = status;
     r->bytes_out = len;
-    /* A reply before the whole body was read ends the connection: the rest
-     * of the body is never read. */
-    if (r->route && r->route->body && !r->body_complete)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
 void reply_buffer(struct request *r, int status, const char *content_type, char *data,
@@ -321,7 +321,7 @@ static int on_part_end(void *user)
 
 static const struct mp_callbacks mp_cb = {on_part_begin, on_part_data, on_part_end};
 
-/* Headers are in: check the declared length and the media type. */
+/* Headers are in: check the declared length, the queue and the media type. */
 static void body_begin(struct request *r)
 {
     const struct config *cfg = r->srv->cfg;
@@ -329,6 +329,13 @@ static void body_begin(struct request *r)
     if (cl && strtoll(cl, NULL, 10) > cfg->max_body_bytes) {
         reply_error(r, SRV_ERR_TOO_LARGE, "body of %s bytes is over the limit of %lld bytes", cl,
                     (long long)cfg->max_body_bytes);
+        return;
+    }
+    /* A request holds at least one image: with the queue full it would get
+     * 503 after its upload; it gets it now instead. */
+    if (batcher_queued(r->srv->batcher) >= cfg->max_queue) {
+        reply_error(r, SRV_ERR_QUEUE_FULL, "queue full (%d images waiting at most), retry later",
+                    cfg->max_queue);
         return;
     }
     if (r->route->body != BODY_IMAGES)
@@ -358,11 +365,15 @@ static void body_data(struct request *r, const char *data, size_t n)
 {
     const struct config *cfg = r->srv->cfg;
     r->body_seen += (int64_t)n;
+    if (r->resp)
+        return; /* refused mid-body: the rest is read and dropped (see on_access) */
     if (r->body_seen > cfg->max_body_bytes) {
         reply_error(r, SRV_ERR_TOO_LARGE, "body over the limit of %lld bytes",
                     (long long)cfg->max_body_bytes);
         return;
     }
+    if (!r->route->body)
+        return; /* a body sent to a GET route is ignored */
     if (r->mp) {
         if (mp_feed(r->mp, data, n) < 0)
             reply_error(r, strcmp(mp_error(r->mp), "stopped") ? SRV_ERR_BAD_REQUEST
@@ -373,27 +384,101 @@ static void body_data(struct request *r, const char *data, size_t n)
     }
 }
 
+/* Collects the values of one header (MHD_get_connection_values_n). */
+struct header_scan {
+    const char *name;
+    int count, differ;
+    const char *first;
+};
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_len, const char *value, size_t value_len)
+{
+    (void)kind;
+    (void)value_len;
+    struct header_scan *h = cls;
+    if (strlen(h->name) != key_len || strncasecmp(key, h->name, key_len) != 0)
+        return MHD_YES;
+    if (h->count++ == 0)
+        h->first = value;
+    else if (strcmp(h->first, value) != 0)
+        h->differ = 1;
+    return MHD_YES;
+}
+
+/* How the body is framed (RFC 9112 6): whether there is one, and 400 for
+ * framings a proxy in front could read differently from us (two different
+ * Content-Length values; Transfer-Encoding with Content-Length; a transfer
+ * coding other than chunked). libmicrohttpd 0.9.75 itself reads the first
+ * Content-Length, or Transfer-Encoding over Content-Length. */
+static void check_framing(struct request *r)
+{
+    struct header_scan cl = {MHD_HTTP_HEADER_CONTENT_LENGTH, 0, 0, NULL};
+    struct header_scan te = {MHD_HTTP_HEADER_TRANSFER_ENCODING, 0, 0, NULL};
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &cl);
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &te);
+    r->has_body = te.count > 0 || (cl.count > 0 && strcmp(cl.first, "0") != 0);
+    if (cl.differ) {
+        r->has_body = 1;
+        reply_error(r, SRV_ERR_BAD_REQUEST,
+                    "two different Content-Length headers: the body's length is unknown");
+    } else if (te.count && cl.count) {
+        reply_error(r, SRV_ERR_BAD_REQUEST,
+                    "both Transfer-Encoding and Content-Length: send only one");
+    } else if (te.count > 1 || (te.count && strcasecmp(te.first, "chunked") != 0)) {
+        reply_error(r, SRV_ERR_BAD_REQUEST,
+                    "Transfer-Encoding %.60s: only chunked is supported", te.first);
+    }
+}
+
 /* ---- libmicrohttpd callbacks ---- */
+
+/* Queue the reply decided, if any. libmicrohttpd 0.9.75 accepts one only with
+ * the headers (then it reads no body and closes the connection: the refusals)
+ * or once the whole request is in (then the connection stays open). */
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
 
 static enum MHD_Result flush(struct request *r)
 {
     if (!r->resp || r->queued)
         return MHD_YES;
-    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
-    if (ok != MHD_YES)
-        return MHD_NO; /* libmicrohttpd 0.9 cannot reply while a body is being read (a
-                        * chunked body over the cap): close the connection rather than
-                        * read the rest */
+    if (!r->body_complete)
+        MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (MHD_queue_response(r->conn, (unsigned)r->status, r->resp) != MHD_YES)
+        return MHD_NO;
     MHD_destroy_response(r->resp);
     r->resp = NULL;
     r->queued = 1;
     return MHD_YES;
 }
 
+/* The first call, with the headers: route, and refuse what will be refused
+ * before any body is read (libmicrohttpd then sends no 100 Continue). */
+static void request_begin(struct request *r, const char *url)
+{
+    check_framing(r);
+    if (r->resp)
+        return;
+    routes_dispatch(r, url);
+    if (r->resp || !r->route || !r->route->body)
+        return;
+    if (r->late) {
+        reply_error(r, SRV_ERR_NOT_READY, "server shutting down");
+        return;
+    }
+    body_begin(r);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_size, void **con_cls)
 {
+    (void)version;
     struct server *s = cls;
     struct request *r = *con_cls;
     if (!r) {
@@ -401,27 +486,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         if (!r)
             return MHD_NO;
         *con_cls = r;
-        routes_dispatch(r, url);
-        if (r->resp || !r->route)
-            return flush(r);
-        if (r->late && r->route->body) {
-            reply_error(r, SRV_ERR_NOT_READY, "server shutting down");
-            return flush(r);
-        }
-        if (r->route->body) {
-            body_begin(r);
-        } else {
-            r->body_complete = 1;
-            r->route->end(r);
-        }
-        return flush(r);
+        request_begin(r, url);
+        /* A refusal goes out now only when there is a body not to read; a
+         * reply queued on this first call would close the connection. */
+        return r->resp && r->has_body ? flush(r) : MHD_YES;
     }
     if (*upload_size) {
-        if (!r->resp && !r->queued)
-            body_data(r, upload_data, *upload_size);
+        body_data(r, upload_data, *upload_size);
         *upload_size = 0;
-        return flush(r);
+        /* An error mid-body is answered once the body is in, so that the
+         * reply can be sent at all; a chunked body going on past twice the
+         * limit is cut without one. */
+        if (r->resp && r->body_seen > 2 * s->cfg->max_body_bytes)
+            return MHD_NO;
+        return MHD_YES;
     }
+    r->body_complete = 1;
     if (r->resp || r->queued)
         return flush(r);
     if (r->submitted) {
@@ -433,9 +513,30 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         reply_error(r, SRV_ERR_BAD_REQUEST, "multipart body: %s", mp_error(r->mp));
         return flush(r);
     }
-    r->body_complete = 1;
     r->route->end(r);
     return flush(r);
+}
+
+/* libmicrohttpd's unescaping, but "%00" stays as it is: a NUL would cut the
+ * path or a query value short (NAME%00junk served as NAME). Names and numbers
+ * are then checked on the text as sent. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *p = s; *p; p++) {
+        int hi, lo;
+        if (*p == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0 &&
+            (hi | lo) != 0) {
+            *w++ = (char)(hi * 16 + lo);
+            p += 2;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -447,7 +548,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
     if (!r->queued && !r->resp)
         r->status = 499; /* the client went away before its reply (nginx's code) */
-    else if (!r->queued) /* decided mid-upload, when libmicrohttpd 0.9 cannot reply */
+    else if (!r->queued) /* a chunked body going on past twice the limit */
         snprintf(r->error + strlen(r->error), sizeof r->error - strlen(r->error), "%s",
                  "; connection closed");
     double total_ms = (double)(now_ns() - r->t_start_ns) / 1e6;
@@ -507,6 +608,7 @@ int http_start(struct server *s, char *err, size_t errlen)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%d (address in use or not local?)",

@@ -43,6 +43,7 @@ struct request {
     char client[64];
     int64_t t_start_ns;
     int late;               /* arrived while draining */
+    int has_body;           /* Content-Length other than 0, or Transfer-Encoding */
 
     /* body, read incrementally, never more than cfg->max_body_bytes */
     int64_t body_seen;

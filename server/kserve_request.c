@@ -5,6 +5,7 @@
 #include "kserve.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -160,10 +161,11 @@ static enum srv_err parse_outputs(const cJSON *root, struct v2_request *req, cha
             req->out[k].binary = cJSON_IsTrue(b);
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(p, "classification");
         if (c) {
-            if (!cJSON_IsNumber(c) || c->valuedouble < 1 || c->valuedouble > 1e6 ||
+            /* as topk: at least 1, larger ones cut to the number of classes */
+            if (!cJSON_IsNumber(c) || c->valuedouble < 1 ||
                 c->valuedouble != floor(c->valuedouble))
-                return BAD("\"classification\" must be a positive integer");
-            req->out[k].cls = c->valueint;
+                return BAD("\"classification\" must be an integer of at least 1");
+            req->out[k].cls = c->valuedouble > INT_MAX ? INT_MAX : (int)c->valuedouble;
         }
     }
     return SRV_OK;

@@ -127,9 +127,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     rn_set_log(library_log, NULL, RN_LOG_INFO);
-    log_msg("info", "loading %d model%s, %d worker%s x %d thread%s", cfg.n_models,
-            cfg.n_models > 1 ? "s" : "", cfg.workers, cfg.workers > 1 ? "s" : "", cfg.threads,
-            cfg.threads > 1 ? "s" : "");
+    log_msg("info", "loading %d model%s, %d worker%s x %d thread%s, a lone batch on %d",
+            cfg.n_models, cfg.n_models > 1 ? "s" : "", cfg.workers, cfg.workers > 1 ? "s" : "",
+            cfg.threads, cfg.threads > 1 ? "s" : "", cfg.lone_threads);
     notify_status("loading and warming up %d model%s", cfg.n_models, cfg.n_models > 1 ? "s" : "");
     if (models_init(&cfg, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
@@ -141,7 +141,7 @@ int main(int argc, char **argv)
         return 2;
     }
     struct batcher_params bp = {cfg.workers, cfg.max_batch, cfg.max_delay_us, cfg.max_queue,
-                                cfg.max_pixels};
+                                cfg.max_pixels, cfg.lone_threads > cfg.threads};
     static struct server srv;
     srv.cfg = &cfg;
     if (batcher_start(&bp, &srv.batcher, err, sizeof err) < 0) {

@@ -23,7 +23,7 @@ struct histogram {
 
 static const char *route_names[MR_COUNT] = {
     "/v1/classify", "/v1/embed", "/v1/models", "/v2", "/v2/health", "/v2/models/{m}",
-    "/v2/models/{m}/infer", "/metrics", "other",
+    "/v2/models/{m}/infer", "/metrics", "/openapi.json", "other",
 };
 
 static const int codes[] = {200, 400, 404, 405, 411, 413, 415, 499, 500, 503, 504};
@@ -32,6 +32,7 @@ static const int codes[] = {200, 400, 404, 405, 411, 413, 415, 499, 500, 503, 50
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long long requests[MR_COUNT][N_CODES + 1]; /* last: other codes */
 static unsigned long long images_total;
+static unsigned long long batches_total[2]; /* on a worker's threads, on lent threads */
 static int queue_depth;
 
 #define LAT_BUCKETS {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
@@ -81,9 +82,10 @@ void metrics_queue_wait(double seconds)
     pthread_mutex_unlock(&lock);
 }
 
-void metrics_batch(int size, double seconds)
+void metrics_batch(int size, double seconds, int lone)
 {
     pthread_mutex_lock(&lock);
+    batches_total[lone ? 1 : 0]++;
     observe(&h_batch, size);
     observe(&h_infer, seconds);
     pthread_mutex_unlock(&lock);
@@ -171,6 +173,11 @@ char *metrics_render(size_t *len)
             "# TYPE resnetd_queue_depth gauge\nresnetd_queue_depth %d\n", queue_depth);
     put(&b, "# HELP resnetd_images_total Images classified or embedded.\n"
             "# TYPE resnetd_images_total counter\nresnetd_images_total %llu\n", images_total);
+    put(&b, "# HELP resnetd_batches_total Batches run, on their worker's threads or, as the "
+            "only work, on the lent threads of every worker (--lone-threads).\n"
+            "# TYPE resnetd_batches_total counter\n"
+            "resnetd_batches_total{threads=\"worker\"} %llu\n"
+            "resnetd_batches_total{threads=\"lone\"} %llu\n", batches_total[0], batches_total[1]);
     pthread_mutex_unlock(&lock);
     put(&b, "# HELP resnetd_model_info The models served: the kernels (isa) and the precision "
             "each runs in.\n# TYPE resnetd_model_info gauge\n");

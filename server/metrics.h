@@ -8,12 +8,12 @@
 /* Route labels of resnetd_requests_total. */
 enum metric_route {
     MR_CLASSIFY, MR_EMBED, MR_MODELS, MR_V2_META, MR_V2_HEALTH, MR_V2_MODEL, MR_V2_INFER,
-    MR_METRICS, MR_OTHER, MR_COUNT
+    MR_METRICS, MR_OPENAPI, MR_OTHER, MR_COUNT
 };
 
 void metrics_request(int route, int http_status, double seconds);
 void metrics_queue_wait(double seconds);       /* per image */
-void metrics_batch(int size, double seconds);  /* per batch run */
+void metrics_batch(int size, double seconds, int lone); /* per batch run; lone: on lent threads */
 void metrics_images(int n);                    /* images computed */
 void metrics_queue_depth(int images);          /* current depth */
 

@@ -17,6 +17,7 @@ static void model_destroy(struct model *m)
     for (int i = 0; i < m->n_ctx; i++)
         rn_ctx_free(m->ctx[i]);
     free(m->ctx);
+    rn_ctx_free(m->lone);
     rn_model_free(m->m);
     free(m);
 }
@@ -32,7 +33,8 @@ const char *models_precision_name(int precision)
     return precision == RN_PRECISION_BF16 ? "bf16" : "fp32";
 }
 
-/* Load one model with n_workers contexts and warm each context up. */
+/* Load one model with n_workers contexts (and the lone context when threads
+ * are lent) and warm each context up. */
 static struct model *model_open(const struct cfg_model *cm, const struct config *cfg,
                                 char *err, size_t errlen)
 {
@@ -82,6 +84,19 @@ static struct model *model_open(const struct cfg_model *cm, const struct config 
             goto out_free;
         }
         m->n_ctx = i + 1;
+    }
+    if (cfg->lone_threads > cfg->threads) {
+        rn_ctx_params cp = rn_ctx_default_params();
+        cp.n_threads = cfg->lone_threads;
+        cp.max_batch = cfg->max_batch;
+        cp.max_size = m->pp->crop;
+        if (rn_ctx_new(m->m, &cp, &m->lone, msg, sizeof msg) < 0 ||
+            rn_infer(m->lone, x, 1, m->pp->crop, m->pp->crop, y, NULL, msg, sizeof msg) < 0) {
+            snprintf(err, errlen, "model %s: lone context: %s", cm->name, msg);
+            free(x);
+            free(y);
+            goto out_free;
+        }
     }
     free(x);
     free(y);

@@ -17,6 +17,8 @@ struct model {
     const rn_preprocess *pp;
     rn_ctx **ctx;       /* one per worker: ctx[i] is used by worker i only */
     int n_ctx;
+    rn_ctx *lone;       /* --lone-threads threads, used by one worker at a time
+                         * when no other is busy (batcher.c); NULL when not lent */
     int max_batch;
     atomic_int refs;
 };

@@ -2,11 +2,12 @@
  * multipart/form-data, list the models, serve the metrics page. */
 #include "routes.h"
 
-#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "metrics.h"
+#include "openapi.h"
 
 static const struct route r_classify = {"POST", MR_CLASSIFY, BODY_IMAGES, v1_images_end,
                                         v1_classify_finish};
@@ -14,6 +15,7 @@ static const struct route r_embed = {"POST", MR_EMBED, BODY_IMAGES, v1_images_en
                                      v1_embed_finish};
 static const struct route r_models = {"GET", MR_MODELS, BODY_NONE, v1_models, NULL};
 static const struct route r_metrics = {"GET", MR_METRICS, BODY_NONE, metrics_page, NULL};
+static const struct route r_openapi = {"GET", MR_OPENAPI, BODY_NONE, openapi_page, NULL};
 static const struct route r_v2 = {"GET", MR_V2_META, BODY_NONE, v2_server_meta, NULL};
 static const struct route r_live = {"GET", MR_V2_HEALTH, BODY_NONE, v2_live, NULL};
 static const struct route r_ready = {"GET", MR_V2_HEALTH, BODY_NONE, v2_ready, NULL};
@@ -30,7 +32,7 @@ static const struct {
 } exact[] = {
     {"/v1/classify", &r_classify}, {"/v1/embed", &r_embed},         {"/v1/models", &r_models},
     {"/metrics", &r_metrics},      {"/v2", &r_v2},                  {"/v2/health/live", &r_live},
-    {"/v2/health/ready", &r_ready},
+    {"/v2/health/ready", &r_ready}, {"/openapi.json", &r_openapi},
 };
 
 /* /v2/models/NAME[/versions/V][/ready|/infer]: the route, and NAME in name. */
@@ -64,12 +66,15 @@ static const struct route *match_v2_model(const char *url, char *name, size_t na
 
 int routes_parse_topk(const char *s, int *k)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > 1000000)
+    /* Digits only: no sign, space or base prefix that strtol would take. */
+    if (!*s || strspn(s, "0123456789") != strlen(s))
         return -1;
-    *k = (int)v;
+    while (*s == '0' && s[1])
+        s++;
+    long long v = strlen(s) > 10 ? INT_MAX : strtoll(s, NULL, 10);
+    if (v < 1)
+        return -1;
+    *k = v > INT_MAX ? INT_MAX : (int)v;
     return 0;
 }
 
@@ -107,13 +112,22 @@ static int parse_layer(struct request *r)
     return -1;
 }
 
+int routes_valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= ROUTES_MAX_NAME &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
 static int parse_topk(struct request *r)
 {
     const char *s = request_arg(r, "topk");
     if (!s)
         return 0;
     if (routes_parse_topk(s, &r->topk) < 0) {
-        reply_error(r, SRV_ERR_BAD_REQUEST, "topk=%.40s: expected an integer of at least 1", s);
+        reply_error(r, SRV_ERR_BAD_REQUEST,
+                    "topk=%.40s: expected an integer of at least 1 (larger ones are cut to "
+                    "the number of classes)", s);
         return -1;
     }
     return 0;
@@ -130,7 +144,7 @@ const struct route *routes_match(const char *url, char *name, size_t namelen)
 
 void routes_dispatch(struct request *r, const char *url)
 {
-    char name[128];
+    char name[256];
     const struct route *rt = routes_match(url, name, sizeof name);
     if (!rt) {
         reply_error(r, SRV_ERR_NOT_FOUND, "no route %.200s", url);
@@ -147,6 +161,13 @@ void routes_dispatch(struct request *r, const char *url)
     }
     if (rt->metric == MR_V2_MODEL || rt->metric == MR_V2_INFER || rt->body == BODY_IMAGES) {
         const char *want = name[0] ? name : request_arg(r, "model");
+        if (want && !routes_valid_name(want)) {
+            r->route = rt;
+            reply_error(r, SRV_ERR_BAD_REQUEST,
+                        "model name '%.100s' is invalid: 1 to %d of A-Z a-z 0-9 . _ -",
+                        want, ROUTES_MAX_NAME);
+            return;
+        }
         r->model = models_acquire(want);
         if (!r->model) {
             r->route = rt;
@@ -314,7 +335,7 @@ void v1_embed_finish(struct request *r)
     reply_images(r, "embedding", 0);
 }
 
-/* ---- GET /v1/models, /metrics ---- */
+/* ---- GET /v1/models, /metrics, /openapi.json ---- */
 
 void v1_models(struct request *r)
 {
@@ -368,4 +389,16 @@ void metrics_page(struct request *r)
         return;
     }
     reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", page, len, NULL, NULL);
+}
+
+void openapi_page(struct request *r)
+{
+    size_t len = (size_t)(openapi_json_end - openapi_json);
+    char *page = malloc(len);
+    if (!page) {
+        reply_error(r, SRV_ERR_NOMEM, "out of memory");
+        return;
+    }
+    memcpy(page, openapi_json, len);
+    reply_buffer(r, 200, "application/json", page, len, NULL, NULL);
 }

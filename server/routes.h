@@ -27,9 +27,15 @@ void routes_dispatch(struct request *r, const char *url);
  * /v2/models/NAME path goes to name (namelen bytes; "" otherwise). */
 const struct route *routes_match(const char *url, char *name, size_t namelen);
 
-/* The topk query value: an integer from 1 to 1000000 into *k. Returns 0, or
- * -1 (and *k untouched) when s is anything else. */
+/* The topk query value: decimal digits of a number of at least 1 into *k,
+ * those past INT_MAX read as INT_MAX (the caller cuts it to the number of
+ * classes). Returns 0, or -1 (and *k untouched) when s is anything else. */
 int routes_parse_topk(const char *s, int *k);
+
+/* Model names, in URLs and --model alike: 1 to ROUTES_MAX_NAME characters of
+ * A-Z a-z 0-9 . _ - (so never a NUL, a '/' or a '%'). */
+#define ROUTES_MAX_NAME 63
+int routes_valid_name(const char *s);
 
 /* The route of unknown paths, for metrics. */
 extern const struct route route_not_found;
@@ -40,6 +46,7 @@ void v1_classify_finish(struct request *r);
 void v1_embed_finish(struct request *r);
 void v1_models(struct request *r);
 void metrics_page(struct request *r);
+void openapi_page(struct request *r);
 
 /* KServe v2 handlers (kserve.c) */
 void v2_server_meta(struct request *r);

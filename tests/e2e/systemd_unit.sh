@@ -145,8 +145,17 @@ PY
 check "the filter's system calls are listed ($(wc -w <<<"$allowed") of them)" [ "$(wc -w <<<"$allowed")" -gt 200 ]
 # strace's set syntax: "!" for all but, "?" to skip names unknown on this arch
 INJECT="!$(sed 's/\([^ ]*\)/?\1/g; s/ /,/g' <<<"$allowed")"
-mkdir -p "$TMP/models" "$TMP/out"
+mkdir -p "$TMP/models" "$TMP/out" "$TMP/bin"
 chmod 777 "$TMP/out"
+# The daemon runs as another uid, which may not reach the build (a clone under
+# a 0700 home): it runs from a copy in $TMP, as the unit's does from /usr/local/bin.
+SBIN=$TMP/bin/resnetd
+cp "$BIN" "$SBIN"
+chmod 755 "$TMP/bin" "$SBIN"
+if ! setpriv --reuid=61999 --regid=61999 --clear-groups test -x "$SBIN" 2>/dev/null; then
+    ok "# SKIP the sandbox run: uid 61999 cannot reach $TMP (TMPDIR not world-searchable?)"
+    tap_done
+fi
 cp tests/fixtures/parity/bottleneck.safetensors "$TMP/models/m.safetensors"
 chmod 644 "$TMP/models/m.safetensors"
 cat >"$TMP/sandbox.sh" <<'EOF'
@@ -178,7 +187,7 @@ URL=http://127.0.0.1:$PORT
 # LeakSanitizer cannot run under strace's ptrace (make asan): no leak check here.
 ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
 unshare --mount bash "$TMP/sandbox.sh" "$TMP/out" "$INJECT" \
-    "$BIN" --model "$TMP/models/m.safetensors" --listen 127.0.0.1:$PORT 2>"$TMP/sandbox.log" &
+    "$SBIN" --model "$TMP/models/m.safetensors" --listen 127.0.0.1:$PORT 2>"$TMP/sandbox.log" &
 SPID=$!
 PID=$SPID
 for _ in $(seq 200); do curl -sf "$URL/v2/health/ready" -o /dev/null && break; sleep 0.1; done
@@ -203,7 +212,7 @@ PID=
 
 # resnetd's part of the trace: from its execve on (before it, setpriv's set-up)
 ST=$TMP/out/resnetd.strace
-awk -v bin="execve(\"$BIN\"" 'index($0, bin) { on = 1 } on' "$TMP/out/strace" >"$ST"
+awk -v bin="execve(\"$SBIN\"" 'index($0, bin) { on = 1 } on' "$TMP/out/strace" >"$ST"
 check "the trace holds resnetd's system calls" [ -s "$ST" ]
 calls=$(sed -E 's/^[0-9]+ +//' "$ST" | grep -oE '^[a-z_0-9]+\(' | tr -d '(' | sort -u)
 denied=$(grep -E '\(INJECTED\)$' "$ST" | sed -E 's/^[0-9]+ +//' | cut -d'(' -f1 | sort -u | xargs)

@@ -27,7 +27,7 @@ static void arg(char *kv)
     MHD_http_unescape(kv);
     if (strcmp(kv, "topk") == 0 && v) {
         int k = -7;
-        if (routes_parse_topk(v, &k) == 0 && (k < 1 || k > 1000000))
+        if (routes_parse_topk(v, &k) == 0 && k < 1)
             abort();
         if (k == -7 && routes_parse_topk(v, &k) == 0)
             abort();

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -179,12 +180,28 @@ static void test_routes(void **state)
     memcpy(longname, "/v2/models/", 11);
     longname[sizeof longname - 1] = '\0';
     assert_null(routes_match(longname, name, sizeof name));
+    assert_true(routes_valid_name("resnet50.v1_b-2"));
+    assert_false(routes_valid_name(""));
+    assert_false(routes_valid_name("a%00b"));
+    assert_false(routes_valid_name("a b"));
+    char n64[65];
+    memset(n64, 'a', 64);
+    n64[64] = '\0';
+    assert_false(routes_valid_name(n64));
+    n64[63] = '\0';
+    assert_true(routes_valid_name(n64));
 
     int k = 5;
     assert_int_equal(routes_parse_topk("3", &k), 0);
     assert_int_equal(k, 3);
     assert_int_equal(routes_parse_topk("1000000", &k), 0);
-    const char *bad[] = {"", "0", "-1", "1000001", "3x", "99999999999999999999", "0x10"};
+    assert_int_equal(routes_parse_topk("1000001", &k), 0);
+    assert_int_equal(k, 1000001);
+    assert_int_equal(routes_parse_topk("99999999999999999999", &k), 0);
+    assert_int_equal(k, INT_MAX);
+    assert_int_equal(routes_parse_topk("007", &k), 0);
+    assert_int_equal(k, 7);
+    const char *bad[] = {"", "0", "000", "-1", "+3", " 3", "3x", "0x10", "3%00"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         k = 42;
         assert_int_equal(routes_parse_topk(bad[i], &k), -1);
