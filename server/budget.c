@@ -1,6 +1,6 @@
 /* The worst-case memory of a configuration, term by term, and the check that
- * it fits. The estimates are upper bounds of what the code allocates (see
- * core/infer.c for the activation buffers, server/batcher.c for the batch and
+ * it fits. The estimates are upper bounds of what the code allocates (the
+ * library's rn_ctx_bytes for a context, server/batcher.c for the batch and
  * decode buffers, server/http.c for bodies); they need not be exact, only
  * large enough that "fits" means the daemon cannot run out of memory through
  * its bounded structures. Bodies still being uploaded are bounded by
@@ -17,35 +17,6 @@
 #define MIB (1024.0 * 1024.0)
 #define GIB (1024.0 * MIB)
 
-static uint64_t max_u64(uint64_t a, uint64_t b)
-{
-    return a > b ? a : b;
-}
-
-uint64_t budget_activation_bytes(const rn_model_info *info, int crop, uint64_t *col_bytes)
-{
-    /* The four buffers of a context (x, d, t1, t2) each hold the largest
-     * tensor of their role; bounding each by the largest tensor of the
-     * network overestimates a little and stays simple. */
-    uint64_t side = (uint64_t)(crop + 1) / 2; /* stem output */
-    uint64_t biggest = (uint64_t)info->stem_channels * side * side;
-    uint64_t col = (uint64_t)3 * 7 * 7 * side * side; /* the stem's 7x7 im2col */
-    side = (side + 1) / 2;                             /* after max pooling */
-    for (int s = 0; s < info->n_stages && s < RN_MAX_STAGES; s++) {
-        uint64_t in_side = side;
-        if (s > 0)
-            side = (side + 1) / 2;
-        uint64_t w = (uint64_t)info->widths[s], oc = (uint64_t)info->out_channels[s];
-        biggest = max_u64(biggest, max_u64(w * in_side * in_side, oc * side * side));
-        uint64_t g = info->groups > 0 ? (uint64_t)info->groups : 1;
-        col = max_u64(col, w / g * 9 * side * side);
-        col = max_u64(col, w * 9 * in_side * in_side / g);
-    }
-    if (col_bytes)
-        *col_bytes = col * sizeof(float);
-    return 4 * biggest * sizeof(float);
-}
-
 /* The terms that do not depend on the models. */
 static void base_terms(struct mem_budget *b, const struct config *cfg)
 {
@@ -57,20 +28,41 @@ static void base_terms(struct mem_budget *b, const struct config *cfg)
     b->total = b->activations + b->decode + b->queue + b->weights;
 }
 
-void budget_add_model(struct mem_budget *b, const struct config *cfg, const rn_model_info *info,
-                      int crop)
+/* The most floats one image's output can hold: logits and embedding, or the
+ * largest layer asked for whole (/v1/embed?layer=...&pool=none). */
+static uint64_t max_output_floats(const rn_model *m, int crop)
 {
-    uint64_t col;
-    uint64_t per_image = budget_activation_bytes(info, crop, &col);
+    const rn_model_info *info = rn_model_info_get(m);
+    uint64_t most = (uint64_t)info->n_classes + (uint64_t)info->embed_dim;
+    for (int i = 0; i < rn_model_layer_count(m); i++) {
+        int sh[3];
+        if (rn_model_layer_shape(m, i, crop, crop, sh) == RN_OK &&
+            (uint64_t)sh[0] * sh[1] * sh[2] > most)
+            most = (uint64_t)sh[0] * sh[1] * sh[2];
+    }
+    return most;
+}
+
+void budget_add_model(struct mem_budget *b, const struct config *cfg, const rn_model *m, int crop)
+{
+    const rn_model_info *info = rn_model_info_get(m);
+    /* what the library allocates for a context, from the model's plan */
+    rn_ctx_params cp = rn_ctx_default_params();
+    cp.n_threads = cfg->threads;
+    cp.max_batch = cfg->max_batch;
+    cp.max_size = crop;
+    uint64_t ctx = rn_ctx_bytes(m, &cp);
     uint64_t input = (uint64_t)3 * crop * crop * sizeof(float); /* the batch buffer */
-    uint64_t out = ((uint64_t)info->n_classes + (uint64_t)info->embed_dim) * sizeof(float);
+    uint64_t out = max_output_floats(m, crop) * sizeof(float);
     uint64_t workers = (uint64_t)cfg->workers, batch = (uint64_t)cfg->max_batch;
-    /* Every worker keeps a context per model; every queued image an output;
-     * with threads lent, each model one more context of --lone-threads. */
-    b->activations += workers * (batch * (per_image + input + out) + col * (uint64_t)cfg->threads) +
-                      (uint64_t)cfg->max_queue * out;
-    if (cfg->lone_threads > cfg->threads)
-        b->activations += batch * per_image + col * (uint64_t)cfg->lone_threads;
+    /* Every worker keeps a context per model and batch buffers; every queued
+     * image an output; with threads lent, each model one more context of
+     * --lone-threads. */
+    b->activations += workers * (ctx + batch * (input + out)) + (uint64_t)cfg->max_queue * out;
+    if (cfg->lone_threads > cfg->threads) {
+        cp.n_threads = cfg->lone_threads;
+        b->activations += rn_ctx_bytes(m, &cp);
+    }
     b->weights += (uint64_t)(info->n_params > 0 ? info->n_params : 0) * sizeof(float);
     base_terms(b, cfg);
 }
@@ -100,7 +92,7 @@ int budget_check(const struct config *cfg, uint64_t machine, char *err, size_t e
         struct model *m = models_acquire_index(i);
         if (!m)
             continue;
-        budget_add_model(&b, cfg, m->info, m->pp->crop);
+        budget_add_model(&b, cfg, m->m, m->pp->crop);
         model_release(m);
     }
     if (!machine)

@@ -19,15 +19,10 @@ struct mem_budget {
     uint64_t total;
 };
 
-/* Bytes one image of side crop needs in a context's activation buffers, and
- * the im2col scratch of one thread, for a model described by info. */
-uint64_t budget_activation_bytes(const rn_model_info *info, int crop, uint64_t *col_bytes);
-
 /* Add one model's share (weights, activations at cfg's batch and workers)
  * to b, set the terms that depend on cfg alone, and recompute b->total.
  * Start from a zeroed b; call once per model. */
-void budget_add_model(struct mem_budget *b, const struct config *cfg, const rn_model_info *info,
-                      int crop);
+void budget_add_model(struct mem_budget *b, const struct config *cfg, const rn_model *m, int crop);
 
 /* Memory the process may use: physical memory, or the cgroup's memory.max
  * when that is lower. 0 when unknown. */

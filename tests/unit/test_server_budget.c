@@ -1,5 +1,5 @@
 /* Unit tests of the start-up memory check (server/budget.c): the activation
- * estimate for ResNet-50's shapes, and which configurations fit a machine. */
+ * activations of a model's contexts, and which configurations fit a machine. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,24 +15,15 @@
 
 #define GIB ((uint64_t)1 << 30)
 
-static rn_model_info resnet50(void)
+/* A small fixture model: the budget counts what its contexts allocate. */
+static rn_model *fixture(void)
 {
-    rn_model_info i;
-    memset(&i, 0, sizeof i);
-    i.block = RN_BLOCK_BOTTLENECK;
-    i.stem_channels = 64;
-    i.n_stages = 4;
-    int w[4] = {64, 128, 256, 512}, b[4] = {3, 4, 6, 3};
-    for (int s = 0; s < 4; s++) {
-        i.widths[s] = w[s];
-        i.out_channels[s] = 4 * w[s];
-        i.blocks[s] = b[s];
-    }
-    i.groups = 1;
-    i.n_classes = 1000;
-    i.embed_dim = 2048;
-    i.n_params = 25557032;
-    return i;
+    char err[256];
+    rn_model *m = NULL;
+    rn_set_log(NULL, NULL, 0);
+    if (rn_model_load("tests/fixtures/parity/bottleneck.safetensors", NULL, &m, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    return m;
 }
 
 static void parse(struct config *cfg, const char *queue, const char *batch)
@@ -44,38 +35,48 @@ static void parse(struct config *cfg, const char *queue, const char *batch)
     assert_int_equal(config_parse(cfg, 7, argv, 2, err, sizeof err), 0);
 }
 
+/* A worker's context is what rn_ctx_bytes says (test_noalloc holds that to
+ * what rn_ctx_new allocates), and it grows with the batch. */
 static void test_activations(void **state)
 {
-    rn_model_info i = resnet50();
-    uint64_t col;
-    /* the largest tensors are 64x112x112 = 256x56x56 = 802816 floats */
-    assert_int_equal(budget_activation_bytes(&i, 224, &col), 4 * 802816 * 4);
-    assert_true(col >= (uint64_t)3 * 49 * 112 * 112 * 4);
-    assert_true(budget_activation_bytes(&i, 448, NULL) > 3 * budget_activation_bytes(&i, 224, NULL));
+    static struct config cfg;
+    rn_model *m = fixture();
+    struct mem_budget b8, b256;
+    parse(&cfg, "64", "8");
+    memset(&b8, 0, sizeof b8);
+    budget_add_model(&b8, &cfg, m, 224);
+    rn_ctx_params cp = rn_ctx_default_params();
+    cp.n_threads = cfg.threads;
+    cp.max_batch = 8;
+    cp.max_size = 224;
+    assert_true(b8.activations >= (uint64_t)cfg.workers * rn_ctx_bytes(m, &cp));
+    parse(&cfg, "256", "256");
+    memset(&b256, 0, sizeof b256);
+    budget_add_model(&b256, &cfg, m, 224);
+    assert_true(b256.activations > 16 * b8.activations);
+    /* a queued image may hold the largest layer whole: maxpool, 16 x 56 x 56 */
+    assert_true(b8.activations >= 64 * (uint64_t)16 * 56 * 56 * sizeof(float));
+    rn_model_free(m);
 }
 
 static void test_budget(void **state)
 {
     static struct config cfg;
-    rn_model_info i = resnet50();
+    rn_model *m = fixture();
     struct mem_budget b;
 
     parse(&cfg, "64", "8"); /* the defaults: about 2 GiB, mostly the queue */
     memset(&b, 0, sizeof b);
-    budget_add_model(&b, &cfg, &i, 224);
+    budget_add_model(&b, &cfg, m, 224);
     assert_true(b.queue >= 64 * ((uint64_t)32 << 20));
     assert_true(b.total > 2 * GIB && b.total < 4 * GIB);
-    assert_true(b.weights >= (uint64_t)25557032 * 4);
+    assert_true(b.weights >= (uint64_t)rn_model_info_get(m)->n_params * 4);
 
     parse(&cfg, "65536", "8"); /* 65536 x 32 MiB: 2 TiB */
     memset(&b, 0, sizeof b);
-    budget_add_model(&b, &cfg, &i, 224);
+    budget_add_model(&b, &cfg, m, 224);
     assert_true(b.total > 2048 * GIB);
-
-    parse(&cfg, "256", "256"); /* 256 images of activations per worker */
-    memset(&b, 0, sizeof b);
-    budget_add_model(&b, &cfg, &i, 224);
-    assert_true(b.activations > (uint64_t)cfg.workers * 256 * 12 * 1000000);
+    rn_model_free(m);
 }
 
 static void test_check(void **state)
