@@ -5,14 +5,19 @@
 # side by side with the engine on the same model in the same run:
 #   lat = p50 / `resnet bench --batch 1 --threads <cores>` median (goal at 1 client: <= 1.1)
 #   thr = images/s / `resnet bench --batch 8` images/s         (goal at 16 clients: >= 0.9)
+# On a shared machine the speed drifts within minutes, so the configurations
+# run interleaved (every daemon started once, idle while another is measured),
+# REPEAT rounds, each with its own engine references; each figure printed is
+# the median over the rounds, each ratio the median of the per-round ratios.
 #   bench/bench-load.sh [MODEL]       env: BUILD (build), SECONDS_PER_RUN (10),
-#       CLIENTS ("1 4 16 64"), CONFIGS ("old=--workers 2 --threads 1;new="),
+#       REPEAT (3), CLIENTS ("1 4 16 64"), CONFIGS ("old=--workers 2 --threads 1;new="),
 #       RESNETD_FLAGS (added to every config), LOAD_IMAGE
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 MODEL=${1:-models/resnet50.safetensors}
 SECS=${SECONDS_PER_RUN:-10}
+REPEAT=${REPEAT:-3}
 CLIENTS=${CLIENTS:-1 4 16 64}
 CONFIGS=${CONFIGS:-old=--workers 2 --threads 1;new=}
 CORES=$(nproc)
@@ -20,46 +25,68 @@ export LOAD_IMAGE=${LOAD_IMAGE:-/usr/share/darknet/data/dog.jpg}
 command -v wrk >/dev/null || { echo "bench/bench-load.sh needs wrk (apt-get install wrk)" >&2; exit 1; }
 [ -f "$MODEL" ] || { echo "no model $MODEL (make model)" >&2; exit 1; }
 
+TMP=$(mktemp -d)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null; done; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+
 # the engine alone: field NAME of `resnet bench ARGS...`'s JSON line
 engine() {
     local field=$1; shift
     "$BUILD/resnet" bench -m "$MODEL" --seconds "$SECS" "$@" 2>/dev/null | tail -1 |
         sed -n "s/.*\"$field\":\([0-9.]*\).*/\1/p"
 }
-b1_ms=$(engine ms_per_batch_median --batch 1 --threads "$CORES")
-b8_ips=$(engine images_per_s --batch 8)
-echo "# engine: batch 1, $CORES threads: ${b1_ms:-?} ms median; batch 8: ${b8_ips:-?} images/s"
 
-LOG=/tmp/resnetd-load.$$.log
-PID=
-trap '[ -n "$PID" ] && kill $PID 2>/dev/null; wait 2>/dev/null; rm -f $LOG' EXIT
-printf '%-44s %7s %9s %8s %8s %6s %6s %5s %5s\n' config clients images/s p50_ms p99_ms errors non2xx lat thr
 IFS=';' read -ra configs <<<"$CONFIGS"
+names=() ports=() labels=()
 for cfg in "${configs[@]}"; do
     name=${cfg%%=*} flags=${cfg#*=}
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     # shellcheck disable=SC2086
-    "$BUILD/resnetd" --model "$MODEL" --listen 127.0.0.1:$PORT $flags ${RESNETD_FLAGS:-} 2>$LOG &
-    PID=$!
-    for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/dev/null && break; sleep 0.1; done
+    "$BUILD/resnetd" --model "$MODEL" --listen 127.0.0.1:$port $flags ${RESNETD_FLAGS:-} \
+        2>"$TMP/$name.log" &
+    PIDS+=($!)
+    for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break; sleep 0.1; done
     # the start-up line says the workers x threads that run
-    split=$(grep -o '[0-9]* workers* x [0-9]* threads*' $LOG | head -1 || true)
-    label="$name (${flags:-defaults}${split:+: $split})"
+    split=$(grep -o '[0-9]* workers* x [0-9]* threads*, a lone batch on [0-9]*' "$TMP/$name.log" | head -1 || true)
+    names+=("$name") ports+=("$port") labels+=("$name (${flags:-defaults}${split:+: $split})")
+done
+
+# one line per measurement: config clients rps p50 p99 errors non2xx lat thr
+for round in $(seq "$REPEAT"); do
+    b1_ms=$(engine ms_per_batch_median --batch 1 --threads "$CORES")
+    b8_ips=$(engine images_per_s --batch 8)
+    echo "# round $round: engine batch 1, $CORES threads: ${b1_ms:-?} ms median; batch 8: ${b8_ips:-?} images/s"
     for c in $CLIENTS; do
-        # let requests abandoned by the previous run drain out of the queue
-        for _ in $(seq 100); do
-            curl -s "http://127.0.0.1:$PORT/metrics" | grep -q '^resnetd_queue_depth 0$' && break
-            sleep 0.1
+        for i in "${!names[@]}"; do
+            url=http://127.0.0.1:${ports[$i]}
+            # let requests abandoned by the previous run drain out of the queue
+            for _ in $(seq 100); do
+                curl -s "$url/metrics" | grep -q '^resnetd_queue_depth 0$' && break
+                sleep 0.1
+            done
+            sleep 1
+            t=$(( c < 4 ? c : 4 ))
+            line=$(wrk -t "$t" -c "$c" -d "${SECS}s" --timeout 30s -s bench/load.lua \
+                   "$url/v1/classify" | grep '^RESULT')
+            eval "${line#RESULT }"
+            awk -v n="$i" -v c="$c" -v r="$rps" -v p="$p50_ms" -v q="$p99_ms" -v e="$errors" \
+                -v x="$non2xx" -v b1="${b1_ms:-0}" -v b8="${b8_ips:-0}" 'BEGIN {
+                printf "%s %s %s %s %s %s %s %s %s\n", n, c, r, p, q, e, x,
+                       (b1 > 0 ? p / b1 : -1), (b8 > 0 ? r / b8 : -1) }' >>"$TMP/runs"
         done
-        sleep 1
-        t=$(( c < 4 ? c : 4 ))
-        line=$(wrk -t "$t" -c "$c" -d "${SECS}s" --timeout 30s -s bench/load.lua \
-               "http://127.0.0.1:$PORT/v1/classify" | grep '^RESULT')
-        eval "${line#RESULT }"
-        lat=$(awk -v a="$p50_ms" -v b="${b1_ms:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')
-        thr=$(awk -v a="$rps" -v b="${b8_ips:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')
-        printf '%-44s %7s %9s %8s %8s %6s %6s %5s %5s\n' "$label" "$c" "$rps" "$p50_ms" "$p99_ms" \
-            "$errors" "$non2xx" "$lat" "$thr"
     done
-    kill $PID; wait $PID 2>/dev/null || true; PID=
+done
+
+printf '%-60s %7s %9s %8s %8s %6s %6s %5s %5s\n' config clients images/s p50_ms p99_ms errors non2xx lat thr
+for i in "${!names[@]}"; do
+    for c in $CLIENTS; do
+        awk -v n="$i" -v c="$c" -v label="${labels[$i]}" '
+            function median(a, k,   i, j, t) {
+                for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+                return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+            }
+            $1 == n && $2 == c { k++; r[k] = $3; p[k] = $4; q[k] = $5; e += $6; x += $7; l[k] = $8; t[k] = $9 }
+            END { printf "%-60s %7s %9.2f %8.1f %8.1f %6d %6d %5.2f %5.2f\n", label, c, median(r, k),
+                         median(p, k), median(q, k), e, x, median(l, k), median(t, k) }' "$TMP/runs"
+    done
 done
