@@ -56,6 +56,11 @@ int ld_bias_pair(struct loader *L, int last, int ds);
 /* The classifier: fc_w (classes, e) or (classes, e, 1, 1), fc_b (classes). */
 int ld_classifier(struct loader *L, const char *w, const char *b, int e);
 
+/* Allocate the arena and read every recorded tensor into it (after a
+ * builder has succeeded): weights folded with their batch norms, scale and
+ * shift, the classifier. */
+int ld_fill(struct loader *L);
+
 /* The builder for timm's resnetv2 names (core/resnetv2.c); 0 if the file
  * has none (stem.conv / stem.conv1 missing), else a status. */
 int rn_describe_v2(struct loader *L);
