@@ -208,21 +208,14 @@ static int run(rn_ctx *ctx, const float *input, int n, int h, int w, float *logi
     int rc = reserve(ctx, n, h, w, err, errlen);
     if (rc < 0)
         return rc;
-    int bc[RN_BUF_COUNT] = {0}, bh[RN_BUF_COUNT] = {0}, bw[RN_BUF_COUNT] = {0};
+    int bufs[RN_BUF_COUNT][3] = {{0}}, input_shape[3] = {3, h, w};
     float *pooled = embed ? embed : ctx->pooled, *lg = logits ? logits : ctx->logits;
     for (int i = 0; i <= last; i++) {
         const rn_op *op = &m->ops[i];
-        int c = 3, ih = h, iw = w;
-        const float *in = input;
-        const uint16_t *in_b = NULL;
-        if (op->in >= 0) {
-            c = bc[op->in];
-            ih = bh[op->in];
-            iw = bw[op->in];
-            in = ctx->buf[op->in];
-            in_b = ctx->bf16 ? ctx->bufb[op->in] : NULL;
-        }
-        int oc = c, oh = ih, ow = iw;
+        const int *shape = op->in >= 0 ? bufs[op->in] : input_shape;
+        int c = shape[0], ih = shape[1], iw = shape[2];
+        const float *in = op->in >= 0 ? ctx->buf[op->in] : input;
+        const uint16_t *in_b = op->in >= 0 && ctx->bf16 ? ctx->bufb[op->in] : NULL;
         float *out = op->out >= 0 ? ctx->buf[op->out] : NULL;
         uint16_t *out_b = op->out >= 0 && ctx->bf16 && op->write_b ? ctx->bufb[op->out] : NULL;
         switch (op->kind) {
@@ -236,9 +229,6 @@ static int run(rn_ctx *ctx, const float *input, int n, int h, int w, float *logi
                 rn_conv_blocked_forward(&ctx->exec, &a);
             else
                 rn_conv_forward(&ctx->exec, &a);
-            oc = cv->out_c;
-            oh = rn_out_dim(ih, cv->kh, cv->stride, cv->pad);
-            ow = rn_out_dim(iw, cv->kw, cv->stride, cv->pad);
             break;
         }
         case RN_OP_BN_RELU: {
@@ -253,13 +243,9 @@ static int run(rn_ctx *ctx, const float *input, int n, int h, int w, float *logi
                 rn_maxpool3x3s2_blocked(&ctx->exec, in, n, c, ih, iw, out);
             else
                 rn_maxpool3x3s2(&ctx->exec, in, n, c, ih, iw, out);
-            oh = rn_out_dim(ih, 3, 2, 1);
-            ow = rn_out_dim(iw, 3, 2, 1);
             break;
         case RN_OP_AVGPOOL:
             rn_avgpool2x2(&ctx->exec, in, n, c, ih, iw, ctx->blocked, out);
-            oh = rn_avgpool_dim(ih);
-            ow = rn_avgpool_dim(iw);
             break;
         case RN_OP_TO_BF16:
             if (ctx->bf16)
@@ -277,12 +263,8 @@ static int run(rn_ctx *ctx, const float *input, int n, int h, int w, float *logi
                       m->info.n_classes, lg);
             break;
         }
-        if (op->out >= 0 && op->kind != RN_OP_TO_BF16 && op->kind != RN_OP_GAP &&
-            op->kind != RN_OP_FC) {
-            bc[op->out] = oc;
-            bh[op->out] = oh;
-            bw[op->out] = ow;
-        }
+        if (rn_op_writes_buffer(op))
+            rn_op_shape(m, op, shape, bufs[op->out]);
         for (int j = 0; j < n_outs; j++) {
             const rn_layer *l = &m->layers[outs[j].layer];
             if (l->after != i)
@@ -292,7 +274,8 @@ static int run(rn_ctx *ctx, const float *input, int n, int h, int w, float *logi
             else if (l->kind == RN_LAYER_LOGITS)
                 memcpy(outs[j].data, lg, (size_t)n * m->info.n_classes * sizeof(float));
             else
-                tap(ctx, ctx->buf[l->buf], n, bc[l->buf], bh[l->buf], bw[l->buf], &outs[j]);
+                tap(ctx, ctx->buf[l->buf], n, bufs[l->buf][0], bufs[l->buf][1], bufs[l->buf][2],
+                    &outs[j]);
         }
     }
     return RN_OK;

@@ -175,6 +175,22 @@ int ld_layer(struct loader *L, int kind, int buf, const char *name)
     return rn_plan_layer(L->m, kind, buf, "%s", name) < 0 ? nomem(L) : RN_OK;
 }
 
+int ld_residual(struct loader *L, int in, int c1, int c2, int last, int out, int relu)
+{
+    int rc, prev = RN_BUF_T1;
+    if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c1, .in = in, .out = RN_BUF_T1,
+                               .bias = 1, .relu = 1, .write_b = 1})) < 0)
+        return rc;
+    if (c2 >= 0) {
+        if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c2, .in = RN_BUF_T1, .out = RN_BUF_T2,
+                                   .bias = 1, .relu = 1, .write_b = 1})) < 0)
+            return rc;
+        prev = RN_BUF_T2;
+    }
+    return ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = last, .in = prev, .out = out, .bias = 1,
+                            .relu = relu, .accumulate = 1});
+}
+
 int ld_bias_pair(struct loader *L, int last, int ds)
 {
     if (L->n_pairs == L->cap_pairs) {

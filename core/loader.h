@@ -51,6 +51,12 @@ int ld_norm(struct loader *L, const char *prefix, int c, int *idx);
 /* rn_plan_op and rn_plan_layer with the loader's error message. */
 int ld_op(struct loader *L, rn_op op);
 int ld_layer(struct loader *L, int kind, int buf, const char *name);
+/* A block's residual branch: conv c1 from buffer in to T1, then for a
+ * bottleneck (c2 >= 0) c2 to T2, each with bias and ReLU (their bf16 twins
+ * are all that the next convolution reads), then `last` accumulated onto
+ * `out`, which holds the shortcut, with bias and, if relu, ReLU after the sum
+ * (v1; v2 keeps the sum a pure identity). */
+int ld_residual(struct loader *L, int in, int c1, int c2, int last, int out, int relu);
 /* Convolution `last` adds projection `ds`'s bias too (filled in fill()). */
 int ld_bias_pair(struct loader *L, int last, int ds);
 /* The classifier: fc_w (classes, e) or (classes, e, 1, 1), fc_b (classes). */

@@ -101,18 +101,7 @@ static int describe_block(struct loader *L, int s, int i, int stride, int in_c, 
             return rc;
         out = B->d;
     }
-    if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c1, .in = B->x, .out = RN_BUF_T1,
-                               .bias = 1, .relu = 1, .write_b = 1})) < 0)
-        return rc;
-    int prev = RN_BUF_T1;
-    if (bottleneck) {
-        if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c2, .in = RN_BUF_T1, .out = RN_BUF_T2,
-                                   .bias = 1, .relu = 1, .write_b = 1})) < 0)
-            return rc;
-        prev = RN_BUF_T2;
-    }
-    if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = last, .in = prev, .out = out, .bias = 1,
-                               .relu = 1, .accumulate = 1})) < 0)
+    if ((rc = ld_residual(L, B->x, c1, bottleneck ? c2 : -1, last, out, 1)) < 0)
         return rc;
     if (ds >= 0) {
         if ((rc = ld_bias_pair(L, last, ds)) < 0)

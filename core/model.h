@@ -115,6 +115,12 @@ int rn_plan_bn(rn_model *m);
 void rn_plan_sizes(const rn_model *m, const struct rn_kernels *k, int h, int w,
                    size_t sizes[RN_BUF_COUNT], size_t *col, int *shapes);
 
+/* The output shape (c, h, w) of op given its input's, and whether op writes
+ * its out buffer (GAP, FC and TO_BF16 do not: the embedding, the logits, the
+ * bf16 twin). */
+void rn_op_shape(const rn_model *m, const rn_op *op, const int in[3], int out[3]);
+int rn_op_writes_buffer(const rn_op *op);
+
 /* Choose the micro-kernels (isa: enum rn_isa, see rn_isa_choose) and pack
  * every convolution's weights for the blocked engine (core/pack.c); for
  * RN_ISA_BLAS, or grouped convolutions (logged), leave the model as it is.

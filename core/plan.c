@@ -61,66 +61,78 @@ int rn_plan_bn(rn_model *m)
     return m->n_bns++;
 }
 
+void rn_op_shape(const rn_model *m, const rn_op *op, const int in[3], int out[3])
+{
+    out[0] = in[0];
+    out[1] = in[1];
+    out[2] = in[2];
+    switch (op->kind) {
+    case RN_OP_CONV: {
+        const rn_conv *cv = &m->convs[op->conv];
+        out[0] = cv->out_c;
+        out[1] = rn_out_dim(in[1], cv->kh, cv->stride, cv->pad);
+        out[2] = rn_out_dim(in[2], cv->kw, cv->stride, cv->pad);
+        break;
+    }
+    case RN_OP_MAXPOOL:
+        out[1] = rn_out_dim(in[1], 3, 2, 1);
+        out[2] = rn_out_dim(in[2], 3, 2, 1);
+        break;
+    case RN_OP_AVGPOOL:
+        out[1] = rn_avgpool_dim(in[1]);
+        out[2] = rn_avgpool_dim(in[2]);
+        break;
+    case RN_OP_GAP:
+        out[1] = out[2] = 1;
+        break;
+    case RN_OP_FC:
+        out[0] = m->info.n_classes;
+        out[1] = out[2] = 1;
+        break;
+    default: /* BN_RELU, TO_BF16 keep the shape */
+        break;
+    }
+}
+
+int rn_op_writes_buffer(const rn_op *op)
+{
+    return op->out >= 0 && op->kind != RN_OP_GAP && op->kind != RN_OP_FC &&
+           op->kind != RN_OP_TO_BF16;
+}
+
+/* Walk the plan on an h x w input up to op `last`: each buffer's shape as it
+ * goes (bufs, 3 ints each), and what rn_plan_sizes reports. Returns the shape
+ * of op last's output in out. */
+static void walk(const rn_model *m, const rn_kernels *k, int h, int w, int last,
+                 size_t sizes[RN_BUF_COUNT], size_t *col, int *shapes, int out[3])
+{
+    int bufs[RN_BUF_COUNT][3] = {{0}}, input[3] = {3, h, w};
+    memset(sizes, 0, RN_BUF_COUNT * sizeof *sizes);
+    *col = 0;
+    for (int i = 0; i <= last; i++) {
+        const rn_op *op = &m->ops[i];
+        const int *in = op->in >= 0 ? bufs[op->in] : input;
+        rn_op_shape(m, op, in, out);
+        if (op->kind == RN_OP_CONV) {
+            const rn_conv *cv = &m->convs[op->conv];
+            size_t s = k ? (cv->wu || cv->wub ? rn_conv_wino_floats(k, cv) : 0)
+                         : rn_conv_col_floats(cv, in[1], in[2]);
+            *col = RN_MAX(*col, s);
+        }
+        if (shapes)
+            memcpy(shapes + 3 * i, out, 3 * sizeof(int));
+        if (rn_op_writes_buffer(op)) {
+            memcpy(bufs[op->out], out, sizeof bufs[op->out]);
+            sizes[op->out] = RN_MAX(sizes[op->out], (size_t)rn_cblocks(out[0]) * 16 * out[1] * out[2]);
+        }
+    }
+}
+
 void rn_plan_sizes(const rn_model *m, const rn_kernels *k, int h, int w,
                    size_t sizes[RN_BUF_COUNT], size_t *col, int *shapes)
 {
-    int bc[RN_BUF_COUNT] = {0}, bh[RN_BUF_COUNT] = {0}, bw[RN_BUF_COUNT] = {0};
-    memset(sizes, 0, RN_BUF_COUNT * sizeof *sizes);
-    *col = 0;
-    int ec = 0; /* the embedding's channels */
-    for (int i = 0; i < m->n_ops; i++) {
-        const rn_op *op = &m->ops[i];
-        int c = 3, ih = h, iw = w;
-        if (op->in >= 0) {
-            c = bc[op->in];
-            ih = bh[op->in];
-            iw = bw[op->in];
-        }
-        int oc = c, oh = ih, ow = iw;
-        switch (op->kind) {
-        case RN_OP_CONV: {
-            const rn_conv *cv = &m->convs[op->conv];
-            oc = cv->out_c;
-            oh = rn_out_dim(ih, cv->kh, cv->stride, cv->pad);
-            ow = rn_out_dim(iw, cv->kw, cv->stride, cv->pad);
-            size_t s = k ? (cv->wu || cv->wub ? rn_conv_wino_floats(k, cv) : 0)
-                         : rn_conv_col_floats(cv, ih, iw);
-            *col = RN_MAX(*col, s);
-            break;
-        }
-        case RN_OP_MAXPOOL:
-            oh = rn_out_dim(ih, 3, 2, 1);
-            ow = rn_out_dim(iw, 3, 2, 1);
-            break;
-        case RN_OP_AVGPOOL:
-            oh = rn_avgpool_dim(ih);
-            ow = rn_avgpool_dim(iw);
-            break;
-        case RN_OP_GAP:
-            ec = c;
-            oh = ow = 1;
-            break;
-        case RN_OP_FC:
-            oc = m->info.n_classes;
-            oh = ow = 1;
-            (void)ec;
-            break;
-        default:
-            break;
-        }
-        if (shapes) {
-            shapes[3 * i] = oc;
-            shapes[3 * i + 1] = oh;
-            shapes[3 * i + 2] = ow;
-        }
-        if (op->kind != RN_OP_GAP && op->kind != RN_OP_FC && op->kind != RN_OP_TO_BF16 &&
-            op->out >= 0) {
-            bc[op->out] = oc;
-            bh[op->out] = oh;
-            bw[op->out] = ow;
-            sizes[op->out] = RN_MAX(sizes[op->out], (size_t)rn_cblocks(oc) * 16 * oh * ow);
-        }
-    }
+    int out[3];
+    walk(m, k, h, w, m->n_ops - 1, sizes, col, shapes, out);
 }
 
 /* ---- the layers a caller may ask for (core/resnet.h) ---- */
@@ -147,12 +159,7 @@ int rn_model_layer_shape(const rn_model *m, int layer, int h, int w, int shape[3
 {
     if (layer < 0 || layer >= m->n_layers || h < 1 || w < 1 || h > 8192 || w > 8192)
         return RN_ERR_INVALID_ARG;
-    int *shapes = malloc(3 * sizeof(int) * (size_t)m->n_ops);
-    if (!shapes)
-        return RN_ERR_NOMEM;
     size_t sizes[RN_BUF_COUNT], col;
-    rn_plan_sizes(m, NULL, h, w, sizes, &col, shapes);
-    memcpy(shape, shapes + 3 * m->layers[layer].after, 3 * sizeof(int));
-    free(shapes);
+    walk(m, NULL, h, w, m->layers[layer].after, sizes, &col, NULL, shape);
     return RN_OK;
 }

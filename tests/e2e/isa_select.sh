@@ -80,10 +80,7 @@ for t in "${TABLES[@]}"; do
         curl -s --data-binary @$IMGS/$p.jpg "$URL/v1/classify?topk=1000" -o "$TMP/conc_$p" &
     done
     wait $(jobs -p | grep -v "^$PID$") 2>/dev/null
-    curl -s "$URL/metrics" >"$TMP/metrics"
-    b1() { awk -v f="$1" '$1==f {print $2}' "$TMP/metrics"; }
-    check "$t: the concurrent photos ran in batches larger than 1" \
-        test "$(b1 resnetd_batch_size_count)" -gt "$(b1 'resnetd_batch_size_bucket{le="1"}')"
+    check "$t: the concurrent photos ran in batches larger than 1" batched "$URL"
     same=0
     for p in "${photos[@]}"; do cmp -s "$TMP/conc_$p" "$TMP/single_$p" && same=$((same + 1)); done
     check_eq "$t: ${#photos[@]} concurrent photos, each reply the bytes of its single reply" "$same" "${#photos[@]}"

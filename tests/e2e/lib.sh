@@ -22,6 +22,12 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.clos
 PY
 }
 
+# batched URL: ok when the daemon's /metrics counts a batch of more than one image
+batched() {
+    curl -s "$1/metrics" | awk '$1 == "resnetd_batch_size_count" {n = $2}
+        $1 == "resnetd_batch_size_bucket{le=\"1\"}" {ones = $2} END {exit !(n > ones)}'
+}
+
 # wait_ready URL: wait up to 10 s for URL/v2/health/ready to answer 200.
 wait_ready() {
     for _ in $(seq 100); do curl -sf "$1/v2/health/ready" >/dev/null && return 0; sleep 0.1; done
