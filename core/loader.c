@@ -175,6 +175,16 @@ int ld_layer(struct loader *L, int kind, int buf, const char *name)
     return rn_plan_layer(L->m, kind, buf, "%s", name) < 0 ? nomem(L) : RN_OK;
 }
 
+int ld_block(struct loader *L, int first, int in, const char *name)
+{
+    int rc = rn_plan_block(L->m, first, in, name);
+    if (rc == RN_ERR_INTERNAL)
+        return rn_errf(L->err, L->errlen, rc, "%s: not a residual block in the plan", name);
+    if (rc < 0)
+        return nomem(L);
+    return ld_layer(L, RN_LAYER_BUF, L->m->ops[L->m->n_ops - 1].out, name);
+}
+
 int ld_residual(struct loader *L, int in, int c1, int c2, int last, int out, int relu)
 {
     int rc, prev = RN_BUF_T1;
@@ -189,22 +199,6 @@ int ld_residual(struct loader *L, int in, int c1, int c2, int last, int out, int
     }
     return ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = last, .in = prev, .out = out, .bias = 1,
                             .relu = relu, .accumulate = 1});
-}
-
-int ld_bias_pair(struct loader *L, int last, int ds)
-{
-    if (L->n_pairs == L->cap_pairs) {
-        int cap = L->cap_pairs ? 2 * L->cap_pairs : 16;
-        int(*np)[2] = realloc(L->pairs, (size_t)cap * sizeof *np);
-        if (!np)
-            return nomem(L);
-        L->pairs = np;
-        L->cap_pairs = cap;
-    }
-    L->pairs[L->n_pairs][0] = last;
-    L->pairs[L->n_pairs][1] = ds;
-    L->n_pairs++;
-    return RN_OK;
 }
 
 int ld_classifier(struct loader *L, const char *wname, const char *bname, int e)
@@ -295,13 +289,6 @@ int ld_fill(struct loader *L)
             b->scale[o] = (float)scale;
             b->shift[o] = (float)(bn[b->c + o] - bn[2 * b->c + o] * scale);
         }
-    }
-    /* a block's last convolution adds its projection's bias too */
-    for (int i = 0; i < L->n_pairs; i++) {
-        rn_conv *last = &m->convs[L->pairs[i][0]];
-        const rn_conv *ds = &m->convs[L->pairs[i][1]];
-        for (int o = 0; o < last->out_c; o++)
-            last->b[o] += ds->b[o];
     }
     const st_tensor *fw = st_find(L->f, L->fc_w), *fb = st_find(L->f, L->fc_b);
     int nc = m->info.n_classes, e = m->info.embed_dim;

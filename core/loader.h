@@ -32,8 +32,6 @@ struct loader {
     size_t n_floats; /* arena size */
     int max_c;       /* widest batch norm */
     const char *fc_w, *fc_b; /* the classifier's tensors; fc_w is 2-D or a 1x1 conv's 4-D */
-    int (*pairs)[2];         /* (last, projection): the last convolution adds both biases */
-    int n_pairs, cap_pairs;
 };
 
 /* A float tensor of ndim dimensions, marked used. */
@@ -51,14 +49,15 @@ int ld_norm(struct loader *L, const char *prefix, int c, int *idx);
 /* rn_plan_op and rn_plan_layer with the loader's error message. */
 int ld_op(struct loader *L, rn_op op);
 int ld_layer(struct loader *L, int kind, int buf, const char *name);
+/* The ops since op `first` are residual block `name` reading buffer in, and
+ * its output is layer `name` (rn_plan_block, rn_plan_layer). */
+int ld_block(struct loader *L, int first, int in, const char *name);
 /* A block's residual branch: conv c1 from buffer in to T1, then for a
  * bottleneck (c2 >= 0) c2 to T2, each with bias and ReLU (their bf16 twins
  * are all that the next convolution reads), then `last` accumulated onto
  * `out`, which holds the shortcut, with bias and, if relu, ReLU after the sum
  * (v1; v2 keeps the sum a pure identity). */
 int ld_residual(struct loader *L, int in, int c1, int c2, int last, int out, int relu);
-/* Convolution `last` adds projection `ds`'s bias too (filled in fill()). */
-int ld_bias_pair(struct loader *L, int last, int ds);
 /* The classifier: fc_w (classes, e) or (classes, e, 1, 1), fc_b (classes). */
 int ld_classifier(struct loader *L, const char *w, const char *b, int e);
 

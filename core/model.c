@@ -96,16 +96,14 @@ static int describe_block(struct loader *L, int s, int i, int stride, int in_c, 
                 return rc;
             src = RN_BUF_T2;
         }
-        /* its bias is added by the last convolution, with that one's */
-        if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = ds, .in = src, .out = B->d})) < 0)
+        if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = ds, .in = src, .out = B->d,
+                                   .bias = 1})) < 0)
             return rc;
         out = B->d;
     }
     if ((rc = ld_residual(L, B->x, c1, bottleneck ? c2 : -1, last, out, 1)) < 0)
         return rc;
     if (ds >= 0) {
-        if ((rc = ld_bias_pair(L, last, ds)) < 0)
-            return rc;
         B->d = B->x;
         B->x = out;
     }
@@ -172,12 +170,12 @@ static int describe(struct loader *L)
         while (info->blocks[s] < 4096 && ld_has(L, "layer%d.%d.conv1.weight", s + 1, info->blocks[s]))
             info->blocks[s]++;
         for (int i = 0; i < info->blocks[s]; i++) {
-            int first = m->n_convs, out_c;
+            int first = m->n_convs, first_op = m->n_ops, in_buf = B.x, out_c;
             if ((rc = describe_block(L, s, i, i == 0 && s > 0 ? 2 : 1, in_c, &B, &out_c)) < 0)
                 return rc;
             char name[48];
             snprintf(name, sizeof name, "layer%d.%d", s + 1, i);
-            if ((rc = ld_layer(L, RN_LAYER_BUF, B.x, name)) < 0)
+            if ((rc = ld_block(L, first_op, in_buf, name)) < 0)
                 return rc;
             if (i == 0) {
                 info->widths[s] = m->convs[first + 1].out_c;
@@ -347,7 +345,6 @@ static void free_loader(struct loader *L)
 {
     free(L->srcs);
     free(L->bsrcs);
-    free(L->pairs);
 }
 
 static int load(st_file *f, const rn_model_params *params, rn_model **out, char *err,
@@ -439,6 +436,7 @@ void rn_model_free(rn_model *m)
     free(m->bns);
     free(m->ops);
     free(m->layers);
+    free(m->blocks);
     rn_free(m->arena);
     free(m);
 }

@@ -60,8 +60,7 @@ typedef struct rn_op {
     int in, out;     /* buffers; GAP writes the embedding, FC reads it */
     int conv;        /* index into rn_model.convs (RN_OP_CONV) */
     int bn;          /* index into rn_model.bns (RN_OP_BN_RELU) */
-    int bias;        /* conv: add rn_conv.b (a projection's bias is summed into the
-                        block's last convolution, which then adds both at once) */
+    int bias;        /* conv: add rn_conv.b */
     int relu, accumulate; /* conv: ReLU on the way out; out holds a residual on entry */
     int write_b;     /* BF16 models: write only the bf16 twin of out (every reader is a
                         BF16 convolution); out then holds no usable values */
@@ -77,6 +76,17 @@ typedef struct rn_layer {
     int buf;
 } rn_layer;
 
+/* A residual block, y = [relu](s + F(x)): ops first .. add, where op add is
+ * the convolution that accumulates the residual branch F onto the shortcut s
+ * (the contents of its out buffer on entry), and op proj, if not -1, the
+ * projection that wrote s; otherwise s is the block input x itself. x is
+ * buffer `in` before op first. core/inspect.c measures and lesions blocks. */
+typedef struct rn_block {
+    char name[48]; /* the block's layer name: "layer3.4", "stages.2.blocks.1" */
+    int first, add, proj;
+    int in;
+} rn_block;
+
 struct rn_model {
     rn_model_info info;
     rn_conv *convs;     /* every convolution, in plan order; convs[0] reads the NCHW input */
@@ -87,6 +97,8 @@ struct rn_model {
     int n_ops, cap_ops;
     rn_layer *layers;
     int n_layers, cap_layers;
+    rn_block *blocks;
+    int n_blocks, cap_blocks;
     float *fc_wt;       /* (embed_dim, n_classes): the classifier's weight transposed */
     float *fc_b;        /* (n_classes) */
     float *arena;       /* every float above lives here */
@@ -105,6 +117,10 @@ int rn_plan_op(rn_model *m, const rn_op *op);
 int rn_plan_layer(rn_model *m, int kind, int buf, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int rn_plan_conv(rn_model *m);
+/* The ops from first to the last one appended are a residual block reading
+ * buffer in (see rn_block); RN_ERR_INTERNAL if they do not end in an
+ * accumulating convolution onto the input or onto a projection of it. */
+int rn_plan_block(rn_model *m, int first, int in, const char *name);
 int rn_plan_bn(rn_model *m);
 
 /* The shape (c, h, w) of every buffer and output as the plan runs on an

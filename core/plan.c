@@ -47,6 +47,28 @@ int rn_plan_layer(rn_model *m, int kind, int buf, const char *fmt, ...)
     return m->n_layers++;
 }
 
+int rn_plan_block(rn_model *m, int first, int in, const char *name)
+{
+    int add = m->n_ops - 1;
+    if (first < 0 || first > add || m->ops[add].kind != RN_OP_CONV || !m->ops[add].accumulate)
+        return RN_ERR_INTERNAL;
+    int out = m->ops[add].out, proj = -1;
+    for (int i = first; i < add; i++)
+        if (rn_op_writes_buffer(&m->ops[i]) && m->ops[i].out == out)
+            proj = i;
+    if (proj < 0 ? out != in : m->ops[proj].kind != RN_OP_CONV)
+        return RN_ERR_INTERNAL;
+    if (grow((void **)&m->blocks, m->n_blocks, &m->cap_blocks, sizeof *m->blocks) < 0)
+        return RN_ERR_NOMEM;
+    rn_block *b = &m->blocks[m->n_blocks];
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->first = first;
+    b->add = add;
+    b->proj = proj;
+    b->in = in;
+    return m->n_blocks++;
+}
+
 int rn_plan_conv(rn_model *m)
 {
     if (grow((void **)&m->convs, m->n_convs, &m->cap_convs, sizeof *m->convs) < 0)

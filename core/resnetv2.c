@@ -73,8 +73,8 @@ static int block(struct loader *L, int s, int i, int stride, int in_c, int *x, i
                 return rc;
             src = RN_BUF_T2;
         }
-        if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = ds, .in = src, .out = *d})) < 0 ||
-            (rc = ld_bias_pair(L, last, ds)) < 0)
+        if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = ds, .in = src, .out = *d,
+                                   .bias = 1})) < 0)
             return rc;
         out = *d;
     }
@@ -154,12 +154,12 @@ int rn_describe_v2(struct loader *L)
         while (info->blocks[s] < 4096 && ld_has(L, "stages.%d.blocks.%d.conv1.weight", s, info->blocks[s]))
             info->blocks[s]++;
         for (int i = 0; i < info->blocks[s]; i++) {
-            int first = m->n_convs, out_c;
+            int first = m->n_convs, first_op = m->n_ops, in_buf = x, out_c;
             if ((rc = block(L, s, i, i == 0 && s > 0 ? 2 : 1, in_c, &x, &d, &out_c)) < 0)
                 return rc;
             char name[48];
             snprintf(name, sizeof name, "stages.%d.blocks.%d", s, i);
-            if ((rc = ld_layer(L, RN_LAYER_BUF, x, name)) < 0)
+            if ((rc = ld_block(L, first_op, in_buf, name)) < 0)
                 return rc;
             if (i == 0) {
                 info->widths[s] = m->convs[first + 1].out_c;
