@@ -22,25 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "ctx.h"
 #include "kernels.h"
-
-struct rn_ctx {
-    const rn_model *m;
-    int blocked;             /* the model is packed: ops run on NCHW16c */
-    int bf16;                /* ... with bf16 weights (RN_PRECISION_BF16) */
-    rn_exec exec;
-    int n_threads;
-    float *buf[RN_BUF_COUNT];
-    size_t cap[RN_BUF_COUNT]; /* floats */
-    uint16_t *bufb[RN_BUF_COUNT]; /* bf16 twins */
-    size_t capb[RN_BUF_COUNT];
-    float *pooled;           /* (max_batch, embed_dim) when the caller wants no embedding */
-    size_t pooled_cap;
-    float *logits;           /* (max_batch, classes) when an output wants logits only there */
-    size_t logits_cap;
-    size_t col_cap;          /* per thread */
-};
 
 /* *p holds at least want elements of elem bytes; allocates only when larger. */
 static int ensure(void **p, size_t *cap, size_t want, size_t elem)
@@ -56,7 +39,7 @@ static int ensure(void **p, size_t *cap, size_t want, size_t elem)
 }
 
 /* Make sure the buffers hold n images of h x w. */
-static int reserve(rn_ctx *ctx, int n, int h, int w, char *err, size_t errlen)
+int rn_ctx_reserve(rn_ctx *ctx, int n, int h, int w, char *err, size_t errlen)
 {
     const rn_model *m = ctx->m;
     size_t sizes[RN_BUF_COUNT], col;
@@ -135,7 +118,7 @@ int rn_ctx_new(const rn_model *m, const rn_ctx_params *params, rn_ctx **out, cha
     ctx->exec.k = m->kern;
     ctx->bf16 = m->info.precision == RN_PRECISION_BF16;
     ctx->n_threads = p.n_threads;
-    int rc = reserve(ctx, p.max_batch, p.max_size, p.max_size, err, errlen);
+    int rc = rn_ctx_reserve(ctx, p.max_batch, p.max_size, p.max_size, err, errlen);
     if (rc < 0)
         goto out_free_ctx;
     if (!(ctx->exec.pool = rn_pool_new(p.n_threads))) {
@@ -163,6 +146,87 @@ void rn_ctx_free(rn_ctx *ctx)
     rn_free(ctx->pooled);
     rn_free(ctx->logits);
     free(ctx);
+}
+
+void rn_walk_init(const rn_ctx *ctx, rn_walk *wk, const float *input, int n, int h, int w,
+                  float *pooled, float *logits)
+{
+    memset(wk, 0, sizeof *wk);
+    for (int b = 0; b < RN_BUF_COUNT; b++) {
+        wk->buf[b] = ctx->buf[b];
+        wk->bufb[b] = ctx->bufb[b];
+    }
+    wk->input = input;
+    wk->n = n;
+    wk->h = h;
+    wk->w = w;
+    wk->pooled = pooled;
+    wk->logits = logits;
+}
+
+void rn_walk_op(rn_ctx *ctx, rn_walk *wk, int i)
+{
+    const rn_model *m = ctx->m;
+    const rn_op *op = &m->ops[i];
+    const int input_shape[3] = {3, wk->h, wk->w};
+    const int *shape = op->in >= 0 ? wk->shape[op->in] : input_shape;
+    int n = wk->n, c = shape[0], ih = shape[1], iw = shape[2];
+    const float *in = op->in >= 0 ? wk->buf[op->in] : wk->input;
+    const uint16_t *in_b = op->in >= 0 && ctx->bf16 ? wk->bufb[op->in] : NULL;
+    float *out = op->out >= 0 ? wk->buf[op->out] : NULL;
+    uint16_t *out_b = op->out >= 0 && ctx->bf16 && op->write_b ? wk->bufb[op->out] : NULL;
+    switch (op->kind) {
+    case RN_OP_CONV: {
+        const rn_conv *cv = &m->convs[op->conv];
+        rn_conv_args a = {.c = cv, .in = in, .in_b = cv->wb || cv->wub ? in_b : NULL, .n = n,
+                          .ih = ih, .iw = iw, .out = out, .out_b = out_b,
+                          .bias = op->bias ? cv->b : NULL, .relu = op->relu,
+                          .accumulate = op->accumulate};
+        rn_walk_conv(ctx, &a);
+        break;
+    }
+    case RN_OP_BN_RELU: {
+        const rn_bn *b = &m->bns[op->bn];
+        rn_bn_relu(&ctx->exec, in, n, c, ih, iw, b->scale, b->shift, ctx->blocked, out);
+        if (out_b)
+            rn_blocked_to_bf16(&ctx->exec, out, (size_t)n * rn_cblocks(c) * 16 * ih * iw, out_b);
+        break;
+    }
+    case RN_OP_MAXPOOL:
+        if (ctx->blocked)
+            rn_maxpool3x3s2_blocked(&ctx->exec, in, n, c, ih, iw, out);
+        else
+            rn_maxpool3x3s2(&ctx->exec, in, n, c, ih, iw, out);
+        break;
+    case RN_OP_AVGPOOL:
+        rn_avgpool2x2(&ctx->exec, in, n, c, ih, iw, ctx->blocked, out);
+        break;
+    case RN_OP_TO_BF16:
+        if (ctx->bf16)
+            rn_blocked_to_bf16(&ctx->exec, in, (size_t)n * rn_cblocks(c) * 16 * ih * iw,
+                               wk->bufb[op->in]);
+        break;
+    case RN_OP_GAP:
+        if (ctx->blocked)
+            rn_global_avgpool_blocked(&ctx->exec, in, n, c, ih * iw, wk->pooled);
+        else
+            rn_global_avgpool(&ctx->exec, in, n, c, ih * iw, wk->pooled);
+        break;
+    case RN_OP_FC:
+        rn_linear(&ctx->exec, wk->pooled, n, m->info.embed_dim, m->fc_wt, m->fc_b,
+                  m->info.n_classes, wk->logits);
+        break;
+    }
+    if (rn_op_writes_buffer(op))
+        rn_op_shape(m, op, shape, wk->shape[op->out]);
+}
+
+void rn_walk_conv(rn_ctx *ctx, const rn_conv_args *a)
+{
+    if (ctx->blocked) /* rn_model_pack packs every convolution or none */
+        rn_conv_blocked_forward(&ctx->exec, a);
+    else
+        rn_conv_forward(&ctx->exec, a);
 }
 
 /* Copy a tapped buffer (c, h, w per image; NCHW16c if blocked) to an output. */
@@ -205,77 +269,24 @@ static int run(rn_ctx *ctx, const float *input, int n, int h, int w, float *logi
     }
     if (last < 0)
         return rn_errf(err, errlen, RN_ERR_INVALID_ARG, "rn_infer: no output asked for");
-    int rc = reserve(ctx, n, h, w, err, errlen);
+    int rc = rn_ctx_reserve(ctx, n, h, w, err, errlen);
     if (rc < 0)
         return rc;
-    int bufs[RN_BUF_COUNT][3] = {{0}}, input_shape[3] = {3, h, w};
-    float *pooled = embed ? embed : ctx->pooled, *lg = logits ? logits : ctx->logits;
+    rn_walk wk;
+    rn_walk_init(ctx, &wk, input, n, h, w, embed ? embed : ctx->pooled, logits ? logits : ctx->logits);
     for (int i = 0; i <= last; i++) {
-        const rn_op *op = &m->ops[i];
-        const int *shape = op->in >= 0 ? bufs[op->in] : input_shape;
-        int c = shape[0], ih = shape[1], iw = shape[2];
-        const float *in = op->in >= 0 ? ctx->buf[op->in] : input;
-        const uint16_t *in_b = op->in >= 0 && ctx->bf16 ? ctx->bufb[op->in] : NULL;
-        float *out = op->out >= 0 ? ctx->buf[op->out] : NULL;
-        uint16_t *out_b = op->out >= 0 && ctx->bf16 && op->write_b ? ctx->bufb[op->out] : NULL;
-        switch (op->kind) {
-        case RN_OP_CONV: {
-            const rn_conv *cv = &m->convs[op->conv];
-            rn_conv_args a = {.c = cv, .in = in, .in_b = cv->wb || cv->wub ? in_b : NULL, .n = n,
-                              .ih = ih, .iw = iw, .out = out, .out_b = out_b,
-                              .bias = op->bias ? cv->b : NULL, .relu = op->relu,
-                              .accumulate = op->accumulate};
-            if (ctx->blocked) /* rn_model_pack packs every convolution or none */
-                rn_conv_blocked_forward(&ctx->exec, &a);
-            else
-                rn_conv_forward(&ctx->exec, &a);
-            break;
-        }
-        case RN_OP_BN_RELU: {
-            const rn_bn *b = &m->bns[op->bn];
-            rn_bn_relu(&ctx->exec, in, n, c, ih, iw, b->scale, b->shift, ctx->blocked, out);
-            if (out_b)
-                rn_blocked_to_bf16(&ctx->exec, out, (size_t)n * rn_cblocks(c) * 16 * ih * iw, out_b);
-            break;
-        }
-        case RN_OP_MAXPOOL:
-            if (ctx->blocked)
-                rn_maxpool3x3s2_blocked(&ctx->exec, in, n, c, ih, iw, out);
-            else
-                rn_maxpool3x3s2(&ctx->exec, in, n, c, ih, iw, out);
-            break;
-        case RN_OP_AVGPOOL:
-            rn_avgpool2x2(&ctx->exec, in, n, c, ih, iw, ctx->blocked, out);
-            break;
-        case RN_OP_TO_BF16:
-            if (ctx->bf16)
-                rn_blocked_to_bf16(&ctx->exec, in, (size_t)n * rn_cblocks(c) * 16 * ih * iw,
-                                   ctx->bufb[op->in]);
-            break;
-        case RN_OP_GAP:
-            if (ctx->blocked)
-                rn_global_avgpool_blocked(&ctx->exec, in, n, c, ih * iw, pooled);
-            else
-                rn_global_avgpool(&ctx->exec, in, n, c, ih * iw, pooled);
-            break;
-        case RN_OP_FC:
-            rn_linear(&ctx->exec, pooled, n, m->info.embed_dim, m->fc_wt, m->fc_b,
-                      m->info.n_classes, lg);
-            break;
-        }
-        if (rn_op_writes_buffer(op))
-            rn_op_shape(m, op, shape, bufs[op->out]);
+        rn_walk_op(ctx, &wk, i);
         for (int j = 0; j < n_outs; j++) {
             const rn_layer *l = &m->layers[outs[j].layer];
             if (l->after != i)
                 continue;
+            const int *sh = l->kind == RN_LAYER_BUF ? wk.shape[l->buf] : NULL;
             if (l->kind == RN_LAYER_EMBED)
-                memcpy(outs[j].data, pooled, (size_t)n * m->info.embed_dim * sizeof(float));
+                memcpy(outs[j].data, wk.pooled, (size_t)n * m->info.embed_dim * sizeof(float));
             else if (l->kind == RN_LAYER_LOGITS)
-                memcpy(outs[j].data, lg, (size_t)n * m->info.n_classes * sizeof(float));
+                memcpy(outs[j].data, wk.logits, (size_t)n * m->info.n_classes * sizeof(float));
             else
-                tap(ctx, ctx->buf[l->buf], n, bufs[l->buf][0], bufs[l->buf][1], bufs[l->buf][2],
-                    &outs[j]);
+                tap(ctx, wk.buf[l->buf], n, sh[0], sh[1], sh[2], &outs[j]);
         }
     }
     return RN_OK;
