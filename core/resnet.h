@@ -284,6 +284,67 @@ typedef struct rn_output {
 int rn_infer_outputs(rn_ctx *ctx, const float *input, int n, int h, int w,
                      const rn_output *outs, int n_outs, char *err, size_t errlen);
 
+/* ---- inspection: what each residual block does, for one image ------------
+ * For block y = [relu](s + F(x)) (x its input, s the shortcut: x itself or
+ * its projection, F the residual branch before the add), the norms and
+ * cosines below, and its lesion: F set to zero, so the block outputs
+ * [relu](s) (v1: relu(s), which is x for an identity block; v2: s), and the
+ * layers after it recomputed from that activation to new class scores. */
+typedef struct rn_block_report {
+    char name[48];          /* its layer name: "layer3.4", "stages.2.blocks.1" */
+    int projection;         /* 1: s is a projection of x; 0: s = x */
+    int in_shape[3], out_shape[3]; /* (c, h, w) of x and of y */
+    double x_norm, s_norm, f_norm, y_norm; /* L2 norms */
+    double f_over_s;        /* ||F|| / ||s|| */
+    double f_over_x;        /* ||F|| / ||x|| */
+    double cos_sf;          /* cos(s, F) */
+    double cos_xy;          /* cos(x, y); NAN when their shapes differ */
+    /* the lesion (when asked for; else the fields are 0 and lesion_top1 -1) */
+    int lesion_top1;        /* top-1 class with the block lesioned */
+    double lesion_top1_prob;
+    double lesion_orig_prob; /* the unlesioned top-1 class's probability, lesioned */
+    double lesion_kl;       /* KL(p || p_lesioned), nats */
+    double lesion_embed_cos; /* cos(embedding, embedding lesioned) */
+    int lesion_ops;         /* plan ops recomputed: the ones after the block */
+    double lesion_gflops;   /* and their cost */
+} rn_block_report;
+
+typedef struct rn_inspection {
+    int n_classes, embed_dim;
+    float *logits, *probs;  /* (n_classes) */
+    float *embed;           /* (embed_dim) */
+    int n_blocks;
+    rn_block_report *blocks;
+    int lesions;            /* 1: the lesion fields are set */
+    int map_c, map_h, map_w;
+    float *map;             /* the map the global pool averages, (c, h, w) */
+    double forward_gflops;  /* one forward pass at this input size */
+    double lesion_gflops;   /* all lesions' recomputation together */
+} rn_inspection;
+
+typedef struct rn_inspect_params {
+    int lesions;            /* 1 (default): lesion every block */
+} rn_inspect_params;
+
+rn_inspect_params rn_inspect_default_params(void);
+
+/* Run one image (3 x h x w NCHW, as rn_infer) and measure every residual
+ * block; logits and embedding are bit for bit rn_infer's. *out is the
+ * caller's, for rn_inspection_free. RN_ERR_UNSUPPORTED for a model whose plan
+ * records no residual blocks. */
+int rn_inspect(rn_ctx *ctx, const float *input, int h, int w, const rn_inspect_params *params,
+               rn_inspection **out, char *err, size_t errlen);
+void rn_inspection_free(rn_inspection *r); /* accepts NULL */
+
+/* The bytes rn_inspect allocates beyond its context for an h x w input. */
+size_t rn_inspect_bytes(const rn_model *m, int h, int w);
+
+/* Class activation map of class cls (Zhou et al. 2016): cam[y][x] = sum over
+ * channels c of W[cls][c] * map[c][y][x], with W the classifier's weights;
+ * its mean plus the class's bias is the logit. out: map_h * map_w floats.
+ * RN_ERR_INVALID_ARG for a class out of range. */
+int rn_inspection_cam(const rn_model *m, const rn_inspection *r, int cls, float *out);
+
 /* Numerically stable softmax of n values, in place. */
 void rn_softmax(float *x, int n);
 

@@ -34,3 +34,26 @@ def save(tensors, path, metadata=None):
         f.write(h)
         for b in blobs:
             f.write(b)
+
+
+_TORCH = {v: k for k, v in _DTYPES.items()}
+
+
+def load(path):
+    """Read a safetensors file: ({name: tensor}, metadata)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    out = {}
+    for name, h in header.items():
+        a, b = h["data_offsets"]
+        dt = _TORCH[h["dtype"]]
+        raw = bytearray(data[a:b])
+        if dt == torch.bfloat16:
+            t = torch.frombuffer(raw, dtype=torch.int16).view(torch.bfloat16)
+        else:
+            t = torch.frombuffer(raw, dtype=dt) if raw else torch.zeros(0, dtype=dt)
+        out[name] = t.reshape(h["shape"]).clone()
+    return out, meta

@@ -47,5 +47,6 @@ run test_blocked blocked_neon
 run test_parity
 run test_safetensors
 run test_image
+run test_inspect
 # not test_kernels: it checks the im2col + BLAS path with 1-3 threads, natively
 exit $failed
