@@ -345,6 +345,22 @@ size_t rn_inspect_bytes(const rn_model *m, int h, int w);
  * RN_ERR_INVALID_ARG for a class out of range. */
 int rn_inspection_cam(const rn_model *m, const rn_inspection *r, int cls, float *out);
 
+/* The inspection as one JSON object (malloc'd string, NULL when out of
+ * memory): "predictions" (the top-k classes), "blocks" (every block's
+ * measurements and, if computed, its "lesion"), "cam" (the maps of the first
+ * cam_classes of those classes: "height", "width", row-major "grid"s) and
+ * "computed" (GFLOPs of the forward pass and of the lesions). The reply of
+ * POST /v1/inspect and of resnet inspect --json. */
+char *rn_inspection_json(const rn_model *m, const rn_inspection *r, int topk, int cam_classes);
+
+/* The class activation map of cls as a PNG: the map upsampled (bilinear) to
+ * the h x w input, scaled from its minimum to its maximum on a colour ramp
+ * (dark: low, yellow-white: high) and laid over the input as the model saw it
+ * (input: the NCHW tensor rn_inspect ran, its normalisation undone). *png is
+ * malloc'd. */
+int rn_inspection_png(const rn_model *m, const rn_inspection *r, int cls, const float *input,
+                      int h, int w, void **png, size_t *len, char *err, size_t errlen);
+
 /* Numerically stable softmax of n values, in place. */
 void rn_softmax(float *x, int n);
 
