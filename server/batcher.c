@@ -138,7 +138,8 @@ static int take(struct batcher *b, struct job_image **batch, int n)
     while (it && n < b->p.max_batch) {
         struct job_image *next = it->next;
         const struct job *j0 = n ? batch[0]->job : NULL;
-        if (n == 0 || (it->job->model == j0->model && it->h == batch[0]->h &&
+        if (n == 0 || (!it->job->inspect && !j0->inspect && it->job->model == j0->model &&
+                       it->h == batch[0]->h &&
                        it->w == batch[0]->w && it->job->layer == j0->layer &&
                        (j0->layer < 0 || it->job->pool == j0->pool))) {
             if (prev)
@@ -175,6 +176,32 @@ static void fail_image(struct job_image *it, enum srv_err e, const char *msg)
     it->status = e;
     snprintf(it->err, sizeof it->err, "%s", msg);
     atomic_store(&it->job->failed, 1);
+}
+
+/* An inspection: rn_inspect on the image, then its heat map if asked for. */
+static void inspect_one(struct job_image *it, rn_ctx *ctx, const float *x, int h, int w,
+                        int64_t t0, int lone)
+{
+    const struct job *j = it->job;
+    char msg[256];
+    rn_inspect_params ip = rn_inspect_default_params();
+    ip.lesions = j->lesions;
+    int st = rn_inspect(ctx, x, h, w, &ip, &it->inspection, msg, sizeof msg);
+    if (st == RN_OK && j->png_class != -1) {
+        int cls = j->png_class;
+        if (cls < 0)
+            rn_topk(it->inspection->probs, it->inspection->n_classes, 1, &cls);
+        st = rn_inspection_png(j->model->m, it->inspection, cls, x, h, w, &it->png, &it->png_len,
+                               msg, sizeof msg);
+    }
+    double dt = (double)(now_ns() - t0) / 1e9;
+    it->compute_s = dt;
+    if (st < 0) {
+        fail_image(it, srv_err_from_rn(st), msg);
+        return;
+    }
+    metrics_batch(1, dt, lone);
+    metrics_images(1);
 }
 
 /* Steps 4 and 5 of the loop: decode, infer (on the lone context when lone),
@@ -235,6 +262,10 @@ static void run_batch(struct worker *w, int n, int lone)
     if (k == 0)
         return;
     rn_ctx *ctx = lone && m->lone ? m->lone : m->ctx[w->id];
+    if (j0->inspect) { /* take() gives an inspection a batch of its own */
+        inspect_one(batch[idx[0]], ctx, w->in, h, wd, t0, lone && m->lone);
+        return;
+    }
     rn_output o = {.layer = j0->layer, .pool = j0->pool, .data = w->layer};
     int st = j0->layer >= 0 ? rn_infer_outputs(ctx, w->in, k, h, wd, &o, 1, msg, sizeof msg)
                             : rn_infer(ctx, w->in, k, h, wd, w->logits, w->embed, msg, sizeof msg);

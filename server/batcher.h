@@ -21,6 +21,9 @@ struct job_image {
     float *logits;          /* out: n_classes floats, owned by the job's owner */
     float *embed;           /* out: embed_dim floats */
     float *layer_out;       /* out, for a job with a layer: that layer's floats */
+    rn_inspection *inspection; /* out, for an inspect job (owned by the job's owner) */
+    void *png;              /* out, for an inspect job with png_class: the heat map */
+    size_t png_len;
     enum srv_err status;    /* out: SRV_OK, or why this image failed */
     char err[256];          /* out: message when status != SRV_OK */
     double queue_s;         /* out: time from submit to the start of its batch */
@@ -41,6 +44,10 @@ struct job {
     atomic_int failed;          /* an image failed: skip the others */
     int layer, pool;            /* rn_model_layer_find and enum rn_pooling, or layer -1:
                                    the logits and the embedding */
+    int inspect;                /* 1: rn_inspect each image alone (POST /v1/inspect) */
+    int lesions;                /* ... with lesions */
+    int png_class;              /* ... and a CAM heat map of this class (-2: the top-1),
+                                   or -1: none */
     void (*done)(struct job *job);
     int (*gone)(struct job *job); /* optional: the client went away, skip the job */
     void *user;

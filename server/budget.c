@@ -58,7 +58,10 @@ void budget_add_model(struct mem_budget *b, const struct config *cfg, const rn_m
     /* Every worker keeps a context per model and batch buffers; every queued
      * image an output; with threads lent, each model one more context of
      * --lone-threads. */
-    b->activations += workers * (ctx + batch * (input + out)) + (uint64_t)cfg->max_queue * out;
+    /* an inspection (POST /v1/inspect) runs alone on a worker's context and
+     * allocates its lesion buffers and result beside it */
+    uint64_t insp = rn_inspect_bytes(m, crop, crop);
+    b->activations += workers * (ctx + batch * (input + out) + insp) + (uint64_t)cfg->max_queue * out;
     if (cfg->lone_threads > cfg->threads) {
         cp.n_threads = cfg->lone_threads;
         b->activations += rn_ctx_bytes(m, &cp);

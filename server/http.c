@@ -137,6 +137,7 @@ static struct request *request_new(struct server *s, struct MHD_Connection *c, c
     r->conn = c;
     r->t_start_ns = now_ns();
     r->topk = 5;
+    r->png_class = -1;
     r->layer = -1;
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
@@ -174,6 +175,10 @@ static void request_free(struct request *r)
         free(r->uploads[i].data);
     free(r->uploads);
     free(r->body);
+    for (int i = 0; r->images && i < r->job.n; i++) {
+        rn_inspection_free(r->images[i].inspection);
+        free(r->images[i].png);
+    }
     free(r->images);
     free(r->outputs);
     atomic_fetch_sub(&r->srv->active, 1);
@@ -231,6 +236,9 @@ void request_submit(struct request *r, int n)
     }
     r->job.layer = r->layer;
     r->job.pool = r->pool;
+    r->job.inspect = r->inspect;
+    r->job.lesions = r->lesions;
+    r->job.png_class = r->png_class;
     r->job.model = r->model;
     r->job.images = r->images;
     r->job.n = n;

@@ -59,6 +59,7 @@ struct request {
     int topk;
     int layer, pool;        /* /v1/embed?layer=&pool=: rn_model_layer_find, enum rn_pooling;
                                layer -1: the logits and the embedding */
+    int inspect, lesions, png_class; /* /v1/inspect?lesions=&format=png&class= (struct job) */
 
     /* inference */
     struct job job;

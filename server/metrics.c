@@ -23,7 +23,7 @@ struct histogram {
 
 static const char *route_names[MR_COUNT] = {
     "/v1/classify", "/v1/embed", "/v1/models", "/v2", "/v2/health", "/v2/models/{m}",
-    "/v2/models/{m}/infer", "/metrics", "/openapi.json", "other",
+    "/v2/models/{m}/infer", "/metrics", "/openapi.json", "/v1/inspect", "/", "other",
 };
 
 static const int codes[] = {200, 400, 404, 405, 411, 413, 415, 499, 500, 503, 504};

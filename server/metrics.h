@@ -8,7 +8,7 @@
 /* Route labels of resnetd_requests_total. */
 enum metric_route {
     MR_CLASSIFY, MR_EMBED, MR_MODELS, MR_V2_META, MR_V2_HEALTH, MR_V2_MODEL, MR_V2_INFER,
-    MR_METRICS, MR_OPENAPI, MR_OTHER, MR_COUNT
+    MR_METRICS, MR_OPENAPI, MR_INSPECT, MR_PAGE, MR_OTHER, MR_COUNT
 };
 
 void metrics_request(int route, int http_status, double seconds);

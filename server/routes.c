@@ -8,11 +8,15 @@
 
 #include "metrics.h"
 #include "openapi.h"
+#include "page.h"
 
 static const struct route r_classify = {"POST", MR_CLASSIFY, BODY_IMAGES, v1_images_end,
                                         v1_classify_finish};
 static const struct route r_embed = {"POST", MR_EMBED, BODY_IMAGES, v1_images_end,
                                      v1_embed_finish};
+static const struct route r_inspect = {"POST", MR_INSPECT, BODY_IMAGES, v1_inspect_end,
+                                       v1_inspect_finish};
+static const struct route r_page = {"GET", MR_PAGE, BODY_NONE, page_asset, NULL};
 static const struct route r_models = {"GET", MR_MODELS, BODY_NONE, v1_models, NULL};
 static const struct route r_metrics = {"GET", MR_METRICS, BODY_NONE, metrics_page, NULL};
 static const struct route r_openapi = {"GET", MR_OPENAPI, BODY_NONE, openapi_page, NULL};
@@ -32,7 +36,8 @@ static const struct {
 } exact[] = {
     {"/v1/classify", &r_classify}, {"/v1/embed", &r_embed},         {"/v1/models", &r_models},
     {"/metrics", &r_metrics},      {"/v2", &r_v2},                  {"/v2/health/live", &r_live},
-    {"/v2/health/ready", &r_ready}, {"/openapi.json", &r_openapi},
+    {"/v2/health/ready", &r_ready}, {"/openapi.json", &r_openapi}, {"/v1/inspect", &r_inspect},
+    {"/", &r_page},                {"/ui/app.js", &r_page},         {"/ui/style.css", &r_page},
 };
 
 /* /v2/models/NAME[/versions/V][/ready|/infer]: the route, and NAME in name. */
@@ -119,6 +124,46 @@ int routes_valid_name(const char *s)
            strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
+/* /v1/inspect?lesions=0|1&format=json|png&class=K */
+static int parse_inspect(struct request *r)
+{
+    const char *les = request_arg(r, "lesions"), *fmt = request_arg(r, "format");
+    const char *cls = request_arg(r, "class");
+    r->inspect = 1;
+    r->lesions = 1;
+    if (les && (!strcmp(les, "0") || !strcmp(les, "false")))
+        r->lesions = 0;
+    else if (les && strcmp(les, "1") && strcmp(les, "true")) {
+        reply_error(r, SRV_ERR_BAD_REQUEST, "lesions=%.40s: expected 0, 1, true or false", les);
+        return -1;
+    }
+    int png = fmt && !strcmp(fmt, "png");
+    if (fmt && !png && strcmp(fmt, "json")) {
+        reply_error(r, SRV_ERR_BAD_REQUEST, "format=%.40s: expected json or png", fmt);
+        return -1;
+    }
+    r->png_class = png ? -2 : -1;
+    if (!cls)
+        return 0;
+    int k, nc = r->model->info->n_classes;
+    if (!png) {
+        reply_error(r, SRV_ERR_BAD_REQUEST,
+                    "class=%.40s: only for format=png (the JSON has the maps of the top-k classes)",
+                    cls);
+        return -1;
+    }
+    /* class 0 is valid: routes_parse_topk takes 1.. */
+    if (!strcmp(cls, "0"))
+        k = 0;
+    else if (routes_parse_topk(cls, &k) < 0 || k >= nc) {
+        reply_error(r, SRV_ERR_BAD_REQUEST, "class=%.40s: model %s has classes 0..%d", cls,
+                    r->model->name, nc - 1);
+        return -1;
+    }
+    r->png_class = k;
+    return 0;
+}
+
 static int parse_topk(struct request *r)
 {
     const char *s = request_arg(r, "topk");
@@ -181,6 +226,10 @@ void routes_dispatch(struct request *r, const char *url)
         return;
     }
     if (rt == &r_embed && parse_layer(r) < 0) {
+        r->route = rt;
+        return;
+    }
+    if (rt == &r_inspect && parse_inspect(r) < 0) {
         r->route = rt;
         return;
     }
@@ -335,6 +384,58 @@ void v1_embed_finish(struct request *r)
     reply_images(r, "embedding", 0);
 }
 
+/* ---- /v1/inspect ---- */
+
+void v1_inspect_end(struct request *r)
+{
+    if (r->mp && r->n_uploads > 1) {
+        reply_error(r, SRV_ERR_BAD_REQUEST,
+                    "%d file parts: an inspection takes one image (send one per request)",
+                    r->n_uploads);
+        return;
+    }
+    v1_images_end(r);
+}
+
+void v1_inspect_finish(struct request *r)
+{
+    if (reply_failure(r))
+        return;
+    struct job_image *it = &r->images[0];
+    if (it->png) {
+        void *png = it->png;
+        it->png = NULL; /* the response frees it */
+        reply_buffer(r, 200, "image/png", png, it->png_len, NULL, NULL);
+        return;
+    }
+    char *s = rn_inspection_json(r->model->m, it->inspection, r->topk, r->topk);
+    /* {"model":..., ["name":...,] "input_shape":[...], then the inspection's fields} */
+    cJSON *head = cJSON_CreateObject();
+    cJSON_AddStringToObject(head, "model", r->model->name);
+    if (r->mp)
+        cJSON_AddStringToObject(head, "name", r->uploads[0].name);
+    int shape[3] = {3, it->h, it->w};
+    cJSON_AddItemToObject(head, "input_shape", cJSON_CreateIntArray(shape, 3));
+    char *h = cJSON_PrintUnformatted(head);
+    cJSON_Delete(head);
+    size_t hn = h ? strlen(h) : 0, sn = s ? strlen(s) : 0;
+    char *body = h && s && hn >= 2 && sn >= 2 ? malloc(hn + sn + 2) : NULL;
+    if (!body) {
+        free(h);
+        free(s);
+        reply_error(r, SRV_ERR_NOMEM, "out of memory building the reply");
+        return;
+    }
+    memcpy(body, h, hn - 1); /* without its closing brace */
+    body[hn - 1] = ',';
+    memcpy(body + hn, s + 1, sn - 1); /* without the opening one */
+    body[hn + sn - 1] = '\n';
+    body[hn + sn] = '\0';
+    free(h);
+    free(s);
+    reply_buffer(r, 200, "application/json", body, hn + sn, NULL, NULL);
+}
+
 /* ---- GET /v1/models, /metrics, /openapi.json ---- */
 
 void v1_models(struct request *r)
@@ -389,6 +490,34 @@ void metrics_page(struct request *r)
         return;
     }
     reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", page, len, NULL, NULL);
+}
+
+/* GET /, /ui/app.js, /ui/style.css: the inspection page. Everything it
+ * loads is its own (Content-Security-Policy 'self'); images it shows are
+ * the user's photo and the heat maps, as blob: URLs. */
+void page_asset(struct request *r)
+{
+    const struct page_asset *a = page_assets;
+    while (a->path && strcmp(a->path, r->path))
+        a++;
+    if (!a->path) {
+        reply_error(r, SRV_ERR_NOT_FOUND, "no route %.200s", r->path);
+        return;
+    }
+    size_t len = (size_t)(a->end - a->start);
+    char *body = malloc(len ? len : 1);
+    if (!body) {
+        reply_error(r, SRV_ERR_NOMEM, "out of memory");
+        return;
+    }
+    memcpy(body, a->start, len);
+    reply_buffer(r, 200, a->type, body, len, "Content-Security-Policy",
+                 "default-src 'self'; img-src 'self' blob:; style-src 'self'; script-src 'self'; "
+                 "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+    if (r->resp) {
+        MHD_add_response_header(r->resp, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(r->resp, "Cache-Control", "no-cache");
+    }
 }
 
 void openapi_page(struct request *r)

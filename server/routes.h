@@ -43,6 +43,9 @@ extern const struct route route_not_found;
 /* v1 handlers (routes.c) */
 void v1_images_end(struct request *r);
 void v1_classify_finish(struct request *r);
+void v1_inspect_end(struct request *r);
+void v1_inspect_finish(struct request *r);
+void page_asset(struct request *r);
 void v1_embed_finish(struct request *r);
 void v1_models(struct request *r);
 void metrics_page(struct request *r);
