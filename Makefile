@@ -66,7 +66,7 @@ all: $(TARGETS)
 # builds them without instrumentation: no fuzz target runs a convolution).
 KERN_CFLAGS ?=
 $(BUILD)/server/openapi.o: server/openapi.json
-$(BUILD)/server/page.o: server/ui/index.html server/ui/app.js server/ui/style.css
+$(BUILD)/server/page.o: server/ui/index.html server/ui/app.js server/ui/style.css server/ui/icon.svg
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(if $(filter core/kern_%,$<),$(KERN_CFLAGS)) $(if $(filter server/% tests/%,$<),$(shell pkg-config --cflags $(SERVER_PKGS) cmocka)) -MMD -MP -c $< -o $@

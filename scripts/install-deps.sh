@@ -9,7 +9,8 @@ PKGS=(
     build-essential pkg-config ca-certificates
     libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
     libmicrohttpd-dev libsystemd-dev
-    libcmocka-dev curl jq python3 python3-yaml python3-jsonschema nodejs npm darknet wrk nginx
+    libcmocka-dev curl jq python3 python3-yaml python3-jsonschema python3-pil nodejs npm darknet wrk nginx
+    chromium
     strace systemd valgrind
     # make test-aarch64 (tests/e2e/aarch64_qemu.sh): the cross compiler, qemu,
     # and the arm64 builds of the libraries (multiarch, set up below; apt

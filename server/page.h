@@ -3,7 +3,7 @@
 #define RESNETD_PAGE_H
 
 extern const char ui_index_html[], ui_index_html_end[], ui_app_js[], ui_app_js_end[],
-    ui_style_css[], ui_style_css_end[];
+    ui_style_css[], ui_style_css_end[], ui_icon_svg[], ui_icon_svg_end[];
 
 struct page_asset {
     const char *path, *type;

@@ -38,6 +38,7 @@ static const struct {
     {"/metrics", &r_metrics},      {"/v2", &r_v2},                  {"/v2/health/live", &r_live},
     {"/v2/health/ready", &r_ready}, {"/openapi.json", &r_openapi}, {"/v1/inspect", &r_inspect},
     {"/", &r_page},                {"/ui/app.js", &r_page},         {"/ui/style.css", &r_page},
+    {"/ui/icon.svg", &r_page},
 };
 
 /* /v2/models/NAME[/versions/V][/ready|/infer]: the route, and NAME in name. */
