@@ -66,6 +66,7 @@ def multipart(files):
     return out + b"--%s--\r\n" % b.encode(), {"Content-Type": "multipart/form-data; boundary=" + b}
 
 mp_body, mp_hdr = multipart([("a.jpg", dog), ("b.jpg", dog)])
+mp1_body, mp1_hdr = multipart([("a.jpg", dog)])
 v2_bytes = json.dumps({"id": "x", "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
                                               "data": [base64.b64encode(dog).decode()]}],
                        "outputs": [{"name": "probabilities", "parameters": {"classification": 3}},
@@ -88,6 +89,16 @@ cases = [
     ("POST", "/v1/embed?layer=layer2&pool=none", "/v1/embed", mp_body, mp_hdr, 200),
     ("POST", "/v1/embed?layer=nope", "/v1/embed", dog, {}, 400),
     ("POST", "/v1/embed?model=a%00", "/v1/embed", dog, {}, 400),
+    ("POST", "/v1/inspect?topk=2", "/v1/inspect", dog, {}, 200),
+    ("POST", "/v1/inspect?lesions=0", "/v1/inspect", mp1_body, mp1_hdr, 200),
+    ("POST", "/v1/inspect?format=png&class=1", "/v1/inspect", dog, {}, 200),
+    ("POST", "/v1/inspect?format=bmp", "/v1/inspect", dog, {}, 400),
+    ("POST", "/v1/inspect", "/v1/inspect", mp_body, mp_hdr, 400),
+    ("GET", "/v1/inspect", "/v1/inspect", None, {}, 405),
+    ("GET", "/", "/", None, {}, 200),
+    ("GET", "/ui/app.js", "/ui/{asset}", None, {}, 200),
+    ("GET", "/ui/style.css", "/ui/{asset}", None, {}, 200),
+    ("GET", "/ui/icon.svg", "/ui/{asset}", None, {}, 200),
     ("GET", "/v1/models", "/v1/models", None, {}, 200),
     ("DELETE", "/v1/models", "/v1/models", None, {}, 405),
     ("GET", "/metrics", "/metrics", None, {}, 200),
