@@ -198,6 +198,11 @@ got=$(sed -n 's/.*(BLAS core \(.*\))$/\1/p' "$TMP/sandbox.log")
 check_eq "OpenBLAS is loaded and picks the same kernels as outside ($BLAS_CORE)" "$got" "$BLAS_CORE"
 check_eq "a photo is classified" \
     "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @$DOG "$URL/v1/classify")" 200
+check_eq "a photo is inspected, with its heat map, in the sandbox" \
+    "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @$DOG "$URL/v1/inspect")$(
+       curl -s -o /dev/null -w '%{http_code}' --data-binary @$DOG "$URL/v1/inspect?format=png&lesions=0")" 200200
+check_eq "the inspection page is served in the sandbox" \
+    "$(curl -s -o /dev/null -w '%{http_code}' "$URL/")$(curl -s -o /dev/null -w '%{http_code}' "$URL/ui/app.js")" 200200
 cp tests/fixtures/parity/basic.safetensors "$TMP/models/m.new"
 chmod 644 "$TMP/models/m.new"; mv "$TMP/models/m.new" "$TMP/models/m.safetensors"
 kill -HUP "$DPID"

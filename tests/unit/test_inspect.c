@@ -210,7 +210,9 @@ static void test_refusals(void **state)
     if (rn_model_load(PARITY "basic.safetensors", NULL, &m, err, sizeof err) < 0)
         fail_msg("%s", err);
     rn_ctx *ctx;
-    assert_int_equal(rn_ctx_new(m, NULL, &ctx, err, sizeof err), RN_OK);
+    rn_ctx_params cp = rn_ctx_default_params();
+    cp.n_threads = 1;
+    assert_int_equal(rn_ctx_new(m, &cp, &ctx, err, sizeof err), RN_OK);
     float *in = calloc(3 * 64 * 64, 4);
     rn_inspection *r = (rn_inspection *)1;
     assert_int_equal(rn_inspect(ctx, in, 16, 64, NULL, &r, err, sizeof err), RN_ERR_INVALID_ARG);
