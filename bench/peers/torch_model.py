@@ -7,13 +7,14 @@ counted); `resnet.variant` v1 moves the stride 2 of layers 2-4's first block
 from conv2 to conv1, and `resnet.bn_eps` sets every batch norm's epsilon, as
 the engine reads them. Debian's python3-torch and python3-torchvision only.
 """
-import json
-import struct
+import os
+import sys
 
 import torch
 import torchvision
 
-DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models"))
+import safetensors_io  # noqa: E402
 ARCHS = {(False, (2, 2, 2, 2)): "resnet18", (False, (3, 4, 6, 3)): "resnet34",
          (True, (3, 4, 6, 3)): "resnet50", (True, (3, 4, 23, 3)): "resnet101",
          (True, (3, 8, 36, 3)): "resnet152"}
@@ -21,20 +22,9 @@ ARCHS = {(False, (2, 2, 2, 2)): "resnet18", (False, (3, 4, 6, 3)): "resnet34",
 
 def read_safetensors(path):
     """(state_dict of float32 tensors, metadata dict)."""
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    meta = header.pop("__metadata__", {})
-    sd = {}
-    for name, t in header.items():
-        if t["dtype"] not in DTYPES:  # num_batches_tracked (I64): not a weight
-            continue
-        a, b = t["data_offsets"]
-        raw = bytearray(data[a:b])
-        x = torch.frombuffer(raw, dtype=DTYPES[t["dtype"]]) if b > a else torch.empty(0)
-        sd[name] = x.reshape(t["shape"]).float()
-    return sd, meta
+    tensors, meta = safetensors_io.load(path)
+    # num_batches_tracked (I64) is not a weight
+    return {k: v.float() for k, v in tensors.items() if v.is_floating_point()}, meta
 
 
 def load(path):
