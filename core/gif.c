@@ -178,11 +178,14 @@ static void read_palette(const uint8_t *p, size_t n, uint8_t pal[768])
 }
 
 /* The most pixels n bytes of LZW codes could ever produce: codes are at least
- * min_bits + 1 wide and each yields at most the table size. */
+ * min_bits + 1 wide, and the k-th code after a clear yields at most k pixels
+ * (each new table entry is one longer than an old one), at most the table. */
 static uint64_t lzw_capacity(uint64_t bytes, int min_bits)
 {
-    uint64_t codes = bytes * 8 / (uint64_t)(min_bits + 1) + 1;
-    return codes * LZW_MAX;
+    uint64_t codes = bytes * 8 / (uint64_t)(min_bits + 1) + 1, full = LZW_MAX;
+    if (codes <= full)
+        return codes * (codes + 1) / 2;
+    return full * (full + 1) / 2 + (codes - full) * full;
 }
 
 int rn_gif_decode(const uint8_t *data, size_t len, const rn_image_params *params, rn_image *out,
@@ -202,7 +205,11 @@ int rn_gif_decode(const uint8_t *data, size_t len, const rn_image_params *params
     int has_global = 0;
     if (flags & 128) {
         size_t n = (size_t)3 << ((flags & 7) + 1);
-        read_palette(data + pos, RN_MIN(n, len - pos), gpal);
+        if (len - pos < n)
+            return rn_errf(err, errlen, RN_ERR_IMAGE_CORRUPT,
+                           "GIF: truncated in the global color table (%zu of %zu bytes)",
+                           len - pos, n);
+        read_palette(data + pos, n, gpal);
         has_global = 1;
         pos = RN_MIN(len, pos + n);
     }

@@ -99,6 +99,59 @@ static uint64_t rd(const uint8_t *p, int n, int be)
     return v;
 }
 
+/* IFD0's strips or tiles as the file declares them (libtiff quietly
+ * re-estimates byte counts it finds bogus): each inside the file. */
+static int check_striles(const uint8_t *d, size_t len, uint64_t off, int be, int big, char *err,
+                         size_t errlen)
+{
+    size_t cw = big ? 8 : 2, ew = big ? 20 : 12, vw = big ? 8 : 4;
+    uint64_t count = rd(d + off, (int)cw, be);
+    const uint8_t *arr[2] = {NULL, NULL};
+    int size[2] = {0, 0};
+    uint64_t n[2] = {0, 0};
+    for (uint64_t i = 0; i < count; i++) {
+        const uint8_t *e = d + off + cw + i * ew;
+        unsigned tag = (unsigned)rd(e, 2, be), type = (unsigned)rd(e + 2, 2, be);
+        int k = tag == 273 || tag == 324 ? 0 : tag == 279 || tag == 325 ? 1 : -1;
+        if (k < 0)
+            continue;
+        int sz = type == 3 ? 2 : type == 4 ? 4 : type == 16 ? 8 : 0;
+        uint64_t cnt = big ? rd(e + 4, 8, be) : rd(e + 4, 4, be);
+        if (!sz || cnt == 0)
+            return rn_errf(err, errlen, RN_ERR_IMAGE_CORRUPT,
+                           "TIFF: tag %u has type %u and %llu values", tag, type,
+                           (unsigned long long)cnt);
+        if (cnt > len / (uint64_t)sz)
+            return rn_errf(err, errlen, RN_ERR_IMAGE_CORRUPT,
+                           "TIFF: tag %u declares %llu values, more than the file holds", tag,
+                           (unsigned long long)cnt);
+        const uint8_t *v = e + 4 + vw;
+        if (cnt * (uint64_t)sz > vw) {
+            uint64_t at = rd(v, (int)vw, be);
+            if (at > len || len - at < cnt * (uint64_t)sz)
+                return rn_errf(err, errlen, RN_ERR_IMAGE_CORRUPT,
+                               "TIFF: the %llu values of tag %u at offset %llu are past the end "
+                               "of the file (%zu bytes)",
+                               (unsigned long long)cnt, tag, (unsigned long long)at, len);
+            v = d + at;
+        }
+        arr[k] = v, size[k] = sz, n[k] = cnt;
+    }
+    if (!arr[0] || !arr[1])
+        return RN_OK; /* libtiff says what is missing */
+    for (uint64_t i = 0; i < n[0] && i < n[1]; i++) {
+        uint64_t o = rd(arr[0] + i * size[0], size[0], be);
+        uint64_t c = rd(arr[1] + i * size[1], size[1], be);
+        if (o > len || c > len - o)
+            return rn_errf(err, errlen, RN_ERR_IMAGE_CORRUPT,
+                           "TIFF: strip or tile %llu of %llu (offset %llu, %llu bytes) ends past "
+                           "the file (%zu bytes)",
+                           (unsigned long long)i, (unsigned long long)n[0],
+                           (unsigned long long)o, (unsigned long long)c, len);
+    }
+    return RN_OK;
+}
+
 /* Walk the IFD chain: each IFD inside the file, and no loop. */
 static int check_ifds(const uint8_t *d, size_t len, char *err, size_t errlen)
 {
@@ -127,6 +180,11 @@ static int check_ifds(const uint8_t *d, size_t len, char *err, size_t errlen)
                                "of the file (%zu bytes)",
                                (unsigned long long)off, (unsigned long long)count, len);
             break; /* a cut chain after the first image: PIL reads only IFD 0 */
+        }
+        if (n == 0) {
+            int rc = check_striles(d, len, off, be, big, err, errlen);
+            if (rc < 0)
+                return rc;
         }
         off = rd(d + off + cw + count * ew, (int)nw, be);
     }

@@ -38,6 +38,15 @@ int rn_webp_decode(const uint8_t *data, size_t len, const rn_image_params *param
     memset(out, 0, sizeof *out);
     /* The canvas size from the headers (VP8X, or the one frame's) first:
      * the animation decoder allocates the canvas as it is created. */
+    /* libwebp itself refuses a VP8X canvas past 2^32 pixels as corrupt:
+     * read it here, so that it is the limit that answers */
+    if (len >= 30 && !memcmp(data + 12, "VP8X", 4)) {
+        uint64_t cw = 1 + ((uint64_t)data[24] | (uint64_t)data[25] << 8 | (uint64_t)data[26] << 16);
+        uint64_t ch = 1 + ((uint64_t)data[27] | (uint64_t)data[28] << 8 | (uint64_t)data[29] << 16);
+        int rc0 = rn_image_check_size("WebP", cw, ch, params, err, errlen);
+        if (rc0 < 0)
+            return rc0;
+    }
     WebPBitstreamFeatures f;
     VP8StatusCode st = WebPGetFeatures(data, len, &f);
     if (st != VP8_STATUS_OK)
