@@ -41,6 +41,7 @@ struct job {
     atomic_int failed;          /* an image failed: skip the others */
     int layer, pool;            /* rn_model_layer_find and enum rn_pooling, or layer -1:
                                    the logits and the embedding */
+    int exif_orient;            /* rn_image_params.exif_orient for the job's images */
     void (*done)(struct job *job);
     int (*gone)(struct job *job); /* optional: the client went away, skip the job */
     void *user;

@@ -231,6 +231,7 @@ void request_submit(struct request *r, int n)
     }
     r->job.layer = r->layer;
     r->job.pool = r->pool;
+    r->job.exif_orient = r->exif_orient;
     r->job.model = r->model;
     r->job.images = r->images;
     r->job.n = n;

@@ -59,6 +59,7 @@ struct request {
     int topk;
     int layer, pool;        /* /v1/embed?layer=&pool=: rn_model_layer_find, enum rn_pooling;
                                layer -1: the logits and the embedding */
+    int exif_orient;        /* ?orient=exif on any route that decodes images */
 
     /* inference */
     struct job job;
