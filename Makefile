@@ -21,7 +21,7 @@ BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-PKGS := libcjson libpng libjpeg
+PKGS := libcjson libpng libjpeg libwebp libwebpdemux libtiff-4 zlib
 SERVER_PKGS := libmicrohttpd libsystemd
 CC ?= cc
 SHELL := /bin/bash

@@ -205,11 +205,21 @@ typedef struct rn_image_params {
     int dct_scaling;    /* JPEG: allow libjpeg-turbo's 1/2..1/8 DCT scaling when
                            the result stays at least min_side (see README) */
     int min_side;       /* the resize target for DCT scaling; 0 disables it */
+    int exif_orient;    /* 1: apply the EXIF orientation (JPEG, PNG, WebP, TIFF) as
+                           PIL's ImageOps.exif_transpose does; 0 (default): ignore
+                           it, as PIL's Image.open and torchvision do */
 } rn_image_params;
 
 rn_image_params rn_image_default_params(void);
 
-/* Decode JPEG or PNG (detected from the bytes) to 8-bit RGB. On success the
+/* The formats rn_image_decode reads, by index 0.. until NULL: their names
+ * ("JPEG", "PNG", "WebP", "GIF", "BMP", "TIFF") and MIME types. */
+const char *rn_image_format_name(int i);
+const char *rn_image_format_mime(int i);
+
+/* Decode JPEG, PNG, WebP, GIF (the first frame), BMP or TIFF (the first
+ * image), detected from the bytes, to 8-bit RGB: the pixels of PIL 9.4's
+ * Image.open(...).convert("RGB"). On success the
  * caller owns out->rgb (free with rn_image_free). On failure out is zeroed. */
 int rn_image_decode(const void *data, size_t len, const rn_image_params *params,
                     rn_image *out, char *err, size_t errlen);

@@ -7,7 +7,7 @@
 set -eu
 PKGS=(
     build-essential pkg-config ca-certificates
-    libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
+    libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libtiff-dev zlib1g-dev
     libmicrohttpd-dev libsystemd-dev
     libcmocka-dev curl jq python3 python3-yaml python3-jsonschema python3-pil nodejs npm darknet wrk nginx
     chromium
@@ -17,6 +17,7 @@ PKGS=(
     # then upgrades the amd64 ones to the same version where they differ)
     gcc-aarch64-linux-gnu qemu-user-static libc6-dev:arm64
     libcjson-dev:arm64 libjpeg62-turbo-dev:arm64 libpng-dev:arm64 libcmocka-dev:arm64
+    libwebp-dev:arm64 libtiff-dev:arm64 zlib1g-dev:arm64
     libopenblas0:arm64 libmicrohttpd-dev:arm64 libsystemd-dev:arm64
 )
 if [ "${1:-}" = "--dev" ]; then

@@ -248,6 +248,7 @@ static void run_batch(struct worker *w, int n, int lone)
             continue;
         }
         float *x = w->in + sz * k;
+        ip.exif_orient = it->job->exif_orient;
         if (it->data) {
             int st = rn_image_to_tensor(it->data, it->len, &ip, m->pp, x, msg, sizeof msg);
             if (st < 0) {

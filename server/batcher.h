@@ -48,6 +48,7 @@ struct job {
     int lesions;                /* ... with lesions */
     int png_class;              /* ... and a CAM heat map of this class (-2: the top-1),
                                    or -1: none */
+    int exif_orient;            /* rn_image_params.exif_orient for the job's images */
     void (*done)(struct job *job);
     int (*gone)(struct job *job); /* optional: the client went away, skip the job */
     void *user;

@@ -13,7 +13,8 @@ static const struct {
     [SRV_ERR_BAD_TENSOR] = {400, "bad_tensor"},
     [SRV_ERR_NO_FILE] = {400, "no_file"},
     [SRV_ERR_EMPTY_BODY] = {411, "empty_body"},
-    [SRV_ERR_IMAGE_FORMAT] = {400, "unsupported_image"},
+    /* Not an image type we decode; the message names the ones we do. */
+    [SRV_ERR_IMAGE_FORMAT] = {415, "unsupported_image"},
     [SRV_ERR_IMAGE_CORRUPT] = {400, "corrupt_image"},
     /* The body was accepted; the image inside declares too many pixels. */
     [SRV_ERR_IMAGE_TOO_LARGE] = {413, "image_too_large"},

@@ -239,6 +239,7 @@ void request_submit(struct request *r, int n)
     r->job.inspect = r->inspect;
     r->job.lesions = r->lesions;
     r->job.png_class = r->png_class;
+    r->job.exif_orient = r->exif_orient;
     r->job.model = r->model;
     r->job.images = r->images;
     r->job.n = n;

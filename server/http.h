@@ -60,6 +60,7 @@ struct request {
     int layer, pool;        /* /v1/embed?layer=&pool=: rn_model_layer_find, enum rn_pooling;
                                layer -1: the logits and the embedding */
     int inspect, lesions, png_class; /* /v1/inspect?lesions=&format=png&class= (struct job) */
+    int exif_orient;        /* ?orient=exif on any route that decodes images */
 
     /* inference */
     struct job job;

@@ -179,6 +179,23 @@ static int parse_topk(struct request *r)
     return 0;
 }
 
+/* ?orient=exif|none, for any route with a body (whatever decodes images):
+ * exif turns each image upright by its EXIF orientation first, as PIL's
+ * ImageOps.exif_transpose; none (the default) decodes it as stored, as the
+ * training pipeline did. */
+static int parse_orient(struct request *r)
+{
+    const char *s = request_arg(r, "orient");
+    if (!s || !strcmp(s, "none"))
+        return 0;
+    if (!strcmp(s, "exif")) {
+        r->exif_orient = 1;
+        return 0;
+    }
+    reply_error(r, SRV_ERR_BAD_REQUEST, "orient=%.40s: expected exif or none", s);
+    return -1;
+}
+
 const struct route *routes_match(const char *url, char *name, size_t namelen)
 {
     name[0] = '\0';
@@ -223,6 +240,10 @@ void routes_dispatch(struct request *r, const char *url)
         }
     }
     if (rt->body == BODY_IMAGES && parse_topk(r) < 0) {
+        r->route = rt;
+        return;
+    }
+    if (rt->body != BODY_NONE && parse_orient(r) < 0) {
         r->route = rt;
         return;
     }
@@ -479,6 +500,9 @@ void v1_models(struct request *r)
         }
         model_release(m);
     }
+    cJSON *types = cJSON_AddArrayToObject(o, "image_types"); /* what the image routes decode */
+    for (int i = 0; rn_image_format_mime(i); i++)
+        cJSON_AddItemToArray(types, cJSON_CreateString(rn_image_format_mime(i)));
     reply_json(r, 200, o);
 }
 

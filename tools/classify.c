@@ -12,7 +12,10 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: resnet classify -m MODEL [--topk K] [--json] [--threads T] "
-                    "[--precision fp32|bf16] IMAGE...\n");
+                    "[--precision fp32|bf16] [--exif-orient] IMAGE...\n"
+                    "  --exif-orient  turn each image upright by its EXIF orientation first\n"
+                    "                 (PIL's ImageOps.exif_transpose); by default it is ignored,\n"
+                    "                 as PIL's Image.open and torchvision ignore it\n");
     return 2;
 }
 
@@ -60,6 +63,7 @@ int cmd_classify(int argc, char **argv)
 {
     const char *model = NULL;
     int topk = 5, json = 0, threads = 0, first_image = 0, precision = RN_PRECISION_FP32;
+    int exif_orient = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-m") || !strcmp(a, "--model"))
@@ -72,6 +76,8 @@ int cmd_classify(int argc, char **argv)
             precision = tool_parse_precision(v), i++;
         else if (!strcmp(a, "--json"))
             json = 1;
+        else if (!strcmp(a, "--exif-orient"))
+            exif_orient = 1;
         else if (!strcmp(a, "--") && i + 1 < argc) {
             first_image = i + 1;
             break;
@@ -103,6 +109,7 @@ int cmd_classify(int argc, char **argv)
         goto out;
     }
     rn_image_params ip = rn_image_default_params();
+    ip.exif_orient = exif_orient;
     status = 0;
     for (int i = first_image; i < argc; i++) {
         const char *name = argv[i];

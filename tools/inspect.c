@@ -11,7 +11,8 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: resnet inspect -m MODEL [--json] [--topk K] [--no-lesions] "
-                    "[--png OUT.png [--class K]] [--threads T] [--precision fp32|bf16] IMAGE\n");
+                    "[--png OUT.png [--class K]] [--threads T] [--precision fp32|bf16] [--exif-orient] "
+                    "IMAGE\n");
     return 2;
 }
 
@@ -57,7 +58,7 @@ static void print_table(const rn_model *m, const rn_inspection *r, int topk)
 int cmd_inspect(int argc, char **argv)
 {
     const char *model = NULL, *image = NULL, *png_path = NULL;
-    int topk = 5, json = 0, threads = 0, precision = RN_PRECISION_FP32, cls = -1;
+    int topk = 5, json = 0, threads = 0, precision = RN_PRECISION_FP32, cls = -1, orient = 0;
     rn_inspect_params ip = rn_inspect_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -75,6 +76,8 @@ int cmd_inspect(int argc, char **argv)
             cls = tool_parse_int(a, v, 0, 1000000), i++;
         else if (!strcmp(a, "--json"))
             json = 1;
+        else if (!strcmp(a, "--exif-orient"))
+            orient = 1;
         else if (!strcmp(a, "--no-lesions"))
             ip.lesions = 0;
         else if (a[0] == '-' && a[1])
@@ -108,6 +111,7 @@ int cmd_inspect(int argc, char **argv)
         goto out;
     }
     rn_image_params imp = rn_image_default_params();
+    imp.exif_orient = orient;
     if (rn_image_to_tensor(data, len, &imp, pp, x, err, sizeof err) < 0 ||
         rn_inspect(ctx, x, pp->crop, pp->crop, &ip, &r, err, sizeof err) < 0) {
         fprintf(stderr, "resnet: %s: %s\n", image, err);

@@ -12,9 +12,9 @@ static const struct {
 } commands[] = {
     {"info", cmd_info, "info MODEL [--json]                 architecture, parameters, metadata"},
     {"infer", cmd_infer, "infer -m MODEL --input IN.f32 --batch N [--size S] --output OUT.f32 [--embed]"},
-    {"classify", cmd_classify, "classify -m MODEL [--topk K] [--json] [--threads T] IMAGE...   class scores"},
-    {"inspect", cmd_inspect, "inspect -m MODEL [--json] [--no-lesions] [--png OUT.png] IMAGE   what each block does"},
-    {"bench-image", cmd_bench_image, "bench-image FILE [--dct] [--seconds S]   decode + preprocess time per image"},
+    {"classify", cmd_classify, "classify -m MODEL [--topk K] [--json] [--threads T] [--exif-orient] IMAGE...   class scores"},
+    {"inspect", cmd_inspect, "inspect -m MODEL [--json] [--no-lesions] [--png OUT.png] [--exif-orient] IMAGE   what each block does"},
+    {"bench-image", cmd_bench_image, "bench-image FILE... [--dct] [--seconds S]   decode + preprocess time per image"},
     {"bench", cmd_bench, "bench -m MODEL [--batch B] [--threads T] [--seconds S]   inference speed"},
     {"convert", cmd_convert, "convert --from tfjs MODEL.json -o OUT.safetensors   import other formats"},
 };

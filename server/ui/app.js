@@ -28,6 +28,7 @@ async function loadModels() {
     }
     $("model-picker").hidden = j.models.length < 2;
     sel.addEventListener("change", () => current && inspect(current.file));
+    $("orient").addEventListener("change", () => current && inspect(current.file));
   } catch (e) {
     status("cannot list the models: " + e, true);
   }
@@ -37,6 +38,7 @@ async function post(file, query) {
   const model = $("model").value;
   const q = new URLSearchParams(query);
   if (model) q.set("model", model);
+  if ($("orient").checked) q.set("orient", "exif");
   const r = await fetch("/v1/inspect?" + q.toString(), {
     method: "POST",
     headers: { "Content-Type": file.type || "application/octet-stream" },

@@ -133,6 +133,14 @@ check_eq "3 inspections and 3 classifications at once all answer 200" \
 check "... and the classifications are the single request's" sh -c \
     "for i in 1 2 3; do cmp -s '$TMP/par_c'\$i '$TMP/cls.json' || exit 1; done"
 
+# ?orient=exif reaches the inspection: a PNG stored rotated (EXIF orientation 6)
+ROT=tests/fixtures/images/formats/dog_exif6.png
+a=$(curl -s --data-binary @$ROT "$URL/v1/inspect?lesions=0" | jq -c '.blocks[0].x_norm')
+b=$(curl -s --data-binary @$ROT "$URL/v1/inspect?lesions=0&orient=exif" | jq -c '.blocks[0].x_norm')
+c=$("$RESNET" inspect -m "$MODEL" --no-lesions --exif-orient --json "$ROT" 2>/dev/null | jq -c '.blocks[0].x_norm')
+check "orient=exif turns the image before the inspection ($a without, $b with), as --exif-orient does ($c)" \
+    sh -c "[ -n '$a' ] && [ '$a' != '$b' ] && [ '$b' = '$c' ]"
+
 # refusals
 bad() { # description, expected code, curl args...
     local d=$1 want=$2; shift 2
@@ -152,7 +160,7 @@ bad "class=-1" 400 --data-binary @$IMGS/dog.jpg "$URL/v1/inspect?format=png&clas
 bad "two file parts" 400 -F a=@$IMGS/dog.jpg -F b=@$IMGS/eagle.jpg "$URL/v1/inspect"
 # as /v1/classify answers them
 bad "an empty body" 411 -X POST "$URL/v1/inspect"
-bad "a body that is no image" 400 --data-binary "hello" "$URL/v1/inspect"
+bad "a body that is no image" 415 --data-binary "hello" "$URL/v1/inspect"
 bad "an unknown model" 404 --data-binary @$IMGS/dog.jpg "$URL/v1/inspect?model=nope"
 bad "GET /v1/inspect" 405 "$URL/v1/inspect"
 check "the daemon still answers" curl -sf -o /dev/null "$URL/v2/health/ready"

@@ -79,7 +79,7 @@ cases = [
     ("POST", "/v1/classify", "/v1/classify", mp_body, mp_hdr, 200),
     ("POST", "/v1/classify?model=nope", "/v1/classify", dog, {}, 404),
     ("POST", "/v1/classify?topk=0", "/v1/classify", dog, {}, 400),
-    ("POST", "/v1/classify", "/v1/classify", b"hello", {}, 400),
+    ("POST", "/v1/classify", "/v1/classify", b"hello", {}, 415),
     ("POST", "/v1/classify", "/v1/classify", b"", {}, 411),
     ("POST", "/v1/classify", "/v1/classify", b"x", {"Content-Type": "text/plain"}, 415),
     ("GET", "/v1/classify", "/v1/classify", None, {}, 405),

@@ -534,7 +534,9 @@ static void test_bad_other(void **state)
 {
     (void)state;
     rn_image_params ip = rn_image_default_params();
-    expect("GIF", (const uint8_t *)"GIF89a\1\0\1\0", 10, &ip, RN_ERR_IMAGE_FORMAT);
+    expect("GIF header only (a decoded format)", (const uint8_t *)"GIF89a\1\0\1\0", 10, &ip,
+           RN_ERR_IMAGE_CORRUPT);
+    expect("HEIF", (const uint8_t *)"\0\0\0\x18" "ftypheic\0\0\0\0", 16, &ip, RN_ERR_IMAGE_FORMAT);
     expect("text", (const uint8_t *)"hello world", 11, &ip, RN_ERR_IMAGE_FORMAT);
     expect("one byte", (const uint8_t *)"\xff", 1, &ip, RN_ERR_IMAGE_FORMAT);
     uint8_t rnd[4096];

@@ -130,7 +130,7 @@ static void test_environment(void **state)
 static void test_error_mapping(void **state)
 {
     assert_int_equal(srv_err_http(srv_err_from_rn(RN_OK)), 200);
-    assert_int_equal(srv_err_http(srv_err_from_rn(RN_ERR_IMAGE_FORMAT)), 400);
+    assert_int_equal(srv_err_http(srv_err_from_rn(RN_ERR_IMAGE_FORMAT)), 415); /* names the types we decode */
     assert_int_equal(srv_err_http(srv_err_from_rn(RN_ERR_IMAGE_CORRUPT)), 400);
     assert_int_equal(srv_err_http(srv_err_from_rn(RN_ERR_IMAGE_TOO_LARGE)), 413);
     assert_int_equal(srv_err_http(srv_err_from_rn(RN_ERR_INTERNAL)), 500);
