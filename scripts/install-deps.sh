@@ -9,6 +9,9 @@ PKGS=(
     build-essential pkg-config ca-certificates
     libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
     libmicrohttpd-dev libsystemd-dev
+    # ONNX models (core/onnx.c): protobuf-c, and C generated at build time
+    # from the onnx.proto that libonnx-dev ships
+    libprotobuf-c-dev protobuf-c-compiler libonnx-dev
     libcmocka-dev curl jq python3 python3-yaml python3-jsonschema nodejs npm darknet wrk nginx
     strace systemd valgrind
     # make test-aarch64 (tests/e2e/aarch64_qemu.sh): the cross compiler, qemu,
@@ -16,10 +19,10 @@ PKGS=(
     # then upgrades the amd64 ones to the same version where they differ)
     gcc-aarch64-linux-gnu qemu-user-static libc6-dev:arm64
     libcjson-dev:arm64 libjpeg62-turbo-dev:arm64 libpng-dev:arm64 libcmocka-dev:arm64
-    libopenblas0:arm64 libmicrohttpd-dev:arm64 libsystemd-dev:arm64
+    libopenblas0:arm64 libmicrohttpd-dev:arm64 libsystemd-dev:arm64 libprotobuf-c-dev:arm64
 )
 if [ "${1:-}" = "--dev" ]; then
-    PKGS+=(python3-torch python3-torchvision python3-pil python3-numpy darknet
+    PKGS+=(python3-torch python3-torchvision python3-onnx python3-pil python3-numpy darknet
            imagemagick valgrind clang libclang-rt-14-dev time)
 fi
 
