@@ -1107,9 +1107,10 @@ static int match(struct matcher *M, const Onnx__ModelProto *model)
     if (M->v2 && (rc = add_meta(M, "resnet.avg_down", M->avg_down == 1 ? "true" : "false")) < 0)
         return rc;
     char src[300];
-    snprintf(src, sizeof src, "ONNX graph %.80s (ir_version %lld, by %.60s %.40s)", g->name ? g->name : "",
+    const char *pv = model->producer_version ? model->producer_version : "";
+    snprintf(src, sizeof src, "ONNX graph %.80s (ir_version %lld, by %.60s%s%.40s)", g->name ? g->name : "",
              (long long)model->ir_version, model->producer_name ? model->producer_name : "unknown",
-             model->producer_version ? model->producer_version : "");
+             *pv ? " " : "", pv);
     if (!st_meta(M->f, "resnet.source") && (rc = add_meta(M, "resnet.source", src)) < 0)
         return rc;
     return RN_OK;

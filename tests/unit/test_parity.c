@@ -208,8 +208,12 @@ int main(void)
     /* make_fixtures.py; make_timm_fixtures.py: timm's names, layers;
      * make_format_fixtures.py: the same weights as .pth and .onnx files */
     static const char *const files[] = {"manifest.json", "manifest_timm.json", "manifest_formats.json"};
+    /* RN_PARITY_ONLY=NAME: that manifest alone */
+    const char *only = getenv("RN_PARITY_ONLY");
     manifest = cJSON_CreateArray();
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (only && *only && strcmp(only, files[i]))
+            continue;
         size_t len;
         char *text = slurp(files[i], &len);
         cJSON *more = cJSON_Parse(text);
