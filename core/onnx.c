@@ -1116,6 +1116,94 @@ static int match(struct matcher *M, const Onnx__ModelProto *model)
     return RN_OK;
 }
 
+/* protobuf-c decodes nested messages recursively, so a graph nested in an
+ * attribute of a node of a graph ... a million deep would exhaust the stack:
+ * the wire format is walked first along onnx.proto's recursive fields, and
+ * nesting deeper than MAX_DEPTH is refused. */
+#define MAX_DEPTH 32
+enum { W_MODEL, W_GRAPH, W_NODE, W_ATTR, W_VINFO, W_TYPE, W_TYPE1, W_TYPE2, W_TRAIN, W_FUNC, W_NONE };
+
+static int sub_of(int kind, uint64_t field)
+{
+    static const struct { int kind; int field; int sub; } t[] = {
+        {W_MODEL, 7, W_GRAPH},  {W_MODEL, 20, W_TRAIN}, {W_MODEL, 25, W_FUNC},  {W_GRAPH, 1, W_NODE},
+        {W_GRAPH, 11, W_VINFO}, {W_GRAPH, 12, W_VINFO}, {W_GRAPH, 13, W_VINFO}, {W_NODE, 5, W_ATTR},
+        {W_ATTR, 6, W_GRAPH},   {W_ATTR, 11, W_GRAPH},  {W_ATTR, 14, W_TYPE},   {W_ATTR, 15, W_TYPE},
+        {W_VINFO, 2, W_TYPE},   {W_TYPE, 4, W_TYPE1},   {W_TYPE, 9, W_TYPE1},   {W_TYPE, 5, W_TYPE2},
+        {W_TYPE1, 1, W_TYPE},   {W_TYPE2, 2, W_TYPE},   {W_TRAIN, 1, W_GRAPH},  {W_TRAIN, 2, W_GRAPH},
+        {W_FUNC, 7, W_NODE},
+    };
+    for (size_t i = 0; i < RN_ARRAY_LEN(t); i++)
+        if (t[i].kind == kind && (uint64_t)t[i].field == field)
+            return t[i].sub;
+    return W_NONE;
+}
+
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int s = 0; s < 64 && *p < end; s += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << s;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* 0, or -1 when too deep; malformed bytes are left to protobuf-c. An
+ * explicit stack: nothing here recurses either. */
+static int depth_ok(const uint8_t *p, size_t size)
+{
+    struct { const uint8_t *p, *end; int kind; } st[MAX_DEPTH + 1];
+    int top = 0;
+    st[0].p = p;
+    st[0].end = p + size;
+    st[0].kind = W_MODEL;
+    while (top >= 0) {
+        if (st[top].p >= st[top].end) {
+            top--;
+            continue;
+        }
+        uint64_t key, v;
+        if (varint(&st[top].p, st[top].end, &key) < 0)
+            return 0;
+        switch (key & 7) {
+        case 0:
+            if (varint(&st[top].p, st[top].end, &v) < 0)
+                return 0;
+            break;
+        case 1:
+        case 5: {
+            size_t n = (key & 7) == 1 ? 8 : 4;
+            if ((size_t)(st[top].end - st[top].p) < n)
+                return 0;
+            st[top].p += n;
+            break;
+        }
+        case 2: {
+            if (varint(&st[top].p, st[top].end, &v) < 0 || v > (uint64_t)(st[top].end - st[top].p))
+                return 0;
+            const uint8_t *body = st[top].p;
+            st[top].p += v;
+            int sub = sub_of(st[top].kind, key >> 3);
+            if (sub != W_NONE) {
+                if (top == MAX_DEPTH)
+                    return -1;
+                top++;
+                st[top].p = body;
+                st[top].end = body + v;
+                st[top].kind = sub;
+            }
+            break;
+        }
+        default:
+            return 0;
+        }
+    }
+    return 0;
+}
+
 int onnx_is_onnx(const void *data, size_t size)
 {
     /* field 1 (ir_version, varint) first, as every exporter writes it */
@@ -1136,6 +1224,10 @@ int onnx_parse(const void *data, size_t size, const char *dir, st_file *f, char 
     f->release = release;
     struct matcher M = {.f = f, .P = P, .dir = dir, .err = err, .errlen = errlen};
     int rc;
+    if (depth_ok(data, size) < 0) {
+        rc = rn_errf(err, errlen, RN_ERR_FORMAT, "graphs or types nested more than %d deep", MAX_DEPTH);
+        goto out;
+    }
     P->model = onnx__model_proto__unpack(NULL, size, data);
     if (!P->model) {
         rc = rn_errf(err, errlen, RN_ERR_FORMAT, "not a valid ONNX ModelProto (protobuf decoding failed)");
