@@ -225,6 +225,22 @@ static int index_graph(struct matcher *M)
             v->n_cons++;
         }
     }
+    /* torch.onnx.export shares equal initializers through Identity nodes:
+     * such an output is that initializer */
+    for (int changed = 1, round = 0; changed && round < 16; round++) {
+        changed = 0;
+        for (size_t i = 0; i < g->n_node; i++) {
+            node_t *nd = g->node[i];
+            if (!is_op(nd, "Identity") || nd->n_input != 1 || nd->n_output != 1 || M->visited[i])
+                continue;
+            struct value *in = find(M, nd->input[0]), *o = find(M, nd->output[0]);
+            if (in && in->init && o) {
+                o->init = in->init;
+                M->visited[i] = 1;
+                changed = 1;
+            }
+        }
+    }
     /* cycles: Kahn's order must reach every node (edges producer -> consumer) */
     size_t nn = g->n_node, ne = 0;
     int *indeg = calloc(nn + 1, sizeof *indeg), *start = calloc(nn + 2, sizeof *start);
