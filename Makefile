@@ -21,7 +21,7 @@ BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-PKGS := libcjson libpng libjpeg libwebp libwebpdemux libtiff-4 zlib
+PKGS := libcjson libpng libjpeg libwebp libwebpdemux libtiff-4 zlib libprotobuf-c
 SERVER_PKGS := libmicrohttpd libsystemd
 CC ?= cc
 SHELL := /bin/bash
@@ -40,7 +40,7 @@ ifeq ($(SANITIZE),1)
 override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) -Icore \
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) -Icore -I$(BUILD)/gen \
               $(shell pkg-config --cflags $(PKGS))
 LIBS := $(shell pkg-config --libs $(PKGS)) -lm -pthread -ldl
 
@@ -49,7 +49,7 @@ SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 TOOL_SRC   := $(wildcard tools/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
-CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ   := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -70,6 +70,17 @@ $(BUILD)/server/page.o: server/ui/index.html server/ui/app.js server/ui/style.cs
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(if $(filter core/kern_%,$<),$(KERN_CFLAGS)) $(if $(filter server/% tests/%,$<),$(shell pkg-config --cflags $(SERVER_PKGS) cmocka)) -MMD -MP -c $< -o $@
+
+# ONNX (core/onnx.c): C for the onnx.proto of Debian's libonnx-dev, made by
+# protoc-c (protobuf-c-compiler) at build time rather than kept in the tree.
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: $(ONNX_PROTO)
+	@mkdir -p $(BUILD)/gen
+	cp $(ONNX_PROTO) $(BUILD)/gen/onnx.proto
+	cd $(BUILD)/gen && protoc-c --c_out=. onnx.proto
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/core/onnx.o: $(BUILD)/gen/onnx.pb-c.h
 
 $(BUILD)/libresnet.a: $(CORE_OBJ)
 	@rm -f $@

@@ -132,7 +132,20 @@ int ld_conv(struct loader *L, const char *wname, const char *bnname, int in_c, i
     memset(src, 0, sizeof *src);
     src->conv = c;
     src->w = w;
-    if (bnname && (rc = take_bn(L, bnname, (int)o, src->bn)) < 0)
+    size_t wl = strlen(wname);
+    char bname[200];
+    if (wl > 7 && !strcmp(wname + wl - 7, ".weight") && wl < sizeof bname) {
+        snprintf(bname, sizeof bname, "%.*s.bias", (int)(wl - 7), wname);
+        if (st_find(L->f, bname)) {
+            if ((rc = ld_take(L, bname, 1, &src->b)) < 0)
+                return rc;
+            if (src->b->shape[0] != o)
+                return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: shape [%lld], expected [%lld]",
+                               bname, (long long)src->b->shape[0], (long long)o);
+        }
+    }
+    if (bnname && !(src->b && !ld_has(L, "%s.weight", bnname)) &&
+        (rc = take_bn(L, bnname, (int)o, src->bn)) < 0)
         return rc;
     L->n_srcs++;
     L->n_floats += (size_t)w->numel + (size_t)o + 16;
@@ -250,6 +263,8 @@ int ld_fill(struct loader *L)
         if ((rc = st_read_f32(s->w, c->w, L->err, L->errlen)) < 0)
             goto out;
         memset(c->b, 0, (size_t)c->out_c * sizeof(float));
+        if (s->b && (rc = st_read_f32(s->b, c->b, L->err, L->errlen)) < 0)
+            goto out;
         if (!s->bn[0])
             continue;
         for (int j = 0; j < 4; j++)
@@ -267,7 +282,7 @@ int ld_fill(struct loader *L)
             double scale = (double)g / sqrt((double)var + eps);
             for (size_t j = 0; j < per; j++)
                 c->w[o * per + j] = (float)(c->w[o * per + j] * scale);
-            c->b[o] = (float)(beta - mean * scale);
+            c->b[o] = (float)(beta + (c->b[o] - mean) * scale);
         }
     }
     for (int i = 0; i < L->n_bsrcs; i++) {

@@ -8,10 +8,11 @@
 
 #include "model.h"
 
-/* A convolution and the batch norm that follows it (bn[0] NULL: none). */
+/* A convolution, its own bias (b NULL: none) and the batch norm that follows
+ * it (bn[0] NULL: none). */
 struct conv_src {
     int conv;
-    const st_tensor *w, *bn[4]; /* weight; bn weight, bias, running_mean, running_var */
+    const st_tensor *w, *b, *bn[4]; /* weight; bias; bn weight, bias, running_mean, running_var */
 };
 
 /* A batch norm kept as a scale and shift (rn_bn). */
@@ -39,7 +40,9 @@ int ld_take(struct loader *L, const char *name, int ndim, const st_tensor **out)
 /* 1 if a tensor of the formatted name exists. */
 int ld_has(struct loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Convolution `wname` followed by batch norm `bnname` (NULL: none, the bias
- * is zero), reading in_c channels; out_c and k are required values or -1 for
+ * is zero), reading in_c channels. A convolution with a bias of its own
+ * (`NAME.bias` beside `NAME.weight`: an ONNX export with batch norm folded)
+ * needs no batch norm after it, and has both folded when one follows; out_c and k are required values or -1 for
  * any; groups -1 derives them from the shape. Appends it to m->convs and
  * sets *idx. */
 int ld_conv(struct loader *L, const char *wname, const char *bnname, int in_c, int out_c, int k,

@@ -370,6 +370,7 @@ static int load(st_file *f, const rn_model_params *params, rn_model **out, char 
                             errlen)) < 0)
         goto out_free_model;
     summarise(m);
+    snprintf(m->info.format, sizeof m->info.format, "%s", f->format ? f->format : "safetensors");
     free_loader(&L);
     *out = m;
     return RN_OK;
@@ -393,7 +394,7 @@ int rn_model_load(const char *path, const rn_model_params *params, rn_model **ou
     if (rc < 0)
         return rc;
     st_file f;
-    if ((rc = st_open(path, &f, err, errlen)) < 0)
+    if ((rc = rn_weights_open(path, &f, err, errlen)) < 0)
         return rc;
     rc = load(&f, params, out, err, errlen);
     st_close(&f);
@@ -410,7 +411,7 @@ int rn_model_load_buffer(const void *data, size_t size, const rn_model_params *p
     if (rc < 0)
         return rc;
     st_file f;
-    if ((rc = st_parse(data, size, &f, err, errlen)) < 0)
+    if ((rc = rn_weights_parse(data, size, &f, err, errlen)) < 0)
         return rc;
     rc = load(&f, params, out, err, errlen);
     st_close(&f);

@@ -118,14 +118,19 @@ typedef struct rn_model_params {
 
 rn_model_params rn_model_default_params(void);
 
-/* Load a ResNet from a safetensors file with torchvision/timm tensor names.
- * The architecture is read from the tensors; batch norm is folded into the
- * convolutions. On success *out owns the model (free with rn_model_free) and
- * the file is no longer needed. On failure *out is NULL, nothing is leaked. */
+/* Load a ResNet from a weights file, its format told from its bytes: safetensors
+ * or a PyTorch torch.save file (zip or legacy; a state_dict or a checkpoint
+ * dict holding one) with torchvision/timm tensor names, or an ONNX graph
+ * (matched to a ResNet; external data files beside it). Nothing in the file
+ * is ever executed. The architecture is read from the tensors; batch norm is
+ * folded into the convolutions. On success *out owns the model (free with
+ * rn_model_free) and the file is no longer needed. On failure *out is NULL,
+ * nothing is leaked. */
 int rn_model_load(const char *path, const rn_model_params *params, rn_model **out,
                   char *err, size_t errlen);
 
-/* The same from a safetensors image in memory (not retained after return). */
+/* The same from an image in memory (not retained after return); an ONNX
+ * model's external data cannot be found from here. */
 int rn_model_load_buffer(const void *data, size_t size, const rn_model_params *params,
                          rn_model **out, char *err, size_t errlen);
 
@@ -159,6 +164,8 @@ typedef struct rn_model_info {
                                      asked for but is not available (logged) */
     int isa;                      /* enum rn_isa it runs on, never AUTO: BLAS for
                                      grouped convolutions whatever was asked (logged) */
+    char format[24];              /* the file's: "safetensors", "pytorch-zip",
+                                     "pytorch-legacy" or "onnx" */
 } rn_model_info;
 
 const rn_model_info *rn_model_info_get(const rn_model *m);

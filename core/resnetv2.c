@@ -92,9 +92,10 @@ static int stem(struct loader *L, int *out_c)
     rn_model *m = L->m;
     int rc, c;
     if (st_find(L->f, "stem.conv.weight")) {
+        /* .bias: zero, or the convolution's own (an ONNX export's) */
         if ((rc = ld_conv(L, "stem.conv.weight", NULL, 3, -1, -1, 1, 2, &c)) < 0 ||
             (rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c, .in = RN_BUF_INPUT,
-                                   .out = RN_BUF_T1})) < 0)
+                                   .out = RN_BUF_T1, .bias = 1})) < 0)
             return rc;
         *out_c = m->convs[c].out_c;
         return RN_OK;
@@ -106,7 +107,7 @@ static int stem(struct loader *L, int *out_c)
         if ((rc = ld_conv(L, w[i], b[i], in_c, -1, 3, 1, i == 0 ? 2 : 1, &c)) < 0 ||
             (rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c,
                                    .in = i ? buf[i - 1] : RN_BUF_INPUT, .out = buf[i],
-                                   .bias = i < 2, .relu = i < 2, .write_b = i < 2})) < 0)
+                                   .bias = 1, .relu = i < 2, .write_b = i < 2})) < 0)
             return rc;
         in_c = m->convs[c].out_c;
     }

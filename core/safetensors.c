@@ -6,13 +6,9 @@
  * the length, every dtype, shape and offset are checked against the file size,
  * byte sizes against the shape, and no two tensors may overlap.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -31,6 +27,11 @@ static const struct {
     [ST_U32] = {"U32", 4}, [ST_U16] = {"U16", 2},   [ST_U8] = {"U8", 1},
     [ST_BOOL] = {"BOOL", 1}, [ST_F8_E4M3] = {"F8_E4M3", 1}, [ST_F8_E5M2] = {"F8_E5M2", 1},
 };
+
+size_t st_dtype_size(int dtype)
+{
+    return dtype >= 0 && dtype < ST_DTYPE_COUNT ? dtypes[dtype].size : 0;
+}
 
 const char *st_dtype_name(int dtype)
 {
@@ -163,6 +164,7 @@ int st_parse(const void *image, size_t size, st_file *f, char *err, size_t errle
 
     f->base = p;
     f->size = size;
+    f->format = "safetensors";
     f->header = cJSON_ParseWithLength((const char *)p + 8, (size_t)hlen);
     int rc;
     if (!f->header) {
@@ -227,48 +229,6 @@ out_close:
     return rc;
 }
 
-int st_open(const char *path, st_file *f, char *err, size_t errlen)
-{
-    memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return rn_errf(err, errlen, RN_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    int rc;
-    if (fstat(fd, &st) < 0) {
-        rc = rn_errf(err, errlen, RN_ERR_IO, "%s: %s", path, strerror(errno));
-        goto out_fd;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = rn_errf(err, errlen, RN_ERR_IO, "%s: not a regular file", path);
-        goto out_fd;
-    }
-    size_t size = (size_t)st.st_size;
-    if (size < 8) {
-        rc = rn_errf(err, errlen, RN_ERR_FORMAT,
-                     "%s: file is %zu bytes, too short for a safetensors header", path, size);
-        goto out_fd;
-    }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        rc = rn_errf(err, errlen, RN_ERR_IO, "%s: mmap: %s", path, strerror(errno));
-        goto out_fd;
-    }
-    close(fd);
-    rc = st_parse(map, size, f, err, errlen);
-    if (rc < 0) {
-        munmap(map, size);
-        rn_err_prefix(err, errlen, "%s", path);
-        return rc;
-    }
-    f->map = map;
-    return RN_OK;
-
-out_fd:
-    close(fd);
-    return rc;
-}
-
 void st_drop_pages(st_file *f)
 {
     if (f->map)
@@ -279,6 +239,8 @@ void st_close(st_file *f)
 {
     if (!f)
         return;
+    if (f->release)
+        f->release(f);
     cJSON_Delete(f->header);
     free(f->tensors);
     free(f->meta_keys);

@@ -9,6 +9,9 @@ PKGS=(
     build-essential pkg-config ca-certificates
     libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libtiff-dev zlib1g-dev
     libmicrohttpd-dev libsystemd-dev
+    # ONNX models (core/onnx.c): protobuf-c, and C generated at build time
+    # from the onnx.proto that libonnx-dev ships
+    libprotobuf-c-dev protobuf-c-compiler libonnx-dev
     libcmocka-dev curl jq python3 python3-yaml python3-jsonschema python3-pil nodejs npm darknet wrk nginx
     chromium
     strace systemd valgrind
@@ -18,10 +21,10 @@ PKGS=(
     gcc-aarch64-linux-gnu qemu-user-static libc6-dev:arm64
     libcjson-dev:arm64 libjpeg62-turbo-dev:arm64 libpng-dev:arm64 libcmocka-dev:arm64
     libwebp-dev:arm64 libtiff-dev:arm64 zlib1g-dev:arm64
-    libopenblas0:arm64 libmicrohttpd-dev:arm64 libsystemd-dev:arm64
+    libopenblas0:arm64 libmicrohttpd-dev:arm64 libsystemd-dev:arm64 libprotobuf-c-dev:arm64
 )
 if [ "${1:-}" = "--dev" ]; then
-    PKGS+=(python3-torch python3-torchvision python3-pil python3-numpy darknet
+    PKGS+=(python3-torch python3-torchvision python3-onnx python3-pil python3-numpy darknet
            imagemagick valgrind clang libclang-rt-14-dev time)
 fi
 

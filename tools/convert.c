@@ -1,7 +1,11 @@
-/* resnet convert: import a Keras ResNet saved as a TensorFlow.js layers model
- * (model.json + weight shards, tools/tfjs.c) into safetensors with torchvision
- * names (tools/keras_resnet.c), with the metadata rn_model_load reads: variant,
- * batch-norm epsilon, labels, preprocessing and where the weights came from.
+/* resnet convert: write safetensors with torchvision/timm names and the
+ * metadata rn_model_load reads (variant, batch-norm epsilon, labels,
+ * preprocessing, where the weights came from), from
+ *   --from tfjs: a Keras ResNet saved as a TensorFlow.js layers model
+ *                (model.json + weight shards, tools/tfjs.c, tools/keras_resnet.c);
+ *   --from pth:  a PyTorch torch.save file (core/pth.c);
+ *   --from onnx: an ONNX ResNet (core/onnx.c), whose initializers the library
+ *                already names as torchvision/timm would.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -10,6 +14,7 @@
 #include <unistd.h>
 
 #include "keras_resnet.h"
+#include "rn_internal.h"
 #include "st_write.h"
 #include "tfjs.h"
 #include "tools.h"
@@ -64,14 +69,18 @@ struct opts {
 
 static int usage(FILE *f)
 {
-    fprintf(f, "usage: resnet convert --from tfjs MODEL.json -o OUT.safetensors\n"
+    fprintf(f, "usage: resnet convert --from tfjs|pth|onnx MODEL [-o] OUT.safetensors\n"
                "                      [--labels LABELS.json] [--source TEXT] "
                "[--preprocess JSON]\n"
-               "  Import a Keras ResNet saved as a TensorFlow.js layers model.\n"
+               "  tfjs: a Keras ResNet saved as a TensorFlow.js layers model (model.json)\n"
+               "  pth:  a PyTorch torch.save file (a state_dict or a checkpoint holding one)\n"
+               "  onnx: an ONNX ResNet (external data files beside it)\n"
                "  --labels      class names, a JSON array or {\"0\": name, ...}\n"
-               "                (default: ../assets/labels.json next to the model, if present)\n"
+               "                (tfjs default: ../assets/labels.json next to the model, if present;\n"
+               "                onnx: metadata_props resnet.labels, if present)\n"
                "  --source      text for the resnet.source metadata (default: the input)\n"
-               "  --preprocess  resnet.preprocess JSON (default: Keras \"caffe\" style, BGR)\n");
+               "  --preprocess  resnet.preprocess JSON (tfjs default: Keras \"caffe\" style, BGR;\n"
+               "                pth, onnx: the file's, else torchvision's)\n");
     return 2;
 }
 
@@ -99,6 +108,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "resnet convert: unknown option %s\n", a);
             return usage(stderr);
+        } else if (o->input && !o->output) {
+            o->output = a;
         } else if (o->input) {
             fprintf(stderr, "resnet convert: more than one input model\n");
             return usage(stderr);
@@ -110,8 +121,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         fprintf(stderr, "resnet convert: --from, an input model and -o are required\n");
         return usage(stderr);
     }
-    if (strcmp(o->from, "tfjs")) {
-        fprintf(stderr, "resnet convert: unsupported format '%s' (supported: tfjs)\n", o->from);
+    if (strcmp(o->from, "tfjs") && strcmp(o->from, "pth") && strcmp(o->from, "onnx")) {
+        fprintf(stderr, "resnet convert: unsupported format '%s' (supported: tfjs, pth, onnx)\n",
+                o->from);
         return 2;
     }
     return 0;
@@ -199,6 +211,84 @@ out_free:
     return rc;
 }
 
+/* pth / onnx: the model is loaded first (it must be a ResNet the library
+ * serves), then the file's tensors are written as they are, with its
+ * metadata and the options'. */
+static int convert_weights(const struct opts *o, char *err)
+{
+    rn_model *m = NULL;
+    rn_model_params mp = rn_model_default_params();
+    rn_set_log(NULL, NULL, 0);
+    if (rn_model_load(o->input, &mp, &m, err, ERRLEN) < 0)
+        return -1;
+    const rn_model_info *info = rn_model_info_get(m);
+    st_file f;
+    stw_writer *st = NULL;
+    char *labels = NULL;
+    int rc = -1;
+    if (rn_weights_open(o->input, &f, err, ERRLEN) < 0)
+        goto out_model;
+    int want = !strcmp(o->from, "pth") ? !strncmp(f.format, "pytorch", 7) : !strcmp(f.format, "onnx");
+    if (!want) {
+        tool_errf(err, ERRLEN, "%s: a %s file, not --from %s", o->input, f.format, o->from);
+        goto out_close;
+    }
+    if (!(st = stw_new())) {
+        tool_errf(err, ERRLEN, "out of memory");
+        goto out_close;
+    }
+    for (int i = 0; i < f.n_tensors; i++) {
+        const st_tensor *t = &f.tensors[i];
+        if (stw_add_tensor(st, t->name, st_dtype_name(t->dtype), t->ndim, t->shape, t->data,
+                           t->nbytes) < 0) {
+            tool_errf(err, ERRLEN, "%s: cannot add the tensor (out of memory or a duplicate)", t->name);
+            goto out_close;
+        }
+    }
+    if (o->labels && !(labels = load_labels(o->labels, info->n_classes, err)))
+        goto out_close;
+    if (o->preprocess) {
+        rn_preprocess pp;
+        if (rn_preprocess_parse(o->preprocess, &pp, err, ERRLEN) < 0) {
+            rn_err_prefix(err, ERRLEN, "--preprocess");
+            goto out_close;
+        }
+    }
+    char source[1024];
+    snprintf(source, sizeof source, "%s", o->source ? o->source : "");
+    if (!o->source && !st_meta(&f, "resnet.source"))
+        snprintf(source, sizeof source, "%s file %s, converted by resnet convert", f.format, o->input);
+    for (int i = 0; i < f.n_meta; i++) {
+        const char *k = f.meta_keys[i];
+        if ((labels && !strcmp(k, "resnet.labels")) || (o->preprocess && !strcmp(k, "resnet.preprocess")) ||
+            (source[0] && !strcmp(k, "resnet.source")))
+            continue;
+        if (stw_add_meta(st, k, f.meta_values[i]) < 0) {
+            tool_errf(err, ERRLEN, "out of memory");
+            goto out_close;
+        }
+    }
+    if ((labels && stw_add_meta(st, "resnet.labels", labels) < 0) ||
+        (o->preprocess && stw_add_meta(st, "resnet.preprocess", o->preprocess) < 0) ||
+        (source[0] && stw_add_meta(st, "resnet.source", source) < 0)) {
+        tool_errf(err, ERRLEN, "out of memory");
+        goto out_close;
+    }
+    if (stw_write(st, o->output, err, ERRLEN) < 0)
+        goto out_close;
+    printf("wrote %s: %s, %d tensors from the %s file, %d classes%s\n", o->output, info->arch,
+           f.n_tensors, f.format, info->n_classes,
+           labels || st_meta(&f, "resnet.labels") ? " (labelled)" : "");
+    rc = 0;
+out_close:
+    free(labels);
+    stw_free(st);
+    st_close(&f);
+out_model:
+    rn_model_free(m);
+    return rc;
+}
+
 int cmd_convert(int argc, char **argv)
 {
     struct opts o;
@@ -206,7 +296,7 @@ int cmd_convert(int argc, char **argv)
     if (r)
         return r;
     char err[ERRLEN] = "";
-    if (convert(&o, err) < 0) {
+    if ((strcmp(o.from, "tfjs") ? convert_weights(&o, err) : convert(&o, err)) < 0) {
         fprintf(stderr, "resnet convert: %s\n", err);
         return 1;
     }

@@ -11,6 +11,7 @@ static cJSON *info_json(const rn_model *m)
 {
     const rn_model_info *in = rn_model_info_get(m);
     cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "format", in->format);
     cJSON_AddStringToObject(o, "arch", in->arch);
     cJSON_AddStringToObject(o, "block", in->block == RN_BLOCK_BOTTLENECK ? "bottleneck" : "basic");
     cJSON_AddStringToObject(o, "variant", in->variant == RN_VARIANT_V1 ? "v1" : "v1.5");
@@ -64,7 +65,7 @@ static cJSON *info_json(const rn_model *m)
 static void print_text(const rn_model *m, const char *path)
 {
     const rn_model_info *in = rn_model_info_get(m);
-    printf("file:         %s\n", path);
+    printf("file:         %s (%s)\n", path, in->format);
     printf("architecture: %s (%s%s blocks, %s%s%s)\n", in->arch, in->preact ? "pre-activation " : "",
            in->block == RN_BLOCK_BOTTLENECK ? "bottleneck" : "basic",
            in->variant == RN_VARIANT_V1 ? "v1: stride on the first 1x1" : "stride on the 3x3",

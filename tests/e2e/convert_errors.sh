@@ -126,7 +126,7 @@ else
 fi
 
 # --- usage errors exit 2
-"$RESNET" convert --from onnx x.onnx -o y >/dev/null 2>&1
+"$RESNET" convert --from keras x.h5 -o y >/dev/null 2>&1
 check_eq "unsupported --from exits 2" "$?" 2
 "$RESNET" convert --from tfjs x.json >/dev/null 2>&1
 check_eq "missing -o exits 2" "$?" 2

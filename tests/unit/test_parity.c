@@ -20,12 +20,14 @@
 
 #include "resnet.h"
 
-#define DIR "tests/fixtures/parity/"
+/* RN_PARITY_DIR: another folder of fixtures with the same manifests
+ * (tests/e2e/formats_convert.sh: the format fixtures after resnet convert) */
+static const char *dir = "tests/fixtures/parity/";
 
 static void *slurp(const char *name, size_t *len)
 {
     char path[512];
-    snprintf(path, sizeof path, DIR "%s", name);
+    snprintf(path, sizeof path, "%s%s", dir, name);
     FILE *f = fopen(path, "rb");
     if (!f)
         fail_msg("cannot open %s", path);
@@ -120,7 +122,7 @@ static void check_model(const cJSON *entry, int isa, int threads, int planned_ba
 {
     const char *file = cJSON_GetObjectItem(entry, "model")->valuestring;
     char path[512], err[512];
-    snprintf(path, sizeof path, DIR "%s", file);
+    snprintf(path, sizeof path, "%s%s", dir, file);
     rn_model *m;
     rn_model_params mp = rn_model_default_params();
     mp.isa = isa;
@@ -201,20 +203,29 @@ static void test_parity(void **state)
 int main(void)
 {
     rn_set_log(NULL, NULL, 0);
-    size_t len;
-    char *text = slurp("manifest.json", &len);
-    manifest = cJSON_Parse(text);
-    free(text);
-    text = slurp("manifest_timm.json", &len); /* make_timm_fixtures.py: timm's names, layers */
-    cJSON *timm = cJSON_Parse(text);
-    free(text);
-    if (!manifest || !timm) {
-        fprintf(stderr, "bad manifest\n");
-        return 1;
+    if (getenv("RN_PARITY_DIR") && *getenv("RN_PARITY_DIR"))
+        dir = getenv("RN_PARITY_DIR");
+    /* make_fixtures.py; make_timm_fixtures.py: timm's names, layers;
+     * make_format_fixtures.py: the same weights as .pth and .onnx files */
+    static const char *const files[] = {"manifest.json", "manifest_timm.json", "manifest_formats.json"};
+    /* RN_PARITY_ONLY=NAME: that manifest alone */
+    const char *only = getenv("RN_PARITY_ONLY");
+    manifest = cJSON_CreateArray();
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (only && *only && strcmp(only, files[i]))
+            continue;
+        size_t len;
+        char *text = slurp(files[i], &len);
+        cJSON *more = cJSON_Parse(text);
+        free(text);
+        if (!cJSON_IsArray(more)) {
+            fprintf(stderr, "bad manifest %s\n", files[i]);
+            return 1;
+        }
+        while (cJSON_GetArraySize(more) > 0)
+            cJSON_AddItemToArray(manifest, cJSON_DetachItemFromArray(more, 0));
+        cJSON_Delete(more);
     }
-    while (cJSON_GetArraySize(timm) > 0)
-        cJSON_AddItemToArray(manifest, cJSON_DetachItemFromArray(timm, 0));
-    cJSON_Delete(timm);
     int n = cJSON_GetArraySize(manifest);
     struct CMUnitTest *tests = calloc((size_t)n, sizeof *tests);
     char **names = calloc((size_t)n, sizeof *names);
