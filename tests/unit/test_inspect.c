@@ -5,7 +5,8 @@
  * tests/fixtures/inspect/fixtures.json (make_inspect_fixtures.py: forward
  * hooks on the PyTorch blocks, lesions by replacing a block's forward):
  * within 1e-3 relative, KL within 1e-3 absolute; the top-1 class activation
- * map within 1e-4 of the largest |CAM|. On every ISA this CPU runs. Also: the
+ * map within 1e-4 of the largest |CAM|. On every ISA this CPU runs, and on the
+ * same weights loaded from .pth and ONNX files (manifest_formats.json). Also: the
  * logits and embedding are rn_infer's to the bit, the lesions can be turned
  * off, and bad arguments are refused. */
 #include <math.h>
@@ -62,10 +63,18 @@ static void near(const char *what, const char *block, const char *field, double 
 
 static int checked;
 
-static void check_case(const cJSON *c, int isa)
+/* A reference case, on its safetensors file or on the same weights in another
+ * format (tests/fixtures/parity/manifest_formats.json: .pth, ONNX). */
+struct inspect_case {
+    const cJSON *c;
+    char file[96];
+};
+
+static void check_case(const struct inspect_case *ic, int isa)
 {
     char path[512], err[512], what[160];
-    const char *file = cJSON_GetObjectItem(c, "model")->valuestring;
+    const cJSON *c = ic->c;
+    const char *file = ic->file;
     snprintf(path, sizeof path, PARITY "%s", file);
     rn_model_params mp = rn_model_default_params();
     mp.isa = isa;
@@ -192,7 +201,7 @@ static cJSON *cases;
 
 static void test_inspect(void **state)
 {
-    const cJSON *c = *state;
+    const struct inspect_case *c = *state;
     static const int isas[] = {RN_ISA_AVX512, RN_ISA_AVX2, RN_ISA_NEON, RN_ISA_C, RN_ISA_BLAS};
     const char *only = getenv("RN_TEST_ISA");
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
@@ -237,18 +246,53 @@ int main(void)
     free(txt);
     if (!cases)
         return 1;
-    int n = cJSON_GetArraySize(cases);
+    /* the same weights as .pth and ONNX files: their n1.64x64 case is the
+     * safetensors file's */
+    txt = slurp(PARITY "manifest_formats.json", &len);
+    cJSON *formats = cJSON_Parse(txt);
+    free(txt);
+    int nc = cJSON_GetArraySize(cases), n = nc + cJSON_GetArraySize(formats);
+    struct inspect_case *ic = calloc((size_t)n, sizeof *ic);
     struct CMUnitTest *t = calloc((size_t)n + 1, sizeof *t);
-    char (*names)[96] = calloc((size_t)n, sizeof *names);
+    char (*names)[128] = calloc((size_t)n, sizeof *names);
+    int k = 0;
+    for (int i = 0; i < nc; i++) {
+        ic[k].c = cJSON_GetArrayItem(cases, i);
+        snprintf(ic[k].file, sizeof ic[k].file, "%s", cJSON_GetObjectItem(ic[k].c, "model")->valuestring);
+        k++;
+    }
+    const cJSON *f;
+    cJSON_ArrayForEach(f, formats)
+    {
+        const char *logits = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(f, "cases"), 0),
+                                                 "logits")->valuestring;
+        for (int i = 0; i < nc; i++) {
+            char want[160];
+            const char *m = cJSON_GetObjectItem(ic[i].c, "model")->valuestring;
+            snprintf(want, sizeof want, "%.*s.n1.64x64.logits.f32", (int)(strlen(m) - strlen(".safetensors")), m);
+            if (strcmp(want, logits))
+                continue;
+            ic[k].c = ic[i].c;
+            snprintf(ic[k].file, sizeof ic[k].file, "%s", cJSON_GetObjectItem(f, "model")->valuestring);
+            k++;
+            break;
+        }
+    }
+    if (k <= nc + 6) { /* the .pth and ONNX files must be found */
+        printf("not ok - manifest_formats.json: only %d of its files have a reference\n", k - nc);
+        return 1;
+    }
+    n = k;
     for (int i = 0; i < n; i++) {
-        const cJSON *c = cJSON_GetArrayItem(cases, i);
-        snprintf(names[i], sizeof names[i], "inspect_%s", cJSON_GetObjectItem(c, "model")->valuestring);
-        t[i] = (struct CMUnitTest){names[i], test_inspect, NULL, NULL, (void *)c};
+        snprintf(names[i], sizeof names[i], "inspect_%s", ic[i].file);
+        t[i] = (struct CMUnitTest){names[i], test_inspect, NULL, NULL, &ic[i]};
     }
     t[n] = (struct CMUnitTest)cmocka_unit_test(test_refusals);
     int rc = _cmocka_run_group_tests("inspect", t, (size_t)n + 1, NULL, NULL);
     free(t);
     free(names);
+    free(ic);
+    cJSON_Delete(formats);
     cJSON_Delete(cases);
     return rc;
 }
