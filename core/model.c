@@ -10,6 +10,7 @@
  * records where each convolution's weights come from; only then is one arena
  * allocated and filled. Any tensor left unused is an error.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -259,40 +260,117 @@ static int read_meta(struct loader *L)
     return RN_OK;
 }
 
-/* Labels are checked after the architecture, against the number of classes. */
-static int read_labels(struct loader *L)
+/* n class names from a JSON array or {"0": name, ...} object or, when
+ * lines is set and the text is not JSON, one name per line; what names the
+ * source in messages. *out: n malloc'd strings. */
+static int parse_labels(const char *text, size_t len, int n, int lines, const char *what,
+                        char ***out, char *err, size_t errlen)
 {
+    char **labels = calloc((size_t)n, sizeof *labels);
+    int rc = RN_OK, got = 0;
+    if (!labels)
+        return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    if (j && (cJSON_IsArray(j) || cJSON_IsObject(j))) {
+        got = cJSON_GetArraySize(j);
+        for (int i = 0; i < n && got == n; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", i);
+            const cJSON *e = cJSON_IsArray(j) ? cJSON_GetArrayItem(j, i)
+                                              : cJSON_GetObjectItemCaseSensitive(j, key);
+            if (!cJSON_IsString(e)) {
+                rc = rn_errf(err, errlen, RN_ERR_FORMAT, "%s: class %d has no name (a string)", what, i);
+                goto out;
+            }
+            if (!(labels[i] = strdup(e->valuestring))) {
+                rc = rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+        }
+    } else if (lines && len && !memchr(text, '\0', len)) {
+        const char *p = text, *end = text + len;
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            const char *e = nl ? nl : end;
+            size_t l = (size_t)(e - p);
+            if (l && p[l - 1] == '\r')
+                l--;
+            if (!(nl == NULL && l == 0)) { /* a final newline ends the last name */
+                if (got < n && !(labels[got] = strndup(p, l))) {
+                    rc = rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
+                    goto out;
+                }
+                got++;
+            }
+            p = nl ? nl + 1 : end;
+        }
+    } else {
+        rc = rn_errf(err, errlen, RN_ERR_FORMAT,
+                     lines ? "%s: neither JSON class names nor text of one name per line"
+                           : "%s: expected a JSON array of %d strings (one per class)",
+                     what, n);
+        goto out;
+    }
+    if (got != n)
+        rc = rn_errf(err, errlen, RN_ERR_FORMAT, "%s: %d class names, the model has %d classes",
+                     what, got, n);
+out:
+    cJSON_Delete(j);
+    if (rc < 0) {
+        for (int i = 0; i < n; i++)
+            free(labels[i]);
+        free(labels);
+        return rc;
+    }
+    *out = labels;
+    return RN_OK;
+}
+
+/* Labels are checked after the architecture, against the number of classes:
+ * the file given (rn_model_params.labels), else the metadata's. */
+static int read_labels(struct loader *L, const char *path)
+{
+    int n = L->m->info.n_classes;
+    if (path) {
+        FILE *fp = fopen(path, "rb");
+        if (!fp)
+            return rn_errf(L->err, L->errlen, RN_ERR_IO, "labels %s: %s", path, strerror(errno));
+        char *text = NULL;
+        size_t len = 0, cap = 0;
+        int rc = RN_OK;
+        for (;;) {
+            if (len == cap) {
+                size_t nc = cap ? 2 * cap : 65536;
+                char *t = nc <= (64u << 20) ? realloc(text, nc) : NULL;
+                if (!t) {
+                    rc = rn_errf(L->err, L->errlen, nc > (64u << 20) ? RN_ERR_FORMAT : RN_ERR_NOMEM,
+                                 "labels %s: %s", path, nc > (64u << 20) ? "larger than 64 MB" : "out of memory");
+                    break;
+                }
+                text = t;
+                cap = nc;
+            }
+            size_t r = fread(text + len, 1, cap - len, fp);
+            len += r;
+            if (r == 0) {
+                if (ferror(fp))
+                    rc = rn_errf(L->err, L->errlen, RN_ERR_IO, "labels %s: read error", path);
+                break;
+            }
+        }
+        fclose(fp);
+        char what[300];
+        snprintf(what, sizeof what, "labels %.280s", path);
+        if (rc == RN_OK)
+            rc = parse_labels(text, len, n, 1, what, &L->m->labels, L->err, L->errlen);
+        free(text);
+        return rc;
+    }
     const char *v = st_meta(L->f, "resnet.labels");
     if (!v)
         return RN_OK;
-    int n = L->m->info.n_classes, rc = RN_OK;
-    cJSON *a = cJSON_Parse(v);
-    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n) {
-        rc = rn_errf(L->err, L->errlen, RN_ERR_FORMAT,
-                     "metadata resnet.labels: expected a JSON array of %d strings (one per class)",
-                     n);
-        goto out;
-    }
-    L->m->labels = calloc((size_t)n, sizeof(char *));
-    if (!L->m->labels) {
-        rc = rn_errf(L->err, L->errlen, RN_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    for (int i = 0; i < n; i++) {
-        const cJSON *s = cJSON_GetArrayItem(a, i);
-        if (!cJSON_IsString(s)) {
-            rc = rn_errf(L->err, L->errlen, RN_ERR_FORMAT,
-                         "metadata resnet.labels[%d]: not a string", i);
-            goto out;
-        }
-        if (!(L->m->labels[i] = strdup(s->valuestring))) {
-            rc = rn_errf(L->err, L->errlen, RN_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-    }
-out:
-    cJSON_Delete(a);
-    return rc;
+    return parse_labels(v, strlen(v), n, 0, "metadata resnet.labels", &L->m->labels, L->err,
+                        L->errlen);
 }
 
 /* ---- summary ---- */
@@ -362,7 +440,7 @@ static int load(st_file *f, const rn_model_params *params, rn_model **out, char 
     int isa; /* refused before anything is read when the CPU cannot run it */
     if ((rc = rn_isa_choose(params ? params->isa : RN_ISA_AUTO, &isa, err, errlen)) < 0)
         goto out_free_model;
-    if ((rc = read_meta(&L)) < 0 || (rc = describe(&L)) < 0 || (rc = read_labels(&L)) < 0 ||
+    if ((rc = read_meta(&L)) < 0 || (rc = describe(&L)) < 0 || (rc = read_labels(&L, params ? params->labels : NULL)) < 0 ||
         (rc = ld_fill(&L)) < 0)
         goto out_free_model;
     st_drop_pages(f); /* read once: the file's pages need not stay beside the packing */

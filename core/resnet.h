@@ -114,6 +114,10 @@ typedef struct rn_model_params {
     int precision; /* enum rn_precision */
     int isa;       /* enum rn_isa; rn_model_load fails with RN_ERR_UNSUPPORTED
                       when the CPU cannot run the one asked for */
+    const char *labels; /* a file of class names, or NULL: the weights file's own
+                           (metadata resnet.labels, ONNX metadata_props). A JSON
+                           array of strings, a JSON object {"0": name, ...}, or
+                           plain text, one name per line; exactly one per class */
 } rn_model_params;
 
 rn_model_params rn_model_default_params(void);

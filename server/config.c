@@ -14,7 +14,7 @@
 #include "resnet.h"
 
 enum opt_kind {
-    OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LISTEN, OPT_LOGFMT, OPT_PRECISION, OPT_HELP, OPT_VERSION
+    OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LABELS, OPT_LISTEN, OPT_LOGFMT, OPT_PRECISION, OPT_HELP, OPT_VERSION
 };
 
 struct opt {
@@ -32,6 +32,11 @@ static const struct opt opts[] = {
      "safetensors model to serve; repeatable, the first is the default.\n"
      "NAME defaults to the file name without extension.\n"
      "In the environment: RESNETD_MODEL, comma-separated"},
+    {"labels", OPT_LABELS, 0, 0, 0, "[NAME=]FILE",
+     "class names for model NAME (default: the first) instead of\n"
+     "the file's own: a JSON array, {\"0\": name, ...} or one name\n"
+     "per line; read again on SIGHUP. Repeatable; in the\n"
+     "environment: RESNETD_LABELS, comma-separated"},
     {"listen", OPT_LISTEN, 0, 0, 0, "ADDR:PORT", "address to listen on (default 127.0.0.1:8080)"},
     {"workers", OPT_INT, OFF(workers), 1, 256, "N",
      "inference workers, each runs one batch at a time (default: the\n"
@@ -216,6 +221,59 @@ static int add_model(struct config *cfg, const char *arg, char *err, size_t errl
     return 0;
 }
 
+/* --labels [NAME=]FILE, kept until every model is known (resolve_labels). */
+static int add_labels(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+    if (cfg->n_labels == CFG_MAX_MODELS) {
+        snprintf(err, errlen, "--labels: at most %d", CFG_MAX_MODELS);
+        return -1;
+    }
+    struct cfg_model *l = &cfg->labels[cfg->n_labels];
+    const char *eq = strchr(arg, '=');
+    /* NAME=FILE, unless what precedes '=' could not be a model name (a path) */
+    if (eq && memchr(arg, '/', (size_t)(eq - arg)) == NULL) {
+        if (config_parse_model(arg, l, err, errlen) < 0) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "--labels%s", err + strlen("--model"));
+            snprintf(err, errlen, "%s", msg);
+            return -1;
+        }
+    } else {
+        if (!*arg || strlen(arg) >= sizeof l->path) {
+            snprintf(err, errlen, "--labels '%.200s': expected [NAME=]FILE", arg);
+            return -1;
+        }
+        l->name[0] = '\0';
+        snprintf(l->path, sizeof l->path, "%s", arg);
+    }
+    cfg->n_labels++;
+    return 0;
+}
+
+/* Each --labels to its model: by name, or the default model. */
+static int resolve_labels(struct config *cfg, char *err, size_t errlen)
+{
+    for (int i = 0; i < cfg->n_labels; i++) {
+        const struct cfg_model *l = &cfg->labels[i];
+        int k = l->name[0] ? -1 : 0;
+        for (int j = 0; k < 0 && j < cfg->n_models; j++)
+            if (!strcmp(cfg->models[j].name, l->name))
+                k = j;
+        if (k < 0) {
+            snprintf(err, errlen, "--labels %s=%s: no model named '%s' (--model NAME=PATH)",
+                     l->name, l->path, l->name);
+            return -1;
+        }
+        if (cfg->models[k].labels[0]) {
+            snprintf(err, errlen, "--labels %s: model '%s' has labels already (%s)", l->path,
+                     cfg->models[k].name, cfg->models[k].labels);
+            return -1;
+        }
+        snprintf(cfg->models[k].labels, sizeof cfg->models[k].labels, "%s", l->path);
+    }
+    return 0;
+}
+
 /* Apply one option value; src is "--name" or "RESNETD_NAME" for messages. */
 static int apply(struct config *cfg, const struct opt *o, const char *src, const char *val,
                  char *err, size_t errlen)
@@ -238,6 +296,8 @@ static int apply(struct config *cfg, const struct opt *o, const char *src, const
     }
     case OPT_MODEL:
         return add_model(cfg, val, err, errlen);
+    case OPT_LABELS:
+        return add_labels(cfg, val, err, errlen);
     case OPT_LISTEN:
         return config_parse_listen(val, cfg->listen_host, sizeof cfg->listen_host,
                                    &cfg->listen_port, err, errlen);
@@ -280,7 +340,7 @@ static int from_env(struct config *cfg, char *err, size_t errlen)
         const char *val = getenv(var);
         if (!val || !*val)
             continue;
-        if (o->kind != OPT_MODEL) {
+        if (o->kind != OPT_MODEL && o->kind != OPT_LABELS) {
             if (apply(cfg, o, var, val, err, errlen) < 0)
                 return -1;
             continue;
@@ -289,7 +349,7 @@ static int from_env(struct config *cfg, char *err, size_t errlen)
         snprintf(list, sizeof list, "%s", val);
         char *save = NULL;
         for (char *t = strtok_r(list, ", \t\n", &save); t; t = strtok_r(NULL, ", \t\n", &save))
-            if (add_model(cfg, t, err, errlen) < 0)
+            if ((o->kind == OPT_MODEL ? add_model : add_labels)(cfg, t, err, errlen) < 0)
                 return -1;
     }
     return 0;
@@ -343,7 +403,7 @@ int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
     defaults(cfg);
     if (from_env(cfg, err, errlen) < 0)
         return -1;
-    int env_models = cfg->n_models, cli_models = 0;
+    int env_models = cfg->n_models, cli_models = 0, env_labels = cfg->n_labels, cli_labels = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
@@ -379,6 +439,8 @@ int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
         if (o->kind == OPT_MODEL && cli_models++ == 0 && env_models) {
             cfg->n_models = 0; /* models on the command line replace the environment's */
         }
+        if (o->kind == OPT_LABELS && cli_labels++ == 0 && env_labels)
+            cfg->n_labels = 0; /* and so do labels */
         char src[64];
         snprintf(src, sizeof src, "--%s", o->name);
         if (apply(cfg, o, src, val, err, errlen) < 0)
@@ -388,6 +450,8 @@ int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
         snprintf(err, errlen, "no model: give --model [NAME=]PATH (or RESNETD_MODEL)");
         return -1;
     }
+    if (resolve_labels(cfg, err, errlen) < 0)
+        return -1;
     split_cores(cfg, ncpu);
     if (cfg->max_batch > cfg->max_queue) {
         snprintf(err, errlen, "--max-batch %d is larger than --max-queue %d: batches could "

@@ -11,6 +11,7 @@
 struct cfg_model {
     char name[64];   /* from NAME=PATH, or the file's stem */
     char path[4096];
+    char labels[4096]; /* --labels: a class-names file, or "" (the model's own) */
 };
 
 enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
@@ -18,6 +19,9 @@ enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
 struct config {
     struct cfg_model models[CFG_MAX_MODELS]; /* the first is the default */
     int n_models;
+    struct cfg_model labels[CFG_MAX_MODELS]; /* --labels [NAME=]FILE as given (name "":
+                                                the default model), until resolved */
+    int n_labels;
     char listen_host[256]; /* numeric IPv4 or IPv6 address */
     int listen_port;
     int threads;           /* BLAS threads per worker */

@@ -49,6 +49,7 @@ static struct model *model_open(const struct cfg_model *cm, const struct config 
     atomic_init(&m->refs, 1);
     rn_model_params mp = rn_model_default_params();
     mp.precision = cfg->precision; /* start-up and SIGHUP reload alike */
+    mp.labels = cm->labels[0] ? cm->labels : NULL;
     if (rn_model_load(cm->path, &mp, &m->m, msg, sizeof msg) < 0) {
         snprintf(err, errlen, "model %s: %s", cm->name, msg);
         goto out_free;

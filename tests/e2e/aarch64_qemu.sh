@@ -12,5 +12,7 @@ for tool in aarch64-linux-gnu-gcc qemu-aarch64-static; do
         exit 0
     fi
 done
-# a make of its own, not the jobserver of the make test that runs us
-env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s test-aarch64
+# a make of its own, not the jobserver of the make test that runs us, nor the
+# flags of `make asan` (its command-line SANITIZE and CFLAGS reach us in the
+# environment: sanitizers do not run under qemu-user)
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE -u CFLAGS -u KERN_CFLAGS make -s test-aarch64

@@ -3,7 +3,8 @@
 # weights in three formats (basic.safetensors, basic.pth, basic_folded.onnx)
 # answer a photo with the same classes and scores; SIGHUP reloads each from
 # its path (a legacy .pth, an ONNX graph that keeps its batch norms); a
-# broken file keeps the previous model serving.
+# broken file keeps the previous model serving; --labels names the classes of
+# a graph without labels, and is read again on SIGHUP.
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 FX=tests/fixtures/parity
@@ -55,4 +56,29 @@ kill -TERM $PID
 wait $PID
 check_eq "SIGTERM exits 0" "$?" "0"
 PID=
+
+# --labels: class names for a graph that has none, read again on SIGHUP
+cp $FX/basic_folded.onnx "$TMP/m.onnx"
+for i in $(seq 0 9); do echo "class number $i"; done >"$TMP/labels.txt"
+PORT=$(free_port)
+URL=http://127.0.0.1:$PORT
+"$RESNETD" --model onnx="$TMP/m.onnx" --labels onnx="$TMP/labels.txt" --listen 127.0.0.1:$PORT 2>"$TMP/log" &
+PID=$!
+check "resnetd serves an .onnx with --labels" wait_ready "$URL"
+got=$(curl -s --data-binary @$DOG "$URL/v1/classify?topk=1" | jq -r '.predictions[0] | .label == "class number \(.index)"')
+check_eq "its replies name the classes from the labels file (one per line)" "$got" "true"
+printf '[%s]' "$(seq 0 9 | sed 's/.*/"n&"/' | paste -sd,)" >"$TMP/labels.txt"
+kill -HUP $PID
+for _ in $(seq 100); do grep -q "reload done" "$TMP/log" && break; sleep 0.1; done
+got=$(curl -s --data-binary @$DOG "$URL/v1/classify?topk=1" | jq -r '.predictions[0] | .label == "n\(.index)"')
+check_eq "SIGHUP reads the labels file again (now a JSON array)" "$got" "true"
+kill -TERM $PID
+wait $PID
+PID=
+seq 1 9 >"$TMP/nine.txt"
+"$RESNETD" --model "$TMP/m.onnx" --labels "$TMP/nine.txt" --listen 127.0.0.1:$(free_port) 2>"$TMP/log9"
+check_eq "nine labels for ten classes: resnetd exits 2 (a bad model)" "$?" 2
+check "... saying so with the file's name" grep -q "labels $TMP/nine.txt: 9 class names, the model has 10 classes" "$TMP/log9"
+"$RESNETD" --model "$TMP/m.onnx" --labels "$TMP/none.txt" --listen 127.0.0.1:$(free_port) 2>"$TMP/log0"
+check "a missing labels file is an error naming it" grep -q "labels $TMP/none.txt: No such file" "$TMP/log0"
 tap_done

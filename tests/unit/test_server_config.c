@@ -32,7 +32,35 @@ static int setup(void **state)
     unsetenv("RESNETD_MODEL");
     unsetenv("RESNETD_MAX_BATCH");
     unsetenv("RESNETD_PRECISION");
+    unsetenv("RESNETD_LABELS");
     return 0;
+}
+
+/* --labels [NAME=]FILE: to the named model or the default, refused for an
+ * unknown name or twice for one model; RESNETD_LABELS, replaced by flags */
+static void test_labels(void **state)
+{
+    assert_int_equal(run(2, "--model=a=/m/a.onnx", "--model=b=/m/b.pth", "--labels=b=/l/b.txt",
+                         "--labels=/l/x=1.json"), 0);
+    assert_string_equal(cfg.models[0].labels, "/l/x=1.json"); /* a path, not NAME= */
+    assert_string_equal(cfg.models[1].labels, "/l/b.txt");
+    assert_int_equal(run(2, "--labels", "c=/l/c.txt", "--model", "/m/a.onnx"), -1);
+    assert_non_null(strstr(err, "no model named 'c'"));
+    assert_int_equal(run(2, "--model=/m/a.onnx", "--labels=/l/1", "--labels=a=/l/2", NULL), -1);
+    assert_non_null(strstr(err, "has labels already"));
+    assert_int_equal(run(2, "--model=/m/a.onnx", "--labels=b c=/l/1", NULL, NULL), -1);
+    assert_non_null(strstr(err, "--labels b c=/l/1: model name may hold only"));
+    assert_int_equal(run(2, "--model=/m/a.onnx", "--labels=", NULL, NULL), -1);
+    setenv("RESNETD_MODEL", "a=/m/a.onnx,b=/m/b.onnx", 1);
+    setenv("RESNETD_LABELS", "b=/l/b.txt, /l/a.txt", 1);
+    assert_int_equal(run(2, NULL, NULL, NULL, NULL), 0);
+    assert_string_equal(cfg.models[0].labels, "/l/a.txt");
+    assert_string_equal(cfg.models[1].labels, "/l/b.txt");
+    assert_int_equal(run(2, "--labels", "b=/l/other.txt", NULL, NULL), 0);
+    assert_string_equal(cfg.models[0].labels, "");
+    assert_string_equal(cfg.models[1].labels, "/l/other.txt");
+    unsetenv("RESNETD_MODEL");
+    unsetenv("RESNETD_LABELS");
 }
 
 static void test_defaults(void **state)
@@ -155,6 +183,7 @@ int main(void)
         cmocka_unit_test_setup(test_values, setup),
         cmocka_unit_test_setup(test_errors, setup),
         cmocka_unit_test_setup(test_environment, setup),
+        cmocka_unit_test_setup(test_labels, setup),
         cmocka_unit_test(test_error_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
