@@ -90,6 +90,10 @@ void rn_blocked_to_bf16(const rn_exec *x, const float *in, size_t n, uint16_t *o
 void rn_bn_relu(const rn_exec *x, const float *in, int n, int c, int h, int w, const float *scale,
                 const float *shift, int blocked, float *out);
 
+/* out = in * scale + shift per channel of (n, c, h, w) NCHW (no ReLU). */
+void rn_channel_affine(const rn_exec *x, const float *in, int n, int c, int h, int w,
+                       const float *scale, const float *shift, float *out);
+
 /* 2x2, stride 2, ceil-mode average pooling without padding (ResNet-D's
  * shortcut): each output the mean of the input pixels its window holds. */
 void rn_avgpool2x2(const rn_exec *x, const float *in, int n, int c, int h, int w, int blocked,

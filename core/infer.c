@@ -192,6 +192,11 @@ void rn_walk_op(rn_ctx *ctx, rn_walk *wk, int i)
             rn_blocked_to_bf16(&ctx->exec, out, (size_t)n * rn_cblocks(c) * 16 * ih * iw, out_b);
         break;
     }
+    case RN_OP_NORM_INPUT: {
+        const rn_bn *b = &m->bns[op->bn];
+        rn_channel_affine(&ctx->exec, in, n, c, ih, iw, b->scale, b->shift, out);
+        break;
+    }
     case RN_OP_MAXPOOL:
         if (ctx->blocked)
             rn_maxpool3x3s2_blocked(&ctx->exec, in, n, c, ih, iw, out);

@@ -188,6 +188,20 @@ int ld_layer(struct loader *L, int kind, int buf, const char *name)
     return rn_plan_layer(L->m, kind, buf, "%s", name) < 0 ? nomem(L) : RN_OK;
 }
 
+int ld_input_norm(struct loader *L, int *in)
+{
+    *in = RN_BUF_INPUT;
+    if (!ld_has(L, "input_norm.weight"))
+        return RN_OK;
+    int b, rc;
+    if ((rc = ld_norm(L, "input_norm", 3, &b)) < 0 ||
+        (rc = ld_op(L, (rn_op){.kind = RN_OP_NORM_INPUT, .bn = b, .in = RN_BUF_INPUT,
+                               .out = RN_BUF_D})) < 0)
+        return rc;
+    *in = RN_BUF_D;
+    return RN_OK;
+}
+
 int ld_block(struct loader *L, int first, int in, const char *name)
 {
     int rc = rn_plan_block(L->m, first, in, name);

@@ -55,6 +55,10 @@ int ld_layer(struct loader *L, int kind, int buf, const char *name);
 /* The ops since op `first` are residual block `name` reading buffer in, and
  * its output is layer `name` (rn_plan_block, rn_plan_layer). */
 int ld_block(struct loader *L, int first, int in, const char *name);
+/* The batch norm some graphs apply to the input itself (tensors input_norm.*,
+ * MXNet's bn_data), if the file has one: an op from the input to buffer D.
+ * *in: the buffer the stem reads, D or RN_BUF_INPUT. */
+int ld_input_norm(struct loader *L, int *in);
 /* A block's residual branch: conv c1 from buffer in to T1, then for a
  * bottleneck (c2 >= 0) c2 to T2, each with bias and ReLU (their bf16 twins
  * are all that the next convolution reads), then `last` accumulated onto

@@ -116,10 +116,12 @@ static int describe_block(struct loader *L, int s, int i, int stride, int in_c, 
 static int describe_stem(struct loader *L, int *out_c)
 {
     rn_model *m = L->m;
-    int rc, c;
+    int rc, c, in0;
+    if ((rc = ld_input_norm(L, &in0)) < 0)
+        return rc;
     if (st_find(L->f, "conv1.weight")) {
         if ((rc = ld_conv(L, "conv1.weight", "bn1", 3, -1, -1, 1, 2, &c)) < 0 ||
-            (rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c, .in = RN_BUF_INPUT,
+            (rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c, .in = in0,
                                    .out = RN_BUF_T1, .bias = 1, .relu = 1})) < 0)
             return rc;
         *out_c = m->convs[c].out_c;
@@ -134,7 +136,7 @@ static int describe_stem(struct loader *L, int *out_c)
     for (int i = 0; i < 3; i++) {
         if ((rc = ld_conv(L, w[i], b[i], in_c, -1, 3, 1, i == 0 ? 2 : 1, &c)) < 0 ||
             (rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c,
-                                   .in = i ? buf[i - 1] : RN_BUF_INPUT, .out = buf[i], .bias = 1,
+                                   .in = i ? buf[i - 1] : in0, .out = buf[i], .bias = 1,
                                    .relu = 1, .write_b = i < 2})) < 0)
             return rc;
         in_c = m->convs[c].out_c;

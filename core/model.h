@@ -53,13 +53,16 @@ enum rn_op_kind {
     RN_OP_TO_BF16,  /* the bf16 twin of in, for the convolutions that read it (BF16 only) */
     RN_OP_GAP,      /* global average pool: the embedding (n, c) */
     RN_OP_FC,       /* the classifier on the embedding: logits (n, classes) */
+    RN_OP_NORM_INPUT, /* out = in * scale + shift per channel, NCHW in and out: a batch
+                         norm on the caller's input, which cannot be folded into the
+                         zero-padded stem convolution after it (MXNet's bn_data) */
 };
 
 typedef struct rn_op {
     int kind;
     int in, out;     /* buffers; GAP writes the embedding, FC reads it */
     int conv;        /* index into rn_model.convs (RN_OP_CONV) */
-    int bn;          /* index into rn_model.bns (RN_OP_BN_RELU) */
+    int bn;          /* index into rn_model.bns (RN_OP_BN_RELU, RN_OP_NORM_INPUT) */
     int bias;        /* conv: add rn_conv.b */
     int relu, accumulate; /* conv: ReLU on the way out; out holds a residual on entry */
     int write_b;     /* BF16 models: write only the bf16 twin of out (every reader is a

@@ -884,10 +884,47 @@ static int match_block(struct matcher *M, const char *prefix, const char **x, co
     return RN_OK;
 }
 
+/* A batch norm on the graph input itself, before the stem (MXNet's
+ * bn_data): tensors input_norm.*, a plan op of its own (it does not fold
+ * into the zero-padded convolution after it). *out: its output. */
+static int match_input_norm(struct matcher *M, int bi, const char **out)
+{
+    node_t *b = M->g->node[bi];
+    if (b->n_input != 5 || b->n_output < 1)
+        return node_err(M, b, RN_ERR_ARCH, "expected inputs X, scale, B, mean, var");
+    for (size_t o = 1; o < b->n_output; o++)
+        if (*b->output[o])
+            return node_err(M, b, RN_ERR_UNSUPPORTED, "training outputs are not supported");
+    if (attr_i(b, "spatial", 1) != 1 || attr_i(b, "training_mode", 0) != 0)
+        return node_err(M, b, RN_ERR_UNSUPPORTED, "only inference batch norm (spatial, not training) is supported");
+    const Onnx__AttributeProto *e = attr(b, "epsilon");
+    double eps = e && e->has_f ? e->f : 1e-5;
+    if (M->eps_seen && (float)eps != (float)M->eps)
+        return node_err(M, b, RN_ERR_UNSUPPORTED, "epsilon %g, other batch norms have %g", eps, M->eps);
+    M->eps = eps;
+    M->eps_seen = 1;
+    static const char *const f[4] = {"weight", "bias", "running_mean", "running_var"};
+    char tn[64];
+    for (int i = 0; i < 4; i++) {
+        snprintf(tn, sizeof tn, "input_norm.%s", f[i]);
+        int rc = take_init(M, b, (size_t)i + 1, tn, 0);
+        if (rc < 0)
+            return rc;
+    }
+    M->visited[bi] = 1;
+    *out = b->output[0];
+    return RN_OK;
+}
+
 /* The stem, from the graph input to after its max pool. */
 static int match_stem(struct matcher *M, const char *in, const char **x)
 {
     int c = sole(M, in), rc;
+    if (c >= 0 && is_op(M->g->node[c], "BatchNormalization")) {
+        if ((rc = match_input_norm(M, c, &in)) < 0)
+            return rc;
+        c = sole(M, in);
+    }
     if (c < 0)
         return rn_errf(M->err, M->errlen, RN_ERR_ARCH, "graph input %.100s does not feed one Conv; not a ResNet", in);
     struct unit u[3];
@@ -911,15 +948,29 @@ static int match_stem(struct matcher *M, const char *in, const char **x)
     }
     if (n == 2)
         return node_err(M, M->g->node[u[1].conv], RN_ERR_ARCH, "a stem of two convolutions");
-    M->v2 = u[n - 1].relu < 0; /* pre-activation: the stem's output is not activated */
+    /* pre-activation: the stem's output is not activated (timm), or it is
+     * and the first block starts with a batch norm (MXNet's v2) */
+    int cons[4], nc = consumers(M, *x, cons, 2), preact_blocks = 0;
+    for (int i = 0; i < nc; i++)
+        preact_blocks |= is_op(M->g->node[cons[i]], "BatchNormalization");
+    M->v2 = u[n - 1].relu < 0 || preact_blocks;
+    int stem_norm = M->v2 && u[n - 1].relu >= 0;
     if (n == 1) {
         if (u[0].k != 7 || u[0].stride != 2)
             return node_err(M, M->g->node[u[0].conv], RN_ERR_UNSUPPORTED, "a %dx%d stride-%d stem; expected 7x7 stride 2",
                             u[0].k, u[0].k, u[0].stride);
-        if (M->v2 && (u[0].bn >= 0 || (M->g->node[u[0].conv]->n_input > 2 && *M->g->node[u[0].conv]->input[2])))
+        if (stem_norm && u[0].bn < 0)
+            return node_err(M, M->g->node[u[0].conv], RN_ERR_UNSUPPORTED,
+                            "a pre-activation stem with a Relu but no batch norm");
+        if (M->v2 && !stem_norm &&
+            (u[0].bn >= 0 || (M->g->node[u[0].conv]->n_input > 2 && *M->g->node[u[0].conv]->input[2])))
             return node_err(M, M->g->node[u[0].conv], RN_ERR_UNSUPPORTED, "a pre-activation stem with a bias or batch norm");
-        return M->v2 ? name_unit(M, &u[0], "stem.conv", NULL) : name_unit(M, &u[0], "conv1", "bn1");
+        return M->v2 ? name_unit(M, &u[0], "stem.conv", stem_norm ? "stem.norm" : NULL)
+                     : name_unit(M, &u[0], "conv1", "bn1");
     }
+    if (stem_norm)
+        return node_err(M, M->g->node[u[0].conv], RN_ERR_UNSUPPORTED,
+                        "a deep stem that activates its output before pre-activation blocks");
     for (int i = 0; i < 3; i++) {
         if (u[i].k != 3 || u[i].stride != (i ? 1 : 2))
             return node_err(M, M->g->node[u[i].conv], RN_ERR_UNSUPPORTED, "a deep stem is 3x3 convolutions, the first stride 2");

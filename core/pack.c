@@ -124,12 +124,18 @@ static void pack_wino(rn_conv *c, int m, float *dst, uint16_t *dst_b)
         c->wub = dst_b;
 }
 
-/* 1 if convolution c reads the caller's NCHW image (the first of the stem). */
+/* 1 if convolution c reads an NCHW image: the caller's, or the caller's after
+ * an input batch norm (RN_OP_NORM_INPUT), as the first of the stem does. */
 static int reads_input(const rn_model *m, int c)
 {
-    for (int i = 0; i < m->n_ops; i++)
-        if (m->ops[i].kind == RN_OP_CONV && m->ops[i].conv == c && m->ops[i].in == RN_BUF_INPUT)
+    int nchw[RN_BUF_COUNT] = {0};
+    for (int i = 0; i < m->n_ops; i++) {
+        const rn_op *op = &m->ops[i];
+        if (op->kind == RN_OP_CONV && op->conv == c && (op->in == RN_BUF_INPUT || (op->in >= 0 && nchw[op->in])))
             return 1;
+        if (rn_op_writes_buffer(op))
+            nchw[op->out] = op->kind == RN_OP_NORM_INPUT;
+    }
     return 0;
 }
 

@@ -111,7 +111,7 @@ void rn_op_shape(const rn_model *m, const rn_op *op, const int in[3], int out[3]
         out[0] = m->info.n_classes;
         out[1] = out[2] = 1;
         break;
-    default: /* BN_RELU, TO_BF16 keep the shape */
+    default: /* BN_RELU, NORM_INPUT, TO_BF16 keep the shape */
         break;
     }
 }

@@ -156,6 +156,7 @@ struct plane_job {
     float *out;
     int c, h, w, lanes, planes_per_img;
     const float *scale, *shift;
+    int relu;
 };
 
 static void bn_relu_task(void *arg, int t, int thread)
@@ -174,7 +175,7 @@ static void bn_relu_task(void *arg, int t, int thread)
     for (size_t q = 0; q < n; q++)
         for (int l = 0; l < j->lanes; l++) {
             float v = in[q * j->lanes + l] * s[l] + b[l];
-            out[q * j->lanes + l] = v > 0.0f ? v : 0.0f;
+            out[q * j->lanes + l] = v > 0.0f || !j->relu ? v : 0.0f;
         }
 }
 
@@ -183,8 +184,16 @@ void rn_bn_relu(const rn_exec *x, const float *in, int n, int c, int h, int w, c
 {
     int lanes = blocked ? 16 : 1, planes = blocked ? rn_cblocks(c) : c;
     struct plane_job j = {.in = in, .out = out, .c = c, .h = h, .w = w, .lanes = lanes,
-                          .planes_per_img = planes, .scale = scale, .shift = shift};
+                          .planes_per_img = planes, .scale = scale, .shift = shift, .relu = 1};
     rn_pool_run(x->pool, n * planes, bn_relu_task, &j);
+}
+
+void rn_channel_affine(const rn_exec *x, const float *in, int n, int c, int h, int w,
+                       const float *scale, const float *shift, float *out)
+{
+    struct plane_job j = {.in = in, .out = out, .c = c, .h = h, .w = w, .lanes = 1,
+                          .planes_per_img = c, .scale = scale, .shift = shift, .relu = 0};
+    rn_pool_run(x->pool, n * c, bn_relu_task, &j);
 }
 
 /* 2x2 windows at stride 2 from (2oy, 2ox), cut at the bottom and right edges

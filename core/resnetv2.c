@@ -90,12 +90,17 @@ static int block(struct loader *L, int s, int i, int stride, int in_c, int *x, i
 static int stem(struct loader *L, int *out_c)
 {
     rn_model *m = L->m;
-    int rc, c;
+    int rc, c, in0;
+    if ((rc = ld_input_norm(L, &in0)) < 0)
+        return rc;
     if (st_find(L->f, "stem.conv.weight")) {
-        /* .bias: zero, or the convolution's own (an ONNX export's) */
-        if ((rc = ld_conv(L, "stem.conv.weight", NULL, 3, -1, -1, 1, 2, &c)) < 0 ||
-            (rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c, .in = RN_BUF_INPUT,
-                                   .out = RN_BUF_T1, .bias = 1})) < 0)
+        /* .bias: zero, or the convolution's own (an ONNX export's); with
+         * stem.norm (MXNet's v2: pre-activation blocks after a stem that
+         * normalises and activates its output), folded, and a ReLU */
+        int norm = ld_has(L, "stem.norm.weight");
+        if ((rc = ld_conv(L, "stem.conv.weight", norm ? "stem.norm" : NULL, 3, -1, -1, 1, 2, &c)) < 0 ||
+            (rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c, .in = in0,
+                                   .out = RN_BUF_T1, .bias = 1, .relu = norm})) < 0)
             return rc;
         *out_c = m->convs[c].out_c;
         return RN_OK;
@@ -106,7 +111,7 @@ static int stem(struct loader *L, int *out_c)
     for (int i = 0; i < 3; i++) {
         if ((rc = ld_conv(L, w[i], b[i], in_c, -1, 3, 1, i == 0 ? 2 : 1, &c)) < 0 ||
             (rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c,
-                                   .in = i ? buf[i - 1] : RN_BUF_INPUT, .out = buf[i],
+                                   .in = i ? buf[i - 1] : in0, .out = buf[i],
                                    .bias = 1, .relu = i < 2, .write_b = i < 2})) < 0)
             return rc;
         in_c = m->convs[c].out_c;
@@ -122,9 +127,9 @@ int rn_describe_v2(struct loader *L)
     rn_model_info *info = &m->info;
     if (!st_find(L->f, "stem.conv.weight") && !st_find(L->f, "stem.conv1.weight"))
         return 0;
-    if (ld_has(L, "stem.norm.weight") || ld_has(L, "stem.norm3.weight"))
+    if (ld_has(L, "stem.norm3.weight") || (ld_has(L, "stem.norm.weight") && !st_find(L->f, "stem.conv.weight")))
         return rn_errf(L->err, L->errlen, RN_ERR_UNSUPPORTED,
-                       "stem.norm: a resnetv2 without pre-activation is not supported");
+                       "stem.norm3: a resnetv2 deep stem without pre-activation is not supported");
     info->preact = 1;
     int in_c = 0, rc;
     if ((rc = stem(L, &in_c)) < 0)
