@@ -96,9 +96,11 @@ try {
   ok(stats.warm > 0.01, `the heat map shows warm (hot) regions (${(100 * stats.warm).toFixed(1)}% of pixels)`);
 
   // another class: its map replaces the first
-  const before = await page.getAttribute("#cam", "src");
+  const before = await page.textContent("#cam-caption");
   await page.click("#top5 li:nth-child(2)");
-  await page.waitForFunction((b) => document.getElementById("cam").src !== b, before, { timeout: 60000 });
+  // the caption changes once the new map has loaded
+  await page.waitForFunction((b) => document.getElementById("cam-caption").textContent !== b, before,
+                             { timeout: 60000 });
   const cap = await page.textContent("#cam-caption");
   ok(/class \d+/.test(cap) && !cap.includes(wantLabel), `clicking the second class shows its map (${cap})`);
 

@@ -266,7 +266,7 @@ static void test_corrupt_headers(void **state)
         {m_not_resnet, RN_ERR_ARCH, "conv1.weight: missing"},
         {m_variant, RN_ERR_FORMAT, "resnet.variant"},
         {m_eps, RN_ERR_FORMAT, "resnet.bn_eps"},
-        {m_labels, RN_ERR_FORMAT, "resnet.labels: expected a JSON array of 12 strings"},
+        {m_labels, RN_ERR_FORMAT, "resnet.labels: 2 class names, the model has 12 classes"},
         {m_meta_type, RN_ERR_FORMAT, "__metadata__.resnet.bn_eps is not a string"},
         {m_dup_name, RN_ERR_FORMAT, "fc.bias: duplicate tensor name"},
         {m_neg_dim, RN_ERR_FORMAT, "fc.bias: shape[0] is not a valid dimension"},
