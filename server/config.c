@@ -269,7 +269,8 @@ static int resolve_labels(struct config *cfg, char *err, size_t errlen)
                      cfg->models[k].name, cfg->models[k].labels);
             return -1;
         }
-        snprintf(cfg->models[k].labels, sizeof cfg->models[k].labels, "%s", l->path);
+        /* both fields of cfg: no snprintf from one into the other (-Wrestrict) */
+        memcpy(cfg->models[k].labels, l->path, sizeof cfg->models[k].labels);
     }
     return 0;
 }
