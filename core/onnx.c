@@ -556,6 +556,41 @@ static const int64_t *init_dims(struct matcher *M, const node_t *n, size_t i, si
 
 /* ---- matching ---- */
 
+/* An inference BatchNormalization node with its five inputs, its epsilon
+ * the same as every other's (the builders take one). */
+static int check_bn(struct matcher *M, const node_t *b)
+{
+    if (b->n_output < 1 || b->n_input != 5)
+        return node_err(M, b, RN_ERR_ARCH, "expected inputs X, scale, B, mean, var");
+    for (size_t o = 1; o < b->n_output; o++)
+        if (*b->output[o])
+            return node_err(M, b, RN_ERR_UNSUPPORTED, "training outputs are not supported");
+    if (attr_i(b, "spatial", 1) != 1 || attr_i(b, "training_mode", 0) != 0)
+        return node_err(M, b, RN_ERR_UNSUPPORTED, "only inference batch norm (spatial, not training) is supported");
+    const Onnx__AttributeProto *e = attr(b, "epsilon");
+    double eps = e && e->has_f ? e->f : 1e-5;
+    if (M->eps_seen && (float)eps != (float)M->eps)
+        return node_err(M, b, RN_ERR_UNSUPPORTED, "epsilon %g, other batch norms have %g", eps, M->eps);
+    M->eps = eps;
+    M->eps_seen = 1;
+    return RN_OK;
+}
+
+/* Name batch norm node b's four parameters PREFIX.weight, .bias,
+ * .running_mean, .running_var. */
+static int name_bn(struct matcher *M, const node_t *b, const char *prefix)
+{
+    static const char *const f[4] = {"weight", "bias", "running_mean", "running_var"};
+    char tn[200];
+    for (int i = 0; i < 4; i++) {
+        snprintf(tn, sizeof tn, "%s.%s", prefix, f[i]);
+        int rc = take_init(M, b, (size_t)i + 1, tn, 0);
+        if (rc < 0)
+            return rc;
+    }
+    return RN_OK;
+}
+
 /* A Conv, the BatchNormalization and the Relu that may follow it alone. */
 struct unit {
     int conv, bn, relu;
@@ -600,19 +635,8 @@ static int match_unit(struct matcher *M, int ci, struct unit *u)
     int next = sole(M, u->out);
     if (next >= 0 && is_op(M->g->node[next], "BatchNormalization")) {
         node_t *b = M->g->node[next];
-        if (b->n_output < 1 || b->n_input != 5)
-            return node_err(M, b, RN_ERR_ARCH, "expected inputs X, scale, B, mean, var");
-        for (size_t o = 1; o < b->n_output; o++)
-            if (*b->output[o])
-                return node_err(M, b, RN_ERR_UNSUPPORTED, "training outputs are not supported");
-        if (attr_i(b, "spatial", 1) != 1 || attr_i(b, "training_mode", 0) != 0)
-            return node_err(M, b, RN_ERR_UNSUPPORTED, "only inference batch norm (spatial, not training) is supported");
-        const Onnx__AttributeProto *e = attr(b, "epsilon");
-        double eps = e && e->has_f ? e->f : 1e-5;
-        if (M->eps_seen && (float)eps != (float)M->eps)
-            return node_err(M, b, RN_ERR_UNSUPPORTED, "epsilon %g, other batch norms have %g", eps, M->eps);
-        M->eps = eps;
-        M->eps_seen = 1;
+        if ((rc = check_bn(M, b)) < 0)
+            return rc;
         M->visited[next] = 1;
         u->bn = next;
         u->out = b->output[0];
@@ -641,14 +665,10 @@ static int name_unit(struct matcher *M, const struct unit *u, const char *conv, 
             return rc;
     }
     if (u->bn >= 0) {
-        static const char *const f[4] = {"weight", "bias", "running_mean", "running_var"};
         if (!bn)
             return node_err(M, M->g->node[u->bn], RN_ERR_ARCH, "a batch norm where a ResNet has none");
-        for (int i = 0; i < 4; i++) {
-            snprintf(name, sizeof name, "%s.%s", bn, f[i]);
-            if ((rc = take_init(M, M->g->node[u->bn], (size_t)i + 1, name, 0)) < 0)
-                return rc;
-        }
+        if ((rc = name_bn(M, M->g->node[u->bn], bn)) < 0)
+            return rc;
     }
     return RN_OK;
 }
@@ -665,25 +685,16 @@ static int expect_stride(struct matcher *M, const struct unit *u, int want)
 static int match_preact(struct matcher *M, int bi, const char *name, const char **out)
 {
     node_t *b = M->g->node[bi];
-    if (!is_op(b, "BatchNormalization") || b->n_input != 5 || b->n_output < 1)
+    int rc;
+    if (!is_op(b, "BatchNormalization"))
         return node_err(M, b, RN_ERR_ARCH, "expected the BatchNormalization of a pre-activation");
-    const Onnx__AttributeProto *e = attr(b, "epsilon");
-    double eps = e && e->has_f ? e->f : 1e-5;
-    if (M->eps_seen && (float)eps != (float)M->eps)
-        return node_err(M, b, RN_ERR_UNSUPPORTED, "epsilon %g, other batch norms have %g", eps, M->eps);
-    M->eps = eps;
-    M->eps_seen = 1;
+    if ((rc = check_bn(M, b)) < 0)
+        return rc;
     int r = sole(M, b->output[0]);
     if (r < 0 || !is_op(M->g->node[r], "Relu"))
         return node_err(M, b, RN_ERR_ARCH, "a pre-activation batch norm must be followed by Relu alone");
-    static const char *const f[4] = {"weight", "bias", "running_mean", "running_var"};
-    char tn[200];
-    for (int i = 0; i < 4; i++) {
-        snprintf(tn, sizeof tn, "%s.%s", name, f[i]);
-        int rc = take_init(M, b, (size_t)i + 1, tn, 0);
-        if (rc < 0)
-            return rc;
-    }
+    if ((rc = name_bn(M, b, name)) < 0)
+        return rc;
     M->visited[bi] = M->visited[r] = 1;
     *out = M->g->node[r]->output[0];
     return RN_OK;
@@ -890,27 +901,9 @@ static int match_block(struct matcher *M, const char *prefix, const char **x, co
 static int match_input_norm(struct matcher *M, int bi, const char **out)
 {
     node_t *b = M->g->node[bi];
-    if (b->n_input != 5 || b->n_output < 1)
-        return node_err(M, b, RN_ERR_ARCH, "expected inputs X, scale, B, mean, var");
-    for (size_t o = 1; o < b->n_output; o++)
-        if (*b->output[o])
-            return node_err(M, b, RN_ERR_UNSUPPORTED, "training outputs are not supported");
-    if (attr_i(b, "spatial", 1) != 1 || attr_i(b, "training_mode", 0) != 0)
-        return node_err(M, b, RN_ERR_UNSUPPORTED, "only inference batch norm (spatial, not training) is supported");
-    const Onnx__AttributeProto *e = attr(b, "epsilon");
-    double eps = e && e->has_f ? e->f : 1e-5;
-    if (M->eps_seen && (float)eps != (float)M->eps)
-        return node_err(M, b, RN_ERR_UNSUPPORTED, "epsilon %g, other batch norms have %g", eps, M->eps);
-    M->eps = eps;
-    M->eps_seen = 1;
-    static const char *const f[4] = {"weight", "bias", "running_mean", "running_var"};
-    char tn[64];
-    for (int i = 0; i < 4; i++) {
-        snprintf(tn, sizeof tn, "input_norm.%s", f[i]);
-        int rc = take_init(M, b, (size_t)i + 1, tn, 0);
-        if (rc < 0)
-            return rc;
-    }
+    int rc;
+    if ((rc = check_bn(M, b)) < 0 || (rc = name_bn(M, b, "input_norm")) < 0)
+        return rc;
     M->visited[bi] = 1;
     *out = b->output[0];
     return RN_OK;
