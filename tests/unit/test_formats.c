@@ -15,27 +15,12 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "resnet.h"
 
 #define DIR "tests/fixtures/formats/"
 #define MARKER "/tmp/resnetd-pickle-ran"
 
-static void *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
-}
 
 static int status_of(const char *name)
 {
@@ -55,7 +40,7 @@ static void test_corrupt(void **state)
     (void)state;
     unlink(MARKER);
     size_t len;
-    char *text = slurp(DIR "expected.json", &len);
+    char *text = fixture_read(DIR "expected.json", &len);
     cJSON *exp = cJSON_Parse(text);
     free(text);
     assert_non_null(exp);
@@ -95,7 +80,7 @@ static void test_prefixes(void **state)
                                         "tests/fixtures/parity/basic_folded.onnx"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         size_t len;
-        char *buf = slurp(files[i], &len);
+        char *buf = fixture_read(files[i], &len);
         for (size_t cut = 0; cut < len; cut += 1 + len / 150) {
             char err[512] = "";
             rn_model *m = NULL;

@@ -21,27 +21,12 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "resnet.h"
 
 #define PARITY "tests/fixtures/parity/"
 #define FIX "tests/fixtures/inspect/"
 
-static void *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
-}
 
 static double num(const cJSON *o, const char *k)
 {
@@ -85,7 +70,7 @@ static void check_case(const struct inspect_case *ic, int isa)
     int h = (int)num(c, "h"), w = (int)num(c, "w");
     snprintf(path, sizeof path, PARITY "%s", cJSON_GetObjectItem(c, "input")->valuestring);
     size_t len;
-    float *in = slurp(path, &len);
+    float *in = fixture_read(path, &len);
     assert_int_equal(len, (size_t)3 * h * w * 4);
     rn_ctx_params cp = rn_ctx_default_params();
     const char *mt = getenv("RN_TEST_MAX_THREADS"); /* 1 under qemu-user (tests/aarch64.sh) */
@@ -241,14 +226,14 @@ static void test_refusals(void **state)
 int main(void)
 {
     size_t len;
-    char *txt = slurp(FIX "fixtures.json", &len);
+    char *txt = fixture_read(FIX "fixtures.json", &len);
     cases = cJSON_Parse(txt);
     free(txt);
     if (!cases)
         return 1;
     /* the same weights as .pth and ONNX files: their n1.64x64 case is the
      * safetensors file's */
-    txt = slurp(PARITY "manifest_formats.json", &len);
+    txt = fixture_read(PARITY "manifest_formats.json", &len);
     cJSON *formats = cJSON_Parse(txt);
     free(txt);
     int nc = cJSON_GetArraySize(cases), n = nc + cJSON_GetArraySize(formats);

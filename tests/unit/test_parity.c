@@ -18,29 +18,19 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "resnet.h"
 
 /* RN_PARITY_DIR: another folder of fixtures with the same manifests
  * (tests/e2e/formats_convert.sh: the format fixtures after resnet convert) */
 static const char *dir = "tests/fixtures/parity/";
 
+/* name in the fixture folder */
 static void *slurp(const char *name, size_t *len)
 {
     char path[512];
     snprintf(path, sizeof path, "%s%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
+    return fixture_read(path, len);
 }
 
 /* max |a - b| / max |b| */
