@@ -72,17 +72,6 @@ static double cosine(double ab, double na, double nb)
     return na > 0 && nb > 0 ? ab / (na * nb) : 0.0;
 }
 
-/* Multiply-adds x2 of op i, given its output's shape. */
-static double op_flops(const rn_model *m, const rn_op *op, const int out[3])
-{
-    if (op->kind == RN_OP_FC)
-        return 2.0 * m->info.n_classes * m->info.embed_dim;
-    if (op->kind != RN_OP_CONV)
-        return 0;
-    const rn_conv *c = &m->convs[op->conv];
-    return 2.0 * c->out_c * c->in_c / c->groups * c->kh * c->kw * out[1] * out[2];
-}
-
 /* 1 if, after op add, every op reads only buffers the ops after add write
  * first or add's own output: the lesion's walk can start from that alone. */
 static int forkable(const rn_model *m, int add)
@@ -230,7 +219,7 @@ static void lesion(rn_ctx *ctx, const rn_walk *wk, struct scratch *sc, int i, in
     for (int j = i + 1; j < m->n_ops; j++) {
         rn_walk_op(ctx, &fk, j);
         const rn_op *o = &m->ops[j];
-        flops += op_flops(m, o, rn_op_writes_buffer(o) ? fk.shape[o->out] : wk->shape[0]);
+        flops += rn_op_flops(m, o, rn_op_writes_buffer(o) ? fk.shape[o->out] : wk->shape[0]);
     }
     br->lesion_ops = m->n_ops - 1 - i;
     br->lesion_gflops = flops / 1e9;
@@ -372,7 +361,7 @@ int rn_inspect(rn_ctx *ctx, const float *input, int h, int w, const rn_inspect_p
         } else {
             rn_walk_op(ctx, &wk, i);
         }
-        r->forward_gflops += op_flops(m, op, rn_op_writes_buffer(op) ? wk.shape[op->out]
+        r->forward_gflops += rn_op_flops(m, op, rn_op_writes_buffer(op) ? wk.shape[op->out]
                                                                      : wk.shape[0]) / 1e9;
     }
     for (k = 0; rc == RN_OK && p.lesions && k < m->n_blocks; k++)

@@ -380,21 +380,16 @@ static int read_labels(struct loader *L, const char *path)
 static void summarise(rn_model *m)
 {
     rn_model_info *in = &m->info;
-    double macs = (double)in->n_classes * in->embed_dim;
+    double flops = 0;
     int *shapes = malloc(3 * sizeof(int) * (size_t)(m->n_ops + 1));
     if (shapes) {
         size_t sizes[RN_BUF_COUNT], col;
         rn_plan_sizes(m, NULL, 224, 224, sizes, &col, shapes);
-        for (int i = 0; i < m->n_ops; i++) {
-            if (m->ops[i].kind != RN_OP_CONV)
-                continue;
-            const rn_conv *c = &m->convs[m->ops[i].conv];
-            macs += (double)c->out_c * c->in_c / c->groups * c->kh * c->kw * shapes[3 * i + 1] *
-                    shapes[3 * i + 2];
-        }
+        for (int i = 0; i < m->n_ops; i++)
+            flops += rn_op_flops(m, &m->ops[i], shapes + 3 * i);
         free(shapes);
     }
-    in->gflops = 2 * macs / 1e9;
+    in->gflops = flops / 1e9;
 
     int std_out[4] = {256, 512, 1024, 2048}, std_basic[4] = {64, 128, 256, 512};
     int regular = in->n_stages == 4 && in->stem_channels == 64;

@@ -139,6 +139,9 @@ void rn_plan_sizes(const rn_model *m, const struct rn_kernels *k, int h, int w,
  * bf16 twin). */
 void rn_op_shape(const rn_model *m, const rn_op *op, const int in[3], int out[3]);
 int rn_op_writes_buffer(const rn_op *op);
+/* Multiply-adds x2 of op, given its output's shape (convolutions and the
+ * classifier; the other ops count 0). */
+double rn_op_flops(const rn_model *m, const rn_op *op, const int out[3]);
 
 /* Choose the micro-kernels (isa: enum rn_isa, see rn_isa_choose) and pack
  * every convolution's weights for the blocked engine (core/pack.c); for

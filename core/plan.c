@@ -116,6 +116,16 @@ void rn_op_shape(const rn_model *m, const rn_op *op, const int in[3], int out[3]
     }
 }
 
+double rn_op_flops(const rn_model *m, const rn_op *op, const int out[3])
+{
+    if (op->kind == RN_OP_FC)
+        return 2.0 * m->info.n_classes * m->info.embed_dim;
+    if (op->kind != RN_OP_CONV)
+        return 0;
+    const rn_conv *c = &m->convs[op->conv];
+    return 2.0 * c->out_c * c->in_c / c->groups * c->kh * c->kw * out[1] * out[2];
+}
+
 int rn_op_writes_buffer(const rn_op *op)
 {
     return op->out >= 0 && op->kind != RN_OP_GAP && op->kind != RN_OP_FC &&
