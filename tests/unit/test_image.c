@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <png.h>
 
+#include "fixture.h"
 #include "resnet.h"
 
 #define FIXTURES "tests/fixtures/images"
@@ -22,16 +23,8 @@ typedef struct buf {
 
 static int read_all(const char *path, buf *b)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b->p = malloc(n > 0 ? (size_t)n : 1);
-    b->n = b->p && n >= 0 ? fread(b->p, 1, (size_t)n, f) : 0;
-    fclose(f);
-    return b->p && (long)b->n == n ? 0 : -1;
+    b->p = fixture_load(path, &b->n);
+    return b->p ? 0 : -1;
 }
 
 static void fixture_path(const char *name, char *out, size_t n)
