@@ -159,13 +159,14 @@ size_t rn_inspect_bytes(const rn_model *m, int h, int w)
     return floats * sizeof(float);
 }
 
-static int scratch_new(const rn_ctx *ctx, int h, int w, struct scratch *sc)
+/* The fork's buffers and the lesions' results only when there are lesions. */
+static int scratch_new(const rn_ctx *ctx, int h, int w, int lesions, struct scratch *sc)
 {
     const rn_model *m = ctx->m;
     size_t sizes[RN_BUF_COUNT], col;
     rn_plan_sizes(m, m->kern, h, w, sizes, &col, NULL);
     memset(sc, 0, sizeof *sc);
-    for (int b = 0; b < RN_BUF_COUNT; b++) {
+    for (int b = 0; lesions && b < RN_BUF_COUNT; b++) {
         if (!(sc->fbuf[b] = rn_alloc((sizes[b] + 1) * sizeof(float))))
             return RN_ERR_NOMEM;
         if (ctx->bf16 && !(sc->fbufb[b] = rn_alloc((sizes[b] + 1) * sizeof(uint16_t))))
@@ -173,11 +174,13 @@ static int scratch_new(const rn_ctx *ctx, int h, int w, struct scratch *sc)
     }
     size_t mx = largest(sizes) + 1;
     int nc = m->info.n_classes;
-    if (!(sc->s = rn_alloc(mx * sizeof(float))) || !(sc->f = rn_alloc(mx * sizeof(float))) ||
-        !(sc->logits = malloc((size_t)m->n_blocks * nc * sizeof(float))) ||
+    if (!(sc->s = rn_alloc(mx * sizeof(float))) || !(sc->f = rn_alloc(mx * sizeof(float))))
+        return RN_ERR_NOMEM;
+    if (lesions &&
+        (!(sc->logits = malloc((size_t)m->n_blocks * nc * sizeof(float))) ||
         !(sc->embed = malloc((size_t)m->n_blocks * m->info.embed_dim * sizeof(float))) ||
         !(sc->lp = malloc((size_t)nc * sizeof(double))) ||
-        !(sc->lq = malloc((size_t)nc * sizeof(double))))
+        !(sc->lq = malloc((size_t)nc * sizeof(double)))))
         return RN_ERR_NOMEM;
     return RN_OK;
 }
@@ -310,7 +313,7 @@ int rn_inspect(rn_ctx *ctx, const float *input, int h, int w, const rn_inspect_p
     struct scratch sc;
     rn_inspection *r = calloc(1, sizeof *r);
     int nc = m->info.n_classes, e = m->info.embed_dim;
-    if (!r || (rc = scratch_new(ctx, h, w, &sc)) < 0 ||
+    if (!r || (rc = scratch_new(ctx, h, w, p.lesions, &sc)) < 0 ||
         !(r->logits = malloc((size_t)nc * sizeof(float))) ||
         !(r->probs = malloc((size_t)nc * sizeof(float))) ||
         !(r->embed = malloc((size_t)e * sizeof(float))) ||
