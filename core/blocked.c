@@ -71,7 +71,9 @@ static int pick_nb(const rn_kernels *k, int kind, int ob_n, int len)
 struct conv_job {
     const rn_conv_args *a;
     const rn_kernels *k;
-    int ib_n, ob_n, nb, rmax;
+    int ib_n, ob_n, nb, rmax; /* ib_n: input blocks an output block reads (rn_conv.wp_ibg) */
+    int obg;                  /* output blocks per merged group (rn_conv.wp_obg) */
+    int in_blocks;            /* input blocks of an image */
     int ih, iw, oh, ow;     /* the view: one row of h*w pixels for 1x1/1 */
     int kh, kw, s, pad, cb; /* cb: input channels per block, 16 or 1 (NCHW) */
     int kind;               /* RN_TILE_* */
@@ -156,7 +158,8 @@ static void conv_task(void *arg, int task, int thread)
         .out_ob = (size_t)j->oh * j->ow * 16,
         .ch0 = ob * 16, .out_c = a->c->out_c,
     };
-    size_t in_at = (size_t)img * j->ib_n * t.in_ib, w_at = (size_t)ob * t.w_ob;
+    size_t in_at = ((size_t)img * j->in_blocks + (size_t)(ob / j->obg) * j->ib_n) * t.in_ib,
+           w_at = (size_t)ob * t.w_ob;
     uint16_t *outb = a->out_b ? a->out_b + (t.out - a->out) : NULL;
     for (int ib0 = 0; ib0 < j->ib_n; ib0 += j->ibc) {
         int last = ib0 + j->ibc >= j->ib_n;
@@ -191,7 +194,9 @@ static void direct_forward(const rn_exec *x, const rn_conv_args *a)
     struct conv_job j = {.a = a, .k = k, .ob_n = rn_cblocks(c->out_c), .ih = a->ih, .iw = a->iw,
                          .kh = c->kh, .kw = c->kw, .s = c->stride, .pad = c->pad,
                          .cb = c->wb ? 16 : c->wp_icb};
-    j.ib_n = (c->in_c + j.cb - 1) / j.cb;
+    j.in_blocks = (c->in_c + j.cb - 1) / j.cb;
+    j.ib_n = c->wp_ibg;
+    j.obg = c->wp_obg;
     j.oh = rn_out_dim(a->ih, c->kh, c->stride, c->pad);
     j.ow = rn_out_dim(a->iw, c->kw, c->stride, c->pad);
     if (c->kh == 1 && c->kw == 1 && c->stride == 1 && c->pad == 0) {
@@ -201,7 +206,7 @@ static void direct_forward(const rn_exec *x, const rn_conv_args *a)
         j.oh = 1;
     }
     j.kind = c->wb ? RN_TILE_BF16 : j.cb == 1 ? RN_TILE_NCHW : RN_TILE_F32;
-    int nbi = pick_nb(k, j.kind, j.ob_n, j.ow);
+    int nbi = pick_nb(k, j.kind, j.obg, j.ow);
     j.nb = 1 << nbi;
     j.rmax = k->rmax[nbi];
     j.run = k->tile[j.kind][c->stride == 2][nbi];
@@ -227,6 +232,7 @@ struct wino_job {
     const rn_exec *x;
     int nt, n_og; /* tiles in the batch, output block groups */
     int nb, rmax, ibc;
+    int ibg, obg; /* input blocks an output block reads, output blocks per merged group */
     rn_tile_fn run;
     rn_wino_in_fn input;
     rn_wino_out_fn output;
@@ -266,20 +272,22 @@ static void wino_task(void *arg, int task, int thread)
     float *V = j->x->col + (size_t)thread * j->x->col_stride;
     float *M = V + (size_t)w->P * w->ib_n * w->T * 16;
     j->input(w, t0, tc, V);
-    size_t up = (size_t)w->ob_n * w->ib_n * 256;
+    size_t up = (size_t)w->ob_n * j->ibg * 256;
     for (int p = 0; p < w->P; p++) {
         size_t vp = (size_t)p * w->ib_n * w->T * 16; /* elements, floats or bf16 */
         float *Mp = M + (size_t)p * w->og_size * w->T * 16;
         for (int ob = ob0; ob < ob1; ob += j->nb) {
-            for (int ib0 = 0; ib0 < w->ib_n; ib0 += j->ibc) {
-                size_t vi = vp + (size_t)ib0 * w->T * 16, wi = p * up + ((size_t)ob * w->ib_n + ib0) * 256;
+            int ib_at = ob / j->obg * j->ibg; /* the merged group's first input block */
+            for (int ib0 = 0; ib0 < j->ibg; ib0 += j->ibc) {
+                size_t vi = vp + (size_t)(ib_at + ib0) * w->T * 16,
+                       wi = p * up + ((size_t)ob * j->ibg + ib0) * 256;
                 rn_tile t = {
                     .in = w->bf ? (const void *)((const uint16_t *)V + vi) : (const void *)(V + vi),
                     .in_ib = (size_t)w->T * 16,
-                    .ib_n = RN_MIN(j->ibc, w->ib_n - ib0), .kw = 1, .taps = 1,
+                    .ib_n = RN_MIN(j->ibc, j->ibg - ib0), .kw = 1, .taps = 1,
                     .ky1 = 1, .kx1 = 1,
                     .w = w->bf ? (const void *)(c->wub + wi) : (const void *)(c->wu + wi),
-                    .w_ob = (size_t)w->ib_n * 256, .out_ob = (size_t)w->T * 16,
+                    .w_ob = (size_t)j->ibg * 256, .out_ob = (size_t)w->T * 16,
                     .out_c = c->out_c, .accumulate = ib0 > 0,
                 };
                 for (int tl = 0; tl < tc; tl += j->rmax) {
@@ -298,7 +306,7 @@ static void wino_forward(const rn_exec *x, const rn_conv_args *a)
     const rn_conv *c = a->c;
     const rn_kernels *k = x->k;
     int nthr = rn_pool_size(x->pool);
-    struct wino_job j = {.x = x, .n_og = 1};
+    struct wino_job j = {.x = x, .n_og = 1, .ibg = c->wp_ibg, .obg = c->wp_obg};
     rn_wino *w = &j.w;
     *w = (rn_wino){.a = a, .ib_n = rn_cblocks(c->in_c), .ob_n = rn_cblocks(c->out_c),
                    .h = a->ih, .w = a->iw, .m = c->wu_m, .bf = c->wub != NULL};
@@ -317,7 +325,7 @@ static void wino_forward(const rn_exec *x, const rn_conv_args *a)
     }
     w->T = (j.nt + n_chunks - 1) / n_chunks;
     int kind = w->bf ? RN_TILE_BF16 : RN_TILE_F32;
-    int nbi = pick_nb(k, kind, w->ob_n, w->T);
+    int nbi = pick_nb(k, kind, j.obg, w->T);
     j.nb = 1 << nbi;
     j.rmax = k->rmax[nbi];
     j.run = k->tile[kind][0][nbi];

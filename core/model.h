@@ -15,9 +15,17 @@ typedef struct rn_conv {
     float *b; /* (out_c) */
     /* Set by rn_model_pack for the blocked engine, else NULL:
      * (ceil(out_c/16), ceil(in_c/wp_icb), kh, kw, wp_icb in, 16 out),
-     * zero-padded; wp_icb is 16 (NCHW16c input) or 1 (NCHW input: the stem). */
+     * zero-padded; wp_icb is 16 (NCHW16c input) or 1 (NCHW input: the stem).
+     * Grouped convolutions (ResNeXt) pack each group of blocks apart: groups
+     * are merged until a merged group spans whole blocks of 16 on both sides
+     * (groups of 4 channels: 4 at a time), and output block ob reads only the
+     * wp_ibg input blocks of its merged group, which holds wp_obg output
+     * blocks; the weights between different groups of a merged group are
+     * zero. Without groups wp_ibg is every input block and wp_obg every
+     * output block. Every packed layout below replaces ceil(in_c/16) by
+     * wp_ibg in the same way. */
     float *wp;
-    int wp_icb;
+    int wp_icb, wp_ibg, wp_obg;
     /* RN_PRECISION_BF16 models, instead of wp for convolutions on NCHW16c input:
      * (ceil(out_c/16), ceil(in_c/16), kh, kw, 8 input pairs, 16 out, 2 in). */
     uint16_t *wb;

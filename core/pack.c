@@ -34,22 +34,55 @@ static uint16_t to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
+/* Groups merged into one group of blocks (model.h): the fewest that divide
+ * c->groups and span whole blocks of icb input and 16 output channels, or all
+ * of them (one dense convolution, zero-padded as any other). */
+static int merged_groups(const rn_conv *c, int icb)
+{
+    int g = c->groups, in_g = c->in_c / g, out_g = c->out_c / g;
+    for (int k = 1; k < g; k++)
+        if (g % k == 0 && k * in_g % icb == 0 && k * out_g % 16 == 0)
+            return k;
+    return g;
+}
+
+/* Input blocks of one output block's weights, output blocks per merged group. */
+static void group_blocks(const rn_conv *c, int icb, int *ibg, int *obg)
+{
+    int k = merged_groups(c, icb), g = c->groups;
+    *ibg = (k * (c->in_c / g) + icb - 1) / icb;
+    *obg = k == g ? rn_cblocks(c->out_c) : k * (c->out_c / g) / 16;
+}
+
+/* Channel ci of the group of output channel o, as an input channel of o's
+ * merged group: its block there is the result / icb. */
+static int merged_channel(const rn_conv *c, int k, int o, int ci)
+{
+    int in_g = c->in_c / c->groups, grp = o / (c->out_c / c->groups);
+    return (grp % k) * in_g + ci;
+}
+
 static size_t packed_floats(const rn_conv *c, int icb)
 {
-    return (size_t)rn_cblocks(c->out_c) * ((c->in_c + icb - 1) / icb) * icb * c->kh * c->kw * 16;
+    int ibg, obg;
+    group_blocks(c, icb, &ibg, &obg);
+    return (size_t)rn_cblocks(c->out_c) * ibg * icb * c->kh * c->kw * 16;
 }
 
 static void pack_conv(rn_conv *c, int icb, float *dst)
 {
-    int ib_n = (c->in_c + icb - 1) / icb, taps = c->kh * c->kw;
+    int taps = c->kh * c->kw, in_g = c->in_c / c->groups, k = merged_groups(c, icb);
+    group_blocks(c, icb, &c->wp_ibg, &c->wp_obg);
     memset(dst, 0, packed_floats(c, icb) * sizeof(float));
     for (int o = 0; o < c->out_c; o++)
-        for (int i = 0; i < c->in_c; i++)
-            for (int k = 0; k < taps; k++) {
-                size_t at = ((((size_t)(o / 16) * ib_n + i / icb) * taps + k) * icb + i % icb) * 16 +
+        for (int ci = 0; ci < in_g; ci++) {
+            int i = merged_channel(c, k, o, ci);
+            for (int t = 0; t < taps; t++) {
+                size_t at = ((((size_t)(o / 16) * c->wp_ibg + i / icb) * taps + t) * icb + i % icb) * 16 +
                             o % 16;
-                dst[at] = c->w[((size_t)o * c->in_c + i) * taps + k];
+                dst[at] = c->w[((size_t)o * in_g + ci) * taps + t];
             }
+        }
     c->wp = dst;
     c->wp_icb = icb;
 }
@@ -58,22 +91,27 @@ static void pack_conv(rn_conv *c, int icb, float *dst)
  * operand order of VDPBF16PS: wb[ob][ib][ky][kx][i/2][o][i%2]. */
 static void pack_conv_bf16(rn_conv *c, uint16_t *dst)
 {
-    int ib_n = rn_cblocks(c->in_c), taps = c->kh * c->kw;
+    int taps = c->kh * c->kw, in_g = c->in_c / c->groups, k = merged_groups(c, 16);
+    group_blocks(c, 16, &c->wp_ibg, &c->wp_obg);
     memset(dst, 0, packed_floats(c, 16) * sizeof(uint16_t));
     for (int o = 0; o < c->out_c; o++)
-        for (int i = 0; i < c->in_c; i++)
-            for (int k = 0; k < taps; k++) {
-                size_t at = (((size_t)(o / 16) * ib_n + i / 16) * taps + k) * 256 +
+        for (int ci = 0; ci < in_g; ci++) {
+            int i = merged_channel(c, k, o, ci);
+            for (int t = 0; t < taps; t++) {
+                size_t at = (((size_t)(o / 16) * c->wp_ibg + i / 16) * taps + t) * 256 +
                             (i % 16 / 2) * 32 + o % 16 * 2 + i % 2;
-                dst[at] = to_bf16(c->w[((size_t)o * c->in_c + i) * taps + k]);
+                dst[at] = to_bf16(c->w[((size_t)o * in_g + ci) * taps + t]);
             }
+        }
     c->wb = dst;
 }
 
 /* Positions of the Winograd transform of F(m x m, 3x3): (m + 2)^2. */
 static size_t wino_floats(const rn_conv *c, int m)
 {
-    return (size_t)(m + 2) * (m + 2) * rn_cblocks(c->out_c) * rn_cblocks(c->in_c) * 256;
+    int ibg, obg;
+    group_blocks(c, 16, &ibg, &obg);
+    return (size_t)(m + 2) * (m + 2) * rn_cblocks(c->out_c) * ibg * 256;
 }
 
 /* U = G g G^T for each (output, input) channel pair, computed in double,
@@ -93,20 +131,22 @@ static void pack_wino(rn_conv *c, int m, float *dst, uint16_t *dst_b)
                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                     {0, 0, 1}};
     const double(*G)[3] = m == 4 ? G4 : G2;
-    int A = m + 2, ob_n = rn_cblocks(c->out_c), ib_n = rn_cblocks(c->in_c);
-    size_t per_p = (size_t)ob_n * ib_n * 256;
+    int A = m + 2, ob_n = rn_cblocks(c->out_c), in_g = c->in_c / c->groups, mg = merged_groups(c, 16);
+    group_blocks(c, 16, &c->wp_ibg, &c->wp_obg);
+    size_t per_p = (size_t)ob_n * c->wp_ibg * 256;
     if (dst)
         memset(dst, 0, wino_floats(c, m) * sizeof(float));
     else
         memset(dst_b, 0, wino_floats(c, m) * sizeof(uint16_t));
     for (int o = 0; o < c->out_c; o++)
-        for (int i = 0; i < c->in_c; i++) {
-            const float *g = c->w + ((size_t)o * c->in_c + i) * 9;
+        for (int ci = 0; ci < in_g; ci++) {
+            const float *g = c->w + ((size_t)o * in_g + ci) * 9;
+            int i = merged_channel(c, mg, o, ci);
             double gt[6][3]; /* G g */
             for (int a = 0; a < A; a++)
                 for (int k = 0; k < 3; k++)
                     gt[a][k] = G[a][0] * g[k] + G[a][1] * g[3 + k] + G[a][2] * g[6 + k];
-            size_t blk = ((size_t)(o / 16) * ib_n + i / 16) * 256;
+            size_t blk = ((size_t)(o / 16) * c->wp_ibg + i / 16) * 256;
             for (int a = 0; a < A; a++)
                 for (int b = 0; b < A; b++) {
                     double u = gt[a][0] * G[b][0] + gt[a][1] * G[b][1] + gt[a][2] * G[b][2];
@@ -148,7 +188,7 @@ int rn_conv_pack_kind(const rn_conv *c, int nchw_input, int bf16)
      * they halve and its weights (36 positions) stay small; F(2x2, 3x3)
      * beyond, and for BF16, whose rounding the larger transform
      * coefficients would amplify */
-    int wino = c->kh == 3 && c->kw == 3 && c->stride == 1 && c->pad == 1 && c->groups == 1;
+    int wino = c->kh == 3 && c->kw == 3 && c->stride == 1 && c->pad == 1;
     if (bf16)
         return wino ? RN_PACK_WINO_BF16 : RN_PACK_BF16;
     if (wino)
@@ -249,10 +289,11 @@ int rn_model_pack(rn_model *m, int precision, int isa, char *err, size_t errlen)
     int n = m->n_convs;
     for (int i = 0; i < n && isa != RN_ISA_BLAS; i++) {
         rn_conv *c = &m->convs[i];
-        if (c->groups != 1 || c->stride > 2) {
-            /* ResNeXt: the GEMM path handles groups */
-            rn_log(RN_LOG_INFO, "grouped convolutions: running on im2col + OpenBLAS, not %s%s",
-                   rn_isa_name(isa), precision == RN_PRECISION_BF16 ? ", in FP32" : "");
+        if (c->stride > 2 || (c->groups != 1 && reads_input(m, i))) {
+            /* the tiles have strides 1 and 2, and the stem's NCHW tiles no groups */
+            rn_log(RN_LOG_INFO, "a %s convolution: running on im2col + OpenBLAS, not %s%s",
+                   c->stride > 2 ? "stride > 2" : "grouped stem", rn_isa_name(isa),
+                   precision == RN_PRECISION_BF16 ? ", in FP32" : "");
             isa = RN_ISA_BLAS;
         }
     }

@@ -5,7 +5,8 @@
  * blocks, stride 1 and 2, edge tiles with extra tap columns, the stem's NCHW
  * input, Winograd F(2x2, 3x3) on odd sizes with tiles split across images
  * and output-block groups, channel counts that are not multiples of 16, and
- * BF16 weights, direct and Winograd, with FP32 or bf16 output; with bias,
+ * BF16 weights, direct and Winograd, with FP32 or bf16 output, grouped
+ * convolutions (ResNeXt) merged into blocks in every way; with bias,
  * ReLU and residual accumulation, on 1, 2 and 3 threads. BF16 cases on the
  * tables with bf16 tiles that this CPU runs. */
 #include <math.h>
@@ -46,32 +47,49 @@ static void from_blocked(const float *src, int n, int c, int hw, float *dst)
 
 struct shape {
     int in_c, out_c, k, stride, n, ih, iw;
-    int kind; /* RN_PACK_* */
+    int kind;   /* RN_PACK_* */
+    int groups;
 };
 
 static const struct shape shapes[] = {
-    {3, 64, 7, 2, 2, 29, 23, RN_PACK_NCHW},  /* the stem, odd sizes */
-    {3, 20, 7, 2, 1, 8, 9, RN_PACK_NCHW},    /* stem, one partial output block */
-    {64, 256, 1, 1, 2, 14, 14, RN_PACK_F32}, /* 1x1: one row of 196 pixels */
-    {48, 40, 1, 1, 3, 5, 3, RN_PACK_F32},    /* partial blocks, odd block count */
-    {256, 128, 1, 2, 2, 15, 13, RN_PACK_F32}, /* 1x1 stride 2 (v1 projection) */
-    {64, 128, 3, 2, 2, 17, 12, RN_PACK_F32},  /* 3x3 stride 2 (v1.5) */
-    {128, 128, 3, 2, 1, 13, 13, RN_PACK_F32}, /* 7-wide rows: 4 output blocks */
-    {32, 64, 3, 2, 2, 4, 4, RN_PACK_F32},     /* 2x2 output: every tap at an edge */
-    {64, 64, 3, 1, 2, 56, 56, RN_PACK_WINO},  /* many chunks */
-    {32, 48, 3, 1, 3, 7, 5, RN_PACK_WINO},    /* odd sizes, tiles across images */
-    {512, 512, 3, 1, 1, 7, 7, RN_PACK_WINO},  /* few tiles: output-block groups */
-    {20, 36, 3, 1, 1, 1, 1, RN_PACK_WINO},    /* 1x1 input, partial blocks */
-    {16, 16, 3, 1, 2, 2, 9, RN_PACK_WINO},
-    {64, 64, 3, 1, 2, 9, 11, RN_PACK_BF16},
-    {64, 32, 1, 2, 1, 9, 7, RN_PACK_BF16},
-    {64, 64, 3, 1, 2, 56, 56, RN_PACK_WINO4}, /* F(4x4, 3x3): many chunks */
-    {128, 128, 3, 1, 2, 28, 28, RN_PACK_WINO4},
-    {32, 48, 3, 1, 3, 7, 5, RN_PACK_WINO4},   /* partial tiles, across images */
-    {20, 36, 3, 1, 1, 1, 1, RN_PACK_WINO4},
-    {16, 16, 3, 1, 2, 6, 10, RN_PACK_WINO4},
-    {64, 64, 3, 1, 2, 9, 11, RN_PACK_WINO_BF16},
-    {48, 40, 3, 1, 3, 5, 7, RN_PACK_WINO_BF16},
+    {3, 64, 7, 2, 2, 29, 23, RN_PACK_NCHW, 1},  /* the stem, odd sizes */
+    {3, 20, 7, 2, 1, 8, 9, RN_PACK_NCHW, 1},    /* stem, one partial output block */
+    {64, 256, 1, 1, 2, 14, 14, RN_PACK_F32, 1}, /* 1x1: one row of 196 pixels */
+    {48, 40, 1, 1, 3, 5, 3, RN_PACK_F32, 1},    /* partial blocks, odd block count */
+    {256, 128, 1, 2, 2, 15, 13, RN_PACK_F32, 1}, /* 1x1 stride 2 (v1 projection) */
+    {64, 128, 3, 2, 2, 17, 12, RN_PACK_F32, 1},  /* 3x3 stride 2 (v1.5) */
+    {128, 128, 3, 2, 1, 13, 13, RN_PACK_F32, 1}, /* 7-wide rows: 4 output blocks */
+    {32, 64, 3, 2, 2, 4, 4, RN_PACK_F32, 1},     /* 2x2 output: every tap at an edge */
+    {64, 64, 3, 1, 2, 56, 56, RN_PACK_WINO, 1},  /* many chunks */
+    {32, 48, 3, 1, 3, 7, 5, RN_PACK_WINO, 1},    /* odd sizes, tiles across images */
+    {512, 512, 3, 1, 1, 7, 7, RN_PACK_WINO, 1},  /* few tiles: output-block groups */
+    {20, 36, 3, 1, 1, 1, 1, RN_PACK_WINO, 1},    /* 1x1 input, partial blocks */
+    {16, 16, 3, 1, 2, 2, 9, RN_PACK_WINO, 1},
+    {64, 64, 3, 1, 2, 9, 11, RN_PACK_BF16, 1},
+    {64, 32, 1, 2, 1, 9, 7, RN_PACK_BF16, 1},
+    {64, 64, 3, 1, 2, 56, 56, RN_PACK_WINO4, 1}, /* F(4x4, 3x3): many chunks */
+    {128, 128, 3, 1, 2, 28, 28, RN_PACK_WINO4, 1},
+    {32, 48, 3, 1, 3, 7, 5, RN_PACK_WINO4, 1},   /* partial tiles, across images */
+    {20, 36, 3, 1, 1, 1, 1, RN_PACK_WINO4, 1},
+    {16, 16, 3, 1, 2, 6, 10, RN_PACK_WINO4, 1},
+    {64, 64, 3, 1, 2, 9, 11, RN_PACK_WINO_BF16, 1},
+    {48, 40, 3, 1, 3, 5, 7, RN_PACK_WINO_BF16, 1},
+    /* groups (ResNeXt): 4 or 2 groups of 4 or 8 channels merged into one
+     * block, groups of whole blocks, groups that only merge all together
+     * (3 x 8 channels), different input and output group widths, nb > 1
+     * within a group of 4 blocks */
+    {128, 128, 3, 1, 2, 9, 11, RN_PACK_WINO4, 32},
+    {256, 256, 3, 2, 2, 9, 8, RN_PACK_F32, 32},
+    {64, 64, 3, 1, 2, 7, 7, RN_PACK_F32, 8},
+    {512, 512, 3, 1, 1, 7, 7, RN_PACK_WINO, 32},
+    {128, 256, 1, 1, 2, 5, 6, RN_PACK_F32, 4},
+    {24, 24, 3, 1, 2, 6, 5, RN_PACK_WINO4, 3},
+    {48, 96, 3, 2, 1, 9, 9, RN_PACK_F32, 3},
+    {256, 512, 3, 1, 1, 6, 6, RN_PACK_WINO, 2},
+    {256, 256, 3, 2, 1, 14, 14, RN_PACK_F32, 2},
+    {64, 64, 3, 1, 2, 9, 11, RN_PACK_BF16, 16},
+    {128, 128, 3, 1, 2, 9, 11, RN_PACK_WINO_BF16, 32},
+    {256, 128, 3, 1, 1, 8, 8, RN_PACK_WINO_BF16, 8},
 };
 
 static const char *kind_name[] = {"fp32", "nchw", "bf16", "winograd", "winograd-bf16",
@@ -85,11 +103,11 @@ static void run_case(const rn_kernels *k, const struct shape *s, int relu, int a
                      int bf16_out)
 {
     rn_conv c = {.in_c = s->in_c, .out_c = s->out_c, .kh = s->k, .kw = s->k, .stride = s->stride,
-                 .pad = s->k / 2, .groups = 1};
+                 .pad = s->k / 2, .groups = s->groups};
     int n = s->n, ih = s->ih, iw = s->iw, oh = rn_out_dim(ih, s->k, s->stride, s->k / 2),
         ow = rn_out_dim(iw, s->k, s->stride, s->k / 2);
     int bf16 = s->kind == RN_PACK_BF16 || s->kind == RN_PACK_WINO_BF16;
-    c.w = rand_buf((size_t)c.out_c * c.in_c * c.kh * c.kw);
+    c.w = rand_buf((size_t)c.out_c * c.in_c / c.groups * c.kh * c.kw);
     c.b = rand_buf((size_t)c.out_c);
     void *packed = rn_alloc(rn_conv_packed_bytes(&c, s->kind));
     rn_conv_pack(&c, s->kind, packed);
@@ -144,9 +162,9 @@ static void run_case(const rn_kernels *k, const struct shape *s, int relu, int a
         }
         double tol = (bf16 ? 2e-2 : s->kind == RN_PACK_WINO4 ? 2e-5 : 2e-6) * fmax(scale, 1.0);
         if (md > tol)
-            fail_msg("%s: %s conv %dx%d/%d %d->%d on %d x %dx%d, %d threads, relu %d acc %d bias %d "
-                     "bf16 out %d: max diff %g (tolerance %g)",
-                     k->name, kind_name[s->kind], s->k, s->k, s->stride, s->in_c, s->out_c, n, ih, iw,
+            fail_msg("%s: %s conv %dx%d/%d %d->%d in %d groups on %d x %dx%d, %d threads, relu %d acc %d "
+                     "bias %d bf16 out %d: max diff %g (tolerance %g)",
+                     k->name, kind_name[s->kind], s->k, s->k, s->stride, s->in_c, s->out_c, c.groups, n, ih, iw,
                      threads, relu, accumulate, bias_on, bf16_out, md, tol);
         /* the padding channels of the last output block stay zero */
         for (int b = 0; b < n; b++)

@@ -119,7 +119,7 @@ static void check_model(const cJSON *entry, int isa, int threads, int planned_ba
     if (rn_model_load(path, &mp, &m, err, sizeof err) < 0)
         fail_msg("%s", err);
     int ran = rn_model_info_get(m)->isa;
-    if (ran != isa && ran != RN_ISA_BLAS) /* BLAS: grouped convolutions */
+    if (ran != isa)
         fail_msg("%s: asked for %s, runs on %s", file, rn_isa_name(isa), rn_isa_name(ran));
     rn_ctx_params cp = rn_ctx_default_params();
     cp.n_threads = threads;
