@@ -20,6 +20,11 @@ struct rn_ctx {
     float *logits;           /* (max_batch, classes) when an output wants logits only there */
     size_t logits_cap;
     size_t col_cap;          /* per thread */
+    /* rn_ctx_profile: per op of the plan, while profiling is on (else NULL) */
+    struct rn_op_time {
+        long calls, images;
+        double seconds, best, flops;
+    } *prof;
 };
 
 /* Make sure the buffers hold n images of h x w (allocates only to grow). */

@@ -18,8 +18,10 @@
  * completes them, and the walk stops after the last op any output needs.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctx.h"
@@ -145,6 +147,7 @@ void rn_ctx_free(rn_ctx *ctx)
     rn_free(ctx->exec.col);
     rn_free(ctx->pooled);
     rn_free(ctx->logits);
+    free(ctx->prof);
     free(ctx);
 }
 
@@ -164,7 +167,92 @@ void rn_walk_init(const rn_ctx *ctx, rn_walk *wk, const float *input, int n, int
     wk->logits = logits;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void walk_op(rn_ctx *ctx, rn_walk *wk, int i);
+
 void rn_walk_op(rn_ctx *ctx, rn_walk *wk, int i)
+{
+    if (!ctx->prof) {
+        walk_op(ctx, wk, i);
+        return;
+    }
+    double t0 = now_s();
+    walk_op(ctx, wk, i);
+    double dt = now_s() - t0;
+    struct rn_op_time *p = &ctx->prof[i];
+    const rn_op *op = &ctx->m->ops[i];
+    p->calls++;
+    p->images += wk->n;
+    p->seconds += dt;
+    p->best = p->calls == 1 ? dt / wk->n : RN_MIN(p->best, dt / wk->n);
+    p->flops = rn_op_flops(ctx->m, op, rn_op_writes_buffer(op) ? wk->shape[op->out] : NULL);
+}
+
+int rn_ctx_profile(rn_ctx *ctx, int on)
+{
+    free(ctx->prof);
+    ctx->prof = NULL;
+    if (on && !(ctx->prof = calloc((size_t)ctx->m->n_ops, sizeof *ctx->prof)))
+        return RN_ERR_NOMEM;
+    return RN_OK;
+}
+
+/* What op i is, for a profile: the convolution's shape and the path it runs on. */
+static void describe(const rn_ctx *ctx, const rn_op *op, char *s, size_t len)
+{
+    static const char *const names[] = {
+        [RN_OP_BN_RELU] = "batch norm + relu", [RN_OP_MAXPOOL] = "maxpool 3x3/2",
+        [RN_OP_AVGPOOL] = "avgpool 2x2/2", [RN_OP_TO_BF16] = "to bf16",
+        [RN_OP_GAP] = "global average pool", [RN_OP_FC] = "fc",
+        [RN_OP_NORM_INPUT] = "input batch norm"};
+    if (op->kind != RN_OP_CONV) {
+        snprintf(s, len, "%s%s", names[op->kind],
+                 op->kind == RN_OP_TO_BF16 && !ctx->bf16 ? " (nothing in fp32)" : "");
+        return;
+    }
+    const rn_conv *c = &ctx->m->convs[op->conv];
+    char groups[24] = "";
+    if (c->groups > 1)
+        snprintf(groups, sizeof groups, " groups %d", c->groups);
+    const char *path = !ctx->blocked ? "im2col + gemm"
+                       : c->wu || c->wub ? (c->wu_m == 4 ? "winograd F(4x4)" : "winograd F(2x2)")
+                                         : "direct";
+    snprintf(s, len, "conv %dx%d/%d %d->%d%s %s%s", c->kh, c->kw, c->stride, c->in_c, c->out_c,
+             groups, path, c->wb || c->wub ? " bf16" : "");
+}
+
+int rn_ctx_profile_get(const rn_ctx *ctx, rn_op_profile *out, int cap)
+{
+    const rn_model *m = ctx->m;
+    static const struct rn_op_time none;
+    for (int i = 0; i < m->n_ops && i < cap; i++) {
+        const struct rn_op_time *p = ctx->prof ? &ctx->prof[i] : &none;
+        rn_op_profile *o = &out[i];
+        /* the layer that ends soonest at or after op i, the first listed on a tie */
+        o->layer = "";
+        int best = -1;
+        for (int l = 0; l < m->n_layers; l++)
+            if (m->layers[l].after >= i && (best < 0 || m->layers[l].after < m->layers[best].after))
+                best = l;
+        if (best >= 0)
+            o->layer = m->layers[best].name;
+        describe(ctx, &m->ops[i], o->what, sizeof o->what);
+        o->calls = p->calls;
+        o->images = p->images;
+        o->seconds = p->seconds;
+        o->best = p->best;
+        o->flops = p->flops;
+    }
+    return m->n_ops;
+}
+
+static void walk_op(rn_ctx *ctx, rn_walk *wk, int i)
 {
     const rn_model *m = ctx->m;
     const rn_op *op = &m->ops[i];

@@ -277,6 +277,27 @@ size_t rn_ctx_bytes(const rn_model *m, const rn_ctx_params *p);
 int rn_infer(rn_ctx *ctx, const float *input, int n, int h, int w, float *logits,
              float *embed, char *err, size_t errlen);
 
+/* ---- profile: where the time of rn_infer goes ------------------------------
+ * rn_ctx_profile(ctx, 1) times every op of the plan in each later rn_infer,
+ * rn_infer_outputs or rn_inspect call on ctx until rn_ctx_profile(ctx, 0);
+ * starting again resets the totals. It allocates once, here, and costs two
+ * clock reads per op. */
+typedef struct rn_op_profile {
+    const char *layer; /* the named layer the op belongs to ("layer2.0", "maxpool") */
+    char what[64];     /* "conv 1x1/2 256->512 direct", "conv 3x3/1 64->64 winograd F(4x4)",
+                          "maxpool", "global pool", "fc", ... */
+    long calls;        /* runs of the op */
+    long images;       /* images over those runs */
+    double seconds;    /* wall time over those runs */
+    double best;       /* the fastest run, seconds per image */
+    double flops;      /* multiply-adds x 2 per image at the size it last ran (0: none counted) */
+} rn_op_profile;
+
+int rn_ctx_profile(rn_ctx *ctx, int on); /* RN_ERR_NOMEM if the totals cannot be allocated */
+/* The totals of ops 0 .. min(cap, count) - 1 into out (zero while profiling
+ * is off); returns the number of ops of the plan (the size out needs). */
+int rn_ctx_profile_get(const rn_ctx *ctx, rn_op_profile *out, int cap);
+
 /* ---- layers: named intermediate outputs -----------------------------------
  * Every model offers its layers' outputs by their PyTorch module names:
  * torchvision/timm ResNet "maxpool" (the stem), "layer3.5" (a block),

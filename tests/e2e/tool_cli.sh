@@ -65,4 +65,46 @@ $R bench -m $FX/basic.safetensors --batch 2 --threads 1 --seconds 1 --size 64 >"
 check "bench ends with a JSON line" /usr/bin/python3 -c "
 import json; d = json.loads(open('$T/bench').read().splitlines()[-1])
 assert d['batch'] == 2 and d['threads'] == 1 and d['images_per_s'] > 0 and d['openblas_core']"
+
+# bench --layers: one row per op, whose convolutions are the file's own
+# (shapes read from the safetensors header here, not by the library)
+$R bench -m $FX/resnext.safetensors --batch 2 --threads 2 --seconds 1 --size 64 --layers >"$T/layers" 2>/dev/null
+check_eq "bench --layers exits 0" "$?" 0
+check "bench --layers prints a table with a row per op before the JSON line" \
+    grep -qE '^ +[0-9]+  layer1\.0 +conv 3x3/1 16->16 groups 4 ' "$T/layers"
+got=$(/usr/bin/python3 - "$FX/resnext.safetensors" "$T/layers" <<'PY'
+import collections, json, re, struct, sys
+raw = open(sys.argv[1], "rb").read()
+hlen = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + hlen])
+want = collections.Counter((t["shape"][2], t["shape"][3], t["shape"][1], t["shape"][0])
+                           for k, t in header.items() if k != "__metadata__" and len(t["shape"]) == 4)
+fc = header["fc.weight"]["shape"]
+d = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+ops = d["layers"]
+got = collections.Counter()
+problems = []
+for o in ops:
+    m = re.match(r"conv (\d+)x(\d+)/\d (\d+)->(\d+)(?: groups (\d+))? ", o["what"])
+    if m:
+        kh, kw, i, out, g = (int(x) if x else 1 for x in m.groups())
+        got[(kh, kw, i // g, out)] += 1
+        if o["gflop_per_image"] <= 0 or o["ms_per_batch"] <= 0:
+            problems.append("conv without time or flops: %s" % o)
+    if o["calls"] < 3:
+        problems.append("op %d ran %d times" % (o["op"], o["calls"]))
+    if not o["layer"]:
+        problems.append("op %d has no layer" % o["op"])
+fco = [o for o in ops if o["what"] == "fc"]
+if len(fco) != 1 or abs(fco[0]["gflop_per_image"] * 1e9 - 2 * fc[0] * fc[1]) > 1:
+    problems.append("fc: %s, want %d FLOP" % (fco, 2 * fc[0] * fc[1]))
+if got != want:
+    problems.append("convolutions %s, the file has %s" % (sorted(got.items()), sorted(want.items())))
+print("; ".join(problems) or "ok")
+PY
+)
+check_eq "bench --layers: the file's convolutions, each timed, and the fc's FLOPs" "$got" ok
+$R bench -m $FX/basic.safetensors --layerz 2>"$T/err"
+check_eq "bench with an unknown flag exits 2" "$?" 2
+check "and prints the usage with --layers" grep -q "usage: resnet bench .*\[--layers\]" "$T/err"
 tap_done

@@ -123,6 +123,29 @@ static void test_no_alloc_on_inference(void **state)
     assert_int_equal(count_infer(ctx, in, 4, 96, logits), 0);
     assert_int_equal(count_infer(ctx, in, 2, 64, logits), 0);
 
+    /* profiling allocates when it starts, then nothing per run, and counts
+     * every op of every run with its images */
+    assert_int_equal(rn_ctx_profile(ctx, 1), RN_OK);
+    assert_int_equal(count_infer(ctx, in, 2, 64, logits), 0);
+    assert_int_equal(count_infer(ctx, in, 2, 64, logits), 0);
+    assert_int_equal(count_infer(ctx, in, 1, 64, logits), 0);
+    int n_ops = rn_ctx_profile_get(ctx, NULL, 0);
+    assert_true(n_ops > 10);
+    rn_op_profile *p = calloc((size_t)n_ops, sizeof *p);
+    assert_int_equal(rn_ctx_profile_get(ctx, p, n_ops), n_ops);
+    for (int i = 0; i < n_ops; i++) {
+        if (p[i].calls != 3 || p[i].images != 5 || p[i].seconds <= 0 || !p[i].layer[0])
+            fail_msg("op %d (%s, %s): %ld calls of %ld images in %g s", i, p[i].layer, p[i].what,
+                     p[i].calls, p[i].images, p[i].seconds);
+        if (!strncmp(p[i].what, "conv ", 5) && p[i].flops <= 0)
+            fail_msg("op %d (%s): no FLOPs", i, p[i].what);
+    }
+    assert_int_equal(rn_ctx_profile(ctx, 0), RN_OK);
+    rn_ctx_profile_get(ctx, p, n_ops);
+    for (int i = 0; i < n_ops; i++)
+        assert_true(p[i].calls == 0 && p[i].seconds == 0);
+    free(p);
+
     free(in);
     free(logits);
     rn_ctx_free(ctx);
