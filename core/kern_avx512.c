@@ -214,219 +214,31 @@ static inline AVX512 __m512 load_bf16(const uint16_t *p)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* r = B^T d for F(4x4, 3x3), B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0;
- * 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1], with FMAs:
- * r0 = 4 d0 - 5 d2 + d4, r1,2 = (d4 - 4 d2) +- (d3 - 4 d1),
- * r3,4 = (d4 - d2) +- 2 (d3 - d1), r5 = 4 d1 - 5 d3 + d5. */
-static inline AVX512 __attribute__((always_inline)) void wino4_bt(const __m512 d[6], __m512 r[6])
+/* The Winograd transforms (core/wino_tmpl.h) on zmm: a whole block per register. */
+#define V_VEC __m512
+#define V_PARTS 1
+#define V_INLINE static inline AVX512 __attribute__((always_inline))
+#define V_FN static AVX512
+#define V_LOAD(p) _mm512_load_ps(p)
+#define V_STORE(p, v) _mm512_store_ps((p), (v))
+#define V_ADD(a, b) _mm512_add_ps((a), (b))
+#define V_SUB(a, b) _mm512_sub_ps((a), (b))
+#define V_MAX(a, b) _mm512_max_ps((a), (b))
+#define V_ZERO() _mm512_setzero_ps()
+#define V_FMA(k, a, c) _mm512_fmadd_ps(_mm512_set1_ps(k), (a), (c))
+#define V_BIAS(bias, ch, out_c, part) wt_bias((bias), (ch), (out_c))
+#define V_BF16
+#define V_LOAD_BF16(p) load_bf16(p)
+#define V_STORE_BF16(p, v) _mm256_store_si256((__m256i *)(p), cvt_bf16(v))
+
+static inline AVX512 __m512 wt_bias(const float *bias, int ch, int out_c)
 {
-    const __m512 four = _mm512_set1_ps(4), mfive = _mm512_set1_ps(-5), mfour = _mm512_set1_ps(-4);
-    __m512 a = _mm512_fmadd_ps(mfour, d[2], d[4]), b = _mm512_fmadd_ps(mfour, d[1], d[3]);
-    __m512 c = _mm512_sub_ps(d[4], d[2]), e = _mm512_sub_ps(d[3], d[1]);
-    e = _mm512_add_ps(e, e);
-    r[0] = _mm512_fmadd_ps(four, d[0], _mm512_fmadd_ps(mfive, d[2], d[4]));
-    r[1] = _mm512_add_ps(a, b);
-    r[2] = _mm512_sub_ps(a, b);
-    r[3] = _mm512_add_ps(c, e);
-    r[4] = _mm512_sub_ps(c, e);
-    r[5] = _mm512_fmadd_ps(four, d[1], _mm512_fmadd_ps(mfive, d[3], d[5]));
+    int rem = out_c - ch;
+    __mmask16 mask = rem >= 16 ? 0xffff : (__mmask16)((1u << rem) - 1);
+    return bias ? _mm512_maskz_loadu_ps(mask, bias + ch) : _mm512_setzero_ps();
 }
 
-/* r = B^T d for F(2x2, 3x3), B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-static inline AVX512 __attribute__((always_inline)) void wino2_bt(const __m512 d[4], __m512 r[4])
-{
-    r[0] = _mm512_sub_ps(d[0], d[2]);
-    r[1] = _mm512_add_ps(d[1], d[2]);
-    r[2] = _mm512_sub_ps(d[2], d[1]);
-    r[3] = _mm512_sub_ps(d[1], d[3]);
-}
-
-/* V[p][ib][tl] = (B^T d B)[p] for the tl-th tile of the chunk from t0, with
- * MT x MT output tiles from (MT + 2) x (MT + 2) input patches (B^T above:
- * wino2_bt, wino4_bt); BF: the input is bf16 (in_b) and V is stored as bf16.
- * Input block by input block, tiles in order: a tile's patch overlaps its
- * left neighbour's by two columns, whose transforms (down the columns) are
- * reused. */
-static inline AVX512 __attribute__((always_inline)) void wino_input_t(const rn_wino *j,
-                                                                      int t0, int tc, void *V,
-                                                                      const int MT, const int BF)
-{
-    enum { A = 6 }; /* MT + 2 at most */
-    const int NA = MT + 2;
-    const void *in = BF ? (const void *)j->a->in_b : (const void *)j->a->in;
-    size_t plane = (size_t)j->h * j->w * 16, vp = (size_t)j->ib_n * j->T * 16;
-    int per_img = j->th * j->tw;
-    for (int ib = 0; ib < j->ib_n; ib++) {
-        int img = t0 / per_img, ty = t0 % per_img / j->tw, tx = t0 % j->tw;
-        __m512 c[A][A]; /* the tile's input columns, transformed */
-        for (int tl = 0; tl < tc; tl++) {
-            size_t src = ((size_t)img * j->ib_n + ib) * plane;
-            int y0 = ty * MT - 1, x0 = tx * MT - 1, x = 0;
-            if (tl > 0 && tx > 0) {
-                for (int k = 0; k < NA; k++) {
-                    c[0][k] = c[MT][k];
-                    c[1][k] = c[MT + 1][k];
-                }
-                x = 2;
-            }
-            for (; x < NA; x++) {
-                __m512 d[A];
-                for (int k = 0; k < NA; k++) {
-                    int y = y0 + k, xx = x0 + x;
-                    size_t at = src + ((size_t)y * j->w + xx) * 16;
-                    d[k] = xx < 0 || xx >= j->w || y < 0 || y >= j->h ? _mm512_setzero_ps()
-                           : BF ? load_bf16((const uint16_t *)in + at)
-                                : _mm512_load_ps((const float *)in + at);
-                }
-                if (MT == 4)
-                    wino4_bt(d, c[x]);
-                else
-                    wino2_bt(d, c[x]);
-            }
-            size_t v = ((size_t)ib * j->T + tl) * 16;
-            for (int a = 0; a < NA; a++) {
-                __m512 row[A], r[A];
-                for (int k = 0; k < NA; k++)
-                    row[k] = c[k][a];
-                if (MT == 4)
-                    wino4_bt(row, r);
-                else
-                    wino2_bt(row, r);
-                for (int b = 0; b < NA; b++) {
-                    size_t at = v + (NA * a + b) * vp;
-                    if (BF)
-                        _mm256_store_si256((__m256i *)((uint16_t *)V + at), cvt_bf16(r[b]));
-                    else
-                        _mm512_store_ps((float *)V + at, r[b]);
-                }
-            }
-            if (++tx == j->tw) {
-                tx = 0;
-                if (++ty == j->th) {
-                    ty = 0;
-                    img++;
-                }
-            }
-        }
-    }
-}
-
-static AVX512 void wino2_input(const rn_wino *j, int t0, int tc, void *V)
-{
-    wino_input_t(j, t0, tc, V, 2, 0);
-}
-
-static AVX512 void wino4_input(const rn_wino *j, int t0, int tc, void *V)
-{
-    wino_input_t(j, t0, tc, V, 4, 0);
-}
-
-/* BF16 models use F(2x2, 3x3) only (core/pack.c). */
-static AVX512 void wino2_input_bf16(const rn_wino *j, int t0, int tc, void *V)
-{
-    wino_input_t(j, t0, tc, V, 2, 1);
-}
-
-/* y = A^T m A for F(2x2, 3x3), A^T = [1 1 1 0; 0 1 -1 -1]; m: the 16
- * positions of one tile, mp floats apart. */
-static inline AVX512 __attribute__((always_inline)) void wino2_out(const float *m, size_t mp,
-                                                                   __m512 y[4][4])
-{
-    __m512 s[2][4];
-    for (int b = 0; b < 4; b++) {
-        __m512 m0 = _mm512_load_ps(m + b * mp), m1 = _mm512_load_ps(m + (4 + b) * mp),
-               m2 = _mm512_load_ps(m + (8 + b) * mp), m3 = _mm512_load_ps(m + (12 + b) * mp);
-        s[0][b] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-        s[1][b] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-    }
-    for (int r = 0; r < 2; r++) {
-        y[r][0] = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
-        y[r][1] = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
-    }
-}
-
-/* y = A^T m for F(4x4, 3x3) along one dimension, A^T = [1 1 1 1 1 0;
- * 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
-static inline AVX512 __attribute__((always_inline)) void wino4_at(const __m512 m[6], __m512 y[4])
-{
-    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
-    __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
-    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
-    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2), d34, d12);
-    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4), s34, s12);
-    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8), d34, d12), m[5]);
-}
-
-/* y = A^T m A for F(4x4, 3x3): m, the 36 positions of one tile. */
-static inline AVX512 __attribute__((always_inline)) void wino4_out(const float *m, size_t mp,
-                                                                   __m512 y[4][4])
-{
-    __m512 s[4][6];
-    for (int b = 0; b < 6; b++) {
-        __m512 col[6], r[4];
-        for (int k = 0; k < 6; k++)
-            col[k] = _mm512_load_ps(m + (6 * k + b) * mp);
-        wino4_at(col, r);
-        for (int k = 0; k < 4; k++)
-            s[k][b] = r[k];
-    }
-    for (int r = 0; r < 4; r++)
-        wino4_at(s[r], y[r]);
-}
-
-/* The output of the chunk's tiles for output blocks [ob0, ob1): Y = A^T M A
- * plus bias and the residual, ReLU, into out, or into out_b as bf16; MT, the
- * tile size j->m as a constant. */
-static inline AVX512 __attribute__((always_inline)) void wino_output_t(const rn_wino *j,
-                                                                       int t0, int tc, int ob0,
-                                                                       int ob1, const float *M,
-                                                                       const int MT)
-{
-    const rn_conv_args *a = j->a;
-    size_t mp = (size_t)j->og_size * j->T * 16; /* floats between positions */
-    const __m512 zero = _mm512_setzero_ps();
-    for (int ob = ob0; ob < ob1; ob++) {
-        int rem = a->c->out_c - ob * 16;
-        __mmask16 mask = rem >= 16 ? 0xffff : (__mmask16)((1u << rem) - 1);
-        __m512 bias = a->bias ? _mm512_maskz_loadu_ps(mask, a->bias + ob * 16) : zero;
-        for (int tl = 0; tl < tc; tl++) {
-            int t = t0 + tl, img = t / (j->th * j->tw), q = t % (j->th * j->tw);
-            int oy = q / j->tw * MT, ox = q % j->tw * MT;
-            const float *m = M + ((size_t)(ob - ob0) * j->T + tl) * 16;
-            __m512 y[4][4];
-            if (MT == 4)
-                wino4_out(m, mp, y);
-            else
-                wino2_out(m, mp, y);
-            size_t o = (((size_t)img * j->ob_n + ob) * j->h + oy) * j->w * 16 + ox * 16;
-            for (int dy = 0; dy < MT && oy + dy < j->h; dy++)
-                for (int dx = 0; dx < MT && ox + dx < j->w; dx++) {
-                    size_t at = o + ((size_t)dy * j->w + dx) * 16;
-                    __m512 v = _mm512_add_ps(bias, y[dy][dx]);
-                    if (a->accumulate)
-                        v = _mm512_add_ps(v, _mm512_load_ps(a->out + at));
-                    if (a->relu)
-                        v = _mm512_max_ps(v, zero);
-                    if (a->out_b)
-                        _mm256_store_si256((__m256i *)(a->out_b + at), cvt_bf16(v));
-                    else
-                        _mm512_store_ps(a->out + at, v);
-                }
-        }
-    }
-}
-
-static AVX512 void wino2_output(const rn_wino *j, int t0, int tc, int ob0, int ob1,
-                                const float *M)
-{
-    wino_output_t(j, t0, tc, ob0, ob1, M, 2);
-}
-
-static AVX512 void wino4_output(const rn_wino *j, int t0, int tc, int ob0, int ob1,
-                                const float *M)
-{
-    wino_output_t(j, t0, tc, ob0, ob1, M, 4);
-}
+#include "wino_tmpl.h"
 
 static AVX512 void to_bf16(const float *in, uint16_t *out, size_t n)
 {

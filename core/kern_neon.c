@@ -23,8 +23,8 @@
  * kern_avx512.c. No reassociation anywhere (-std=c11 does not contract the
  * few plain-C operations either).
  *
- * Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms: the formulas of
- * kern_avx512.c, operation for operation (the same FMAs), on 4 q per block.
+ * Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms: core/wino_tmpl.h's,
+ * shared with the AVX-512 and AVX2 tables, on the 4 q of a block in turn.
  *
  * Sizes for Neoverse N1/V1 and Ampere Altra class cores (64 KiB L1d, 1 MiB
  * L2 per core): 32 KiB of weights per pass (three input blocks of a 3x3,
@@ -174,248 +174,37 @@ static void finish(const rn_tile *t, int r, int nb, int relu, uint16_t *outb)
         }
 }
 
-/* ---- Winograd: one block of 16 channels as four q registers ---- */
+/* ---- Winograd (core/wino_tmpl.h): a block of 16 channels as four q registers ---- */
 
-typedef struct {
-    float32x4_t q[4];
-} v16;
-
-INLINE v16 ld16(const float *p)
+/* Quarter `part` of the bias block at ch: zero past out_c, and the array is
+ * not read past its end. */
+INLINE float32x4_t wt_bias(const float *bias, int ch, int out_c, int part)
 {
-    v16 r;
-    for (int i = 0; i < 4; i++)
-        r.q[i] = vld1q_f32(p + 4 * i);
-    return r;
+    int rem = out_c - ch - 4 * part;
+    if (!bias || rem <= 0)
+        return vdupq_n_f32(0.0f);
+    if (rem >= 4)
+        return vld1q_f32(bias + ch + 4 * part);
+    float v[4] = {0};
+    for (int k = 0; k < rem; k++)
+        v[k] = bias[ch + 4 * part + k];
+    return vld1q_f32(v);
 }
 
-INLINE void st16(float *p, v16 v)
-{
-    for (int i = 0; i < 4; i++)
-        vst1q_f32(p + 4 * i, v.q[i]);
-}
+#define V_VEC float32x4_t
+#define V_PARTS 4
+#define V_INLINE INLINE
+#define V_FN static
+#define V_LOAD(p) vld1q_f32(p)
+#define V_STORE(p, v) vst1q_f32((p), (v))
+#define V_ADD(a, b) vaddq_f32((a), (b))
+#define V_SUB(a, b) vsubq_f32((a), (b))
+#define V_MAX(a, b) vmaxq_f32((a), (b))
+#define V_ZERO() vdupq_n_f32(0.0f)
+#define V_FMA(k, a, c) vfmaq_n_f32((c), (a), (k))
+#define V_BIAS(bias, ch, out_c, part) wt_bias((bias), (ch), (out_c), (part))
 
-INLINE v16 zero16(void)
-{
-    v16 r;
-    for (int i = 0; i < 4; i++)
-        r.q[i] = vdupq_n_f32(0.0f);
-    return r;
-}
-
-INLINE v16 add16(v16 a, v16 b)
-{
-    for (int i = 0; i < 4; i++)
-        a.q[i] = vaddq_f32(a.q[i], b.q[i]);
-    return a;
-}
-
-INLINE v16 sub16(v16 a, v16 b)
-{
-    for (int i = 0; i < 4; i++)
-        a.q[i] = vsubq_f32(a.q[i], b.q[i]);
-    return a;
-}
-
-INLINE v16 max16(v16 a, v16 b)
-{
-    for (int i = 0; i < 4; i++)
-        a.q[i] = vmaxq_f32(a.q[i], b.q[i]);
-    return a;
-}
-
-/* k * a + c, fused (kern_avx512.c's _mm512_fmadd_ps(set1(k), a, c)) */
-INLINE v16 fmadd16(float k, v16 a, v16 c)
-{
-    for (int i = 0; i < 4; i++)
-        c.q[i] = vfmaq_n_f32(c.q[i], a.q[i], k);
-    return c;
-}
-
-/* r = B^T d for F(4x4, 3x3), B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0;
- * 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1], with FMAs:
- * r0 = 4 d0 - 5 d2 + d4, r1,2 = (d4 - 4 d2) +- (d3 - 4 d1),
- * r3,4 = (d4 - d2) +- 2 (d3 - d1), r5 = 4 d1 - 5 d3 + d5. */
-INLINE void wino4_bt(const v16 d[6], v16 r[6])
-{
-    v16 a = fmadd16(-4, d[2], d[4]), b = fmadd16(-4, d[1], d[3]);
-    v16 c = sub16(d[4], d[2]), e = sub16(d[3], d[1]);
-    e = add16(e, e);
-    r[0] = fmadd16(4, d[0], fmadd16(-5, d[2], d[4]));
-    r[1] = add16(a, b);
-    r[2] = sub16(a, b);
-    r[3] = add16(c, e);
-    r[4] = sub16(c, e);
-    r[5] = fmadd16(4, d[1], fmadd16(-5, d[3], d[5]));
-}
-
-/* r = B^T d for F(2x2, 3x3), B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-INLINE void wino2_bt(const v16 d[4], v16 r[4])
-{
-    r[0] = sub16(d[0], d[2]);
-    r[1] = add16(d[1], d[2]);
-    r[2] = sub16(d[2], d[1]);
-    r[3] = sub16(d[1], d[3]);
-}
-
-/* V[p][ib][tl] = (B^T d B)[p] for the tl-th tile of the chunk from t0, MT x MT
- * output tiles from (MT + 2) x (MT + 2) input patches. Input block by input
- * block, tiles in order: a tile's patch overlaps its left neighbour's by two
- * columns, whose transforms (down the columns) are reused. */
-INLINE void wino_input_t(const rn_wino *j, int t0, int tc, float *V, const int MT)
-{
-    enum { A = 6 }; /* MT + 2 at most */
-    const int NA = MT + 2;
-    const float *in = j->a->in;
-    size_t plane = (size_t)j->h * j->w * 16, vp = (size_t)j->ib_n * j->T * 16;
-    int per_img = j->th * j->tw;
-    for (int ib = 0; ib < j->ib_n; ib++) {
-        int img = t0 / per_img, ty = t0 % per_img / j->tw, tx = t0 % j->tw;
-        v16 c[A][A]; /* the tile's input columns, transformed */
-        for (int tl = 0; tl < tc; tl++) {
-            size_t src = ((size_t)img * j->ib_n + ib) * plane;
-            int y0 = ty * MT - 1, x0 = tx * MT - 1, x = 0;
-            if (tl > 0 && tx > 0) {
-                for (int k = 0; k < NA; k++) {
-                    c[0][k] = c[MT][k];
-                    c[1][k] = c[MT + 1][k];
-                }
-                x = 2;
-            }
-            for (; x < NA; x++) {
-                v16 d[A];
-                for (int k = 0; k < NA; k++) {
-                    int y = y0 + k, xx = x0 + x;
-                    d[k] = xx < 0 || xx >= j->w || y < 0 || y >= j->h
-                               ? zero16()
-                               : ld16(in + src + ((size_t)y * j->w + xx) * 16);
-                }
-                if (MT == 4)
-                    wino4_bt(d, c[x]);
-                else
-                    wino2_bt(d, c[x]);
-            }
-            size_t v = ((size_t)ib * j->T + tl) * 16;
-            for (int a = 0; a < NA; a++) {
-                v16 row[A], r[A];
-                for (int k = 0; k < NA; k++)
-                    row[k] = c[k][a];
-                if (MT == 4)
-                    wino4_bt(row, r);
-                else
-                    wino2_bt(row, r);
-                for (int b = 0; b < NA; b++)
-                    st16(V + v + (NA * a + b) * vp, r[b]);
-            }
-            if (++tx == j->tw) {
-                tx = 0;
-                if (++ty == j->th) {
-                    ty = 0;
-                    img++;
-                }
-            }
-        }
-    }
-}
-
-static void wino2_input(const rn_wino *j, int t0, int tc, void *V)
-{
-    wino_input_t(j, t0, tc, V, 2);
-}
-
-static void wino4_input(const rn_wino *j, int t0, int tc, void *V)
-{
-    wino_input_t(j, t0, tc, V, 4);
-}
-
-/* y = A^T m A for F(2x2, 3x3), A^T = [1 1 1 0; 0 1 -1 -1]; m: the 16
- * positions of one tile, mp floats apart. */
-INLINE void wino2_out(const float *m, size_t mp, v16 y[4][4])
-{
-    v16 s[2][4];
-    for (int b = 0; b < 4; b++) {
-        v16 m0 = ld16(m + b * mp), m1 = ld16(m + (4 + b) * mp), m2 = ld16(m + (8 + b) * mp),
-            m3 = ld16(m + (12 + b) * mp);
-        s[0][b] = add16(add16(m0, m1), m2);
-        s[1][b] = sub16(sub16(m1, m2), m3);
-    }
-    for (int r = 0; r < 2; r++) {
-        y[r][0] = add16(add16(s[r][0], s[r][1]), s[r][2]);
-        y[r][1] = sub16(sub16(s[r][1], s[r][2]), s[r][3]);
-    }
-}
-
-/* y = A^T m for F(4x4, 3x3) along one dimension, A^T = [1 1 1 1 1 0;
- * 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
-INLINE void wino4_at(const v16 m[6], v16 y[4])
-{
-    v16 s12 = add16(m[1], m[2]), d12 = sub16(m[1], m[2]);
-    v16 s34 = add16(m[3], m[4]), d34 = sub16(m[3], m[4]);
-    y[0] = add16(add16(m[0], s12), s34);
-    y[1] = fmadd16(2, d34, d12);
-    y[2] = fmadd16(4, s34, s12);
-    y[3] = add16(fmadd16(8, d34, d12), m[5]);
-}
-
-/* y = A^T m A for F(4x4, 3x3): m, the 36 positions of one tile. */
-INLINE void wino4_out(const float *m, size_t mp, v16 y[4][4])
-{
-    v16 s[4][6];
-    for (int b = 0; b < 6; b++) {
-        v16 col[6], r[4];
-        for (int k = 0; k < 6; k++)
-            col[k] = ld16(m + (6 * k + b) * mp);
-        wino4_at(col, r);
-        for (int k = 0; k < 4; k++)
-            s[k][b] = r[k];
-    }
-    for (int r = 0; r < 4; r++)
-        wino4_at(s[r], y[r]);
-}
-
-/* The output of the chunk's tiles for output blocks [ob0, ob1): Y = A^T M A
- * plus bias and the residual, ReLU, into out; MT, the tile size j->m. */
-INLINE void wino_output_t(const rn_wino *j, int t0, int tc, int ob0, int ob1, const float *M,
-                          const int MT)
-{
-    const rn_conv_args *a = j->a;
-    size_t mp = (size_t)j->og_size * j->T * 16; /* floats between positions */
-    const v16 zero = zero16();
-    for (int ob = ob0; ob < ob1; ob++) {
-        v16 bias;
-        load_bias(a->bias, ob * 16, a->c->out_c, bias.q);
-        for (int tl = 0; tl < tc; tl++) {
-            int t = t0 + tl, img = t / (j->th * j->tw), q = t % (j->th * j->tw);
-            int oy = q / j->tw * MT, ox = q % j->tw * MT;
-            const float *m = M + ((size_t)(ob - ob0) * j->T + tl) * 16;
-            v16 y[4][4];
-            if (MT == 4)
-                wino4_out(m, mp, y);
-            else
-                wino2_out(m, mp, y);
-            size_t o = (((size_t)img * j->ob_n + ob) * j->h + oy) * j->w * 16 + ox * 16;
-            for (int dy = 0; dy < MT && oy + dy < j->h; dy++)
-                for (int dx = 0; dx < MT && ox + dx < j->w; dx++) {
-                    float *out = a->out + o + ((size_t)dy * j->w + dx) * 16;
-                    v16 v = add16(bias, y[dy][dx]);
-                    if (a->accumulate)
-                        v = add16(v, ld16(out));
-                    if (a->relu)
-                        v = max16(v, zero);
-                    st16(out, v);
-                }
-        }
-    }
-}
-
-static void wino2_output(const rn_wino *j, int t0, int tc, int ob0, int ob1, const float *M)
-{
-    wino_output_t(j, t0, tc, ob0, ob1, M, 2);
-}
-
-static void wino4_output(const rn_wino *j, int t0, int tc, int ob0, int ob1, const float *M)
-{
-    wino_output_t(j, t0, tc, ob0, ob1, M, 4);
-}
+#include "wino_tmpl.h"
 
 const rn_kernels rn_kernels_neon = {
     .name = "neon",
