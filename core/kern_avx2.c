@@ -191,7 +191,10 @@ static AVX2 void finish(const rn_tile *t, int r, int nb, int relu, uint16_t *out
 #define V_FMA(k, a, c) _mm256_fmadd_ps(_mm256_set1_ps(k), (a), (c))
 #define V_BIAS(bias, ch, out_c, part) bias_half((bias), (ch), (out_c) - (ch), (part))
 
+#define V_SET1(x) _mm256_set1_ps(x)
+
 #include "wino_tmpl.h"
+#include "pool_tmpl.h"
 
 const rn_kernels rn_kernels_avx2 = {
     .name = "avx2",
@@ -204,6 +207,7 @@ const rn_kernels rn_kernels_avx2 = {
     .wino_in = {wino2_input, wino4_input, NULL},
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,
+    .maxpool = maxpool3x3s2,
     .to_bf16 = NULL,
     .l1_weights = 16 * 1024,
     .chunk_pixels = 128,

@@ -238,7 +238,10 @@ static inline AVX512 __m512 wt_bias(const float *bias, int ch, int out_c)
     return bias ? _mm512_maskz_loadu_ps(mask, bias + ch) : _mm512_setzero_ps();
 }
 
+#define V_SET1(x) _mm512_set1_ps(x)
+
 #include "wino_tmpl.h"
+#include "pool_tmpl.h"
 
 static AVX512 void to_bf16(const float *in, uint16_t *out, size_t n)
 {
@@ -260,6 +263,7 @@ const rn_kernels rn_kernels_avx512 = {
     .wino_in = {wino2_input, wino4_input, wino2_input_bf16},
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,
+    .maxpool = maxpool3x3s2,
     .to_bf16 = to_bf16,
     .l1_weights = 16 * 1024,
     .chunk_pixels = 128,

@@ -6,6 +6,7 @@
  * has. A multiply and an add per product (the build does not contract them),
  * so this table's sums are rounded differently from the FMA tables': equal
  * within the tests' tolerance, not in the last bit. */
+#include <float.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -66,6 +67,28 @@ static void finish(const rn_tile *t, int r, int nb, int relu, uint16_t *outb)
             float *o = t->out + b * t->out_ob + q;
             *o = *o < 0.0f ? 0.0f : *o;
         }
+}
+
+/* Max pool 3x3, stride 2, padding 1 of one block of 16 channels: the
+ * running max from -FLT_MAX over the window in (row, column) order. */
+static void maxpool3x3s2(const float *in, int h, int w, float *out, int oh, int ow)
+{
+    for (int oy = 0; oy < oh; oy++) {
+        int y0 = RN_MAX(oy * 2 - 1, 0), y1 = RN_MIN(oy * 2 + 2, h);
+        for (int ox = 0; ox < ow; ox++) {
+            int x0 = RN_MAX(ox * 2 - 1, 0), x1 = RN_MIN(ox * 2 + 2, w);
+            float m[16];
+            for (int k = 0; k < 16; k++)
+                m[k] = -FLT_MAX;
+            for (int y = y0; y < y1; y++)
+                for (int x = x0; x < x1; x++) {
+                    const float *p = in + ((size_t)y * w + x) * 16;
+                    for (int k = 0; k < 16; k++)
+                        m[k] = p[k] > m[k] ? p[k] : m[k];
+                }
+            memcpy(out + ((size_t)oy * ow + ox) * 16, m, sizeof m);
+        }
+    }
 }
 
 /* r = B^T d along one dimension, 16 lanes; F(2x2): B^T = [1 0 -1 0;
@@ -218,6 +241,7 @@ const rn_kernels rn_kernels_c = {
     .wino_in = {wino2_input, wino4_input, NULL},
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,
+    .maxpool = maxpool3x3s2,
     .to_bf16 = NULL,
     .l1_weights = 16 * 1024,
     .chunk_pixels = 128,

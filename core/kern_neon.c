@@ -204,7 +204,10 @@ INLINE float32x4_t wt_bias(const float *bias, int ch, int out_c, int part)
 #define V_FMA(k, a, c) vfmaq_n_f32((c), (a), (k))
 #define V_BIAS(bias, ch, out_c, part) wt_bias((bias), (ch), (out_c), (part))
 
+#define V_SET1(x) vdupq_n_f32(x)
+
 #include "wino_tmpl.h"
+#include "pool_tmpl.h"
 
 const rn_kernels rn_kernels_neon = {
     .name = "neon",
@@ -217,6 +220,7 @@ const rn_kernels rn_kernels_neon = {
     .wino_in = {wino2_input, wino4_input, NULL},
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,
+    .maxpool = maxpool3x3s2,
     .to_bf16 = NULL,
     .l1_weights = 32 * 1024,
     .chunk_pixels = 128,

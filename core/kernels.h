@@ -3,9 +3,11 @@
  * The driver (core/blocked.c) cuts every convolution into tasks, chunks,
  * input-channel passes and tiles, and orchestrates Winograd; it is compiled
  * for the baseline and never names an ISA. What runs inside a tile, the
- * Winograd transforms and the bf16 conversion live in one file per ISA
- * (kern_avx512.c, kern_avx2.c, kern_neon.c, and kern_c.c in plain C: the
- * fallback and the oracle the others are tested against). Each file compiles
+ * Winograd transforms, max pooling and the bf16 conversion live in one file
+ * per ISA (kern_avx512.c, kern_avx2.c, kern_neon.c, and kern_c.c in plain C:
+ * the fallback and the oracle the others are tested against); the transforms
+ * and the pooling are written once over one register (wino_tmpl.h,
+ * pool_tmpl.h) and instantiated by the SIMD files. Each file compiles
  * its functions with its own target attributes and exports one const table;
  * core/cpu.c chooses the table once, at load, from the CPU's features.
  *
@@ -91,6 +93,9 @@ typedef struct rn_kernels {
     /* The epilogue of a tile whose edge pixels needed extra tap columns: ReLU
      * (if relu) on r pixels x nb blocks of t->out in place, or into outb as bf16. */
     void (*finish)(const rn_tile *t, int r, int nb, int relu, uint16_t *outb);
+    /* Max pool 3x3, stride 2, padding 1 of one NCHW16c block of channels: in
+     * h x w pixels of 16 floats, out oh x ow (core/pool.c cuts the work). */
+    void (*maxpool)(const float *in, int h, int w, float *out, int oh, int ow);
     /* out[i] = bf16(in[i]), round to nearest even; n % 16 == 0. NULL without bf16. */
     void (*to_bf16)(const float *in, uint16_t *out, size_t n);
     int l1_weights;   /* bytes of weights per pass over a chunk of pixels */

@@ -1,11 +1,13 @@
 /* Pooling and the classifier head: max pool, global average pool, fc, on
- * NCHW activations, and max and average pool on the blocked engine's NCHW16c. */
+ * NCHW activations, and max and average pool on the blocked engine's NCHW16c
+ * (its max pool on the table's kernel, core/kernels.h). */
 #include <float.h>
 #include <string.h>
 
-#include "engine.h"
+#include "kernels.h"
 
 struct pool_job {
+    const rn_kernels *k; /* the blocked engine's table */
     const float *in;
     float *out;
     int c, h, w, oh, ow;
@@ -40,34 +42,18 @@ void rn_maxpool3x3s2(const rn_exec *x, const float *in, int n, int c, int h, int
     rn_pool_run(x->pool, n * c, maxpool_task, &j);
 }
 
-/* Task t: one channel block of one image, 16 channels at a time. */
+/* Task t: one channel block of one image, on the table's kernel. */
 static void maxpool_blocked_task(void *arg, int t, int thread)
 {
     const struct pool_job *j = arg;
-    const float *in = j->in + (size_t)t * j->h * j->w * 16;
-    float *out = j->out + (size_t)t * j->oh * j->ow * 16;
-    for (int oy = 0; oy < j->oh; oy++) {
-        int y0 = RN_MAX(oy * 2 - 1, 0), y1 = RN_MIN(oy * 2 + 2, j->h);
-        for (int ox = 0; ox < j->ow; ox++) {
-            int x0 = RN_MAX(ox * 2 - 1, 0), x1 = RN_MIN(ox * 2 + 2, j->w);
-            float m[16];
-            for (int k = 0; k < 16; k++)
-                m[k] = -FLT_MAX;
-            for (int y = y0; y < y1; y++)
-                for (int x = x0; x < x1; x++) {
-                    const float *p = in + ((size_t)y * j->w + x) * 16;
-                    for (int k = 0; k < 16; k++)
-                        m[k] = p[k] > m[k] ? p[k] : m[k];
-                }
-            memcpy(out + ((size_t)oy * j->ow + ox) * 16, m, sizeof m);
-        }
-    }
+    j->k->maxpool(j->in + (size_t)t * j->h * j->w * 16, j->h, j->w,
+                  j->out + (size_t)t * j->oh * j->ow * 16, j->oh, j->ow);
 }
 
 void rn_maxpool3x3s2_blocked(const rn_exec *x, const float *in, int n, int c, int h, int w,
                              float *out)
 {
-    struct pool_job j = {.in = in, .out = out, .c = c, .h = h, .w = w,
+    struct pool_job j = {.k = x->k, .in = in, .out = out, .c = c, .h = h, .w = w,
                          .oh = rn_out_dim(h, 3, 2, 1), .ow = rn_out_dim(w, 3, 2, 1)};
     rn_pool_run(x->pool, n * rn_cblocks(c), maxpool_blocked_task, &j);
 }

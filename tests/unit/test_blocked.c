@@ -221,6 +221,36 @@ static void test_blocked_shapes(void **state)
     }
 }
 
+/* The table's max pool 3x3/2 (padding 1) of one block of 16 channels,
+ * against the window's max taken here, exactly (a max rounds nothing). */
+static void test_maxpool(void **state)
+{
+    const rn_kernels *k = rn_kernels_get((int)(intptr_t)*state);
+    if (!k)
+        skip();
+    static const int sizes[][2] = {{1, 1}, {2, 3}, {3, 2}, {7, 7}, {5, 8}, {56, 41}, {112, 112}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        int h = sizes[i][0], w = sizes[i][1], oh = rn_out_dim(h, 3, 2, 1), ow = rn_out_dim(w, 3, 2, 1);
+        float *in = rand_buf((size_t)h * w * 16), *out = rn_alloc((size_t)oh * ow * 16 * sizeof(float));
+        k->maxpool(in, h, w, out, oh, ow);
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int ch = 0; ch < 16; ch++) {
+                    float want = -INFINITY;
+                    for (int y = oy * 2 - 1; y <= oy * 2 + 1; y++)
+                        for (int x = ox * 2 - 1; x <= ox * 2 + 1; x++)
+                            if (y >= 0 && y < h && x >= 0 && x < w)
+                                want = fmaxf(want, in[((size_t)y * w + x) * 16 + ch]);
+                    float got = out[((size_t)oy * ow + ox) * 16 + ch];
+                    if (got != want)
+                        fail_msg("%s maxpool %dx%d: output (%d, %d) channel %d is %g, want %g", k->name,
+                                 h, w, oy, ox, ch, got, want);
+                }
+        rn_free(in);
+        rn_free(out);
+    }
+}
+
 /* argv[1]: run only the tests whose names match this pattern (cmocka's
  * filter, e.g. "blocked_neon"; tests/aarch64.sh) */
 int main(int argc, char **argv)
@@ -233,6 +263,10 @@ int main(int argc, char **argv)
         {"blocked_avx2", test_blocked_shapes, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX2},
         {"blocked_neon", test_blocked_shapes, NULL, NULL, (void *)(intptr_t)RN_ISA_NEON},
         {"blocked_c", test_blocked_shapes, NULL, NULL, (void *)(intptr_t)RN_ISA_C},
+        {"maxpool_avx512", test_maxpool, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX512},
+        {"maxpool_avx2", test_maxpool, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX2},
+        {"maxpool_neon", test_maxpool, NULL, NULL, (void *)(intptr_t)RN_ISA_NEON},
+        {"maxpool_c", test_maxpool, NULL, NULL, (void *)(intptr_t)RN_ISA_C},
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
