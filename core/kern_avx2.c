@@ -192,6 +192,7 @@ static AVX2 void finish(const rn_tile *t, int r, int nb, int relu, uint16_t *out
 #define V_BIAS(bias, ch, out_c, part) bias_half((bias), (ch), (out_c) - (ch), (part))
 
 #define V_SET1(x) _mm256_set1_ps(x)
+#define V_MUL(a, b) _mm256_mul_ps((a), (b))
 
 #include "wino_tmpl.h"
 #include "pool_tmpl.h"
@@ -208,6 +209,7 @@ const rn_kernels rn_kernels_avx2 = {
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,
     .maxpool = maxpool3x3s2,
+    .bn_relu = bn_relu16,
     .to_bf16 = NULL,
     .l1_weights = 16 * 1024,
     .chunk_pixels = 128,

@@ -239,6 +239,7 @@ static inline AVX512 __m512 wt_bias(const float *bias, int ch, int out_c)
 }
 
 #define V_SET1(x) _mm512_set1_ps(x)
+#define V_MUL(a, b) _mm512_mul_ps((a), (b))
 
 #include "wino_tmpl.h"
 #include "pool_tmpl.h"
@@ -264,6 +265,7 @@ const rn_kernels rn_kernels_avx512 = {
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,
     .maxpool = maxpool3x3s2,
+    .bn_relu = bn_relu16,
     .to_bf16 = to_bf16,
     .l1_weights = 16 * 1024,
     .chunk_pixels = 128,

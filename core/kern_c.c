@@ -91,6 +91,16 @@ static void maxpool3x3s2(const float *in, int h, int w, float *out, int oh, int 
     }
 }
 
+/* out = max(in * scale + shift, 0) on pixels pixels of one block of 16. */
+static void bn_relu16(const float *in, size_t pixels, const float *scale, const float *shift, float *out)
+{
+    for (size_t q = 0; q < pixels; q++)
+        for (int k = 0; k < 16; k++) {
+            float v = in[q * 16 + k] * scale[k] + shift[k];
+            out[q * 16 + k] = v > 0.0f ? v : 0.0f;
+        }
+}
+
 /* r = B^T d along one dimension, 16 lanes; F(2x2): B^T = [1 0 -1 0;
  * 0 1 1 0; 0 -1 1 0; 0 1 0 -1]; F(4x4): B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0;
  * 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
@@ -242,6 +252,7 @@ const rn_kernels rn_kernels_c = {
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,
     .maxpool = maxpool3x3s2,
+    .bn_relu = bn_relu16,
     .to_bf16 = NULL,
     .l1_weights = 16 * 1024,
     .chunk_pixels = 128,

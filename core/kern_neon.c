@@ -205,6 +205,7 @@ INLINE float32x4_t wt_bias(const float *bias, int ch, int out_c, int part)
 #define V_BIAS(bias, ch, out_c, part) wt_bias((bias), (ch), (out_c), (part))
 
 #define V_SET1(x) vdupq_n_f32(x)
+#define V_MUL(a, b) vmulq_f32((a), (b))
 
 #include "wino_tmpl.h"
 #include "pool_tmpl.h"
@@ -221,6 +222,7 @@ const rn_kernels rn_kernels_neon = {
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,
     .maxpool = maxpool3x3s2,
+    .bn_relu = bn_relu16,
     .to_bf16 = NULL,
     .l1_weights = 32 * 1024,
     .chunk_pixels = 128,

@@ -96,6 +96,10 @@ typedef struct rn_kernels {
     /* Max pool 3x3, stride 2, padding 1 of one NCHW16c block of channels: in
      * h x w pixels of 16 floats, out oh x ow (core/pool.c cuts the work). */
     void (*maxpool)(const float *in, int h, int w, float *out, int oh, int ow);
+    /* out = max(in * scale + shift, 0) on `pixels` pixels of one NCHW16c block;
+     * scale and shift: the block's 16 channels, 64-byte aligned. */
+    void (*bn_relu)(const float *in, size_t pixels, const float *scale, const float *shift,
+                    float *out);
     /* out[i] = bf16(in[i]), round to nearest even; n % 16 == 0. NULL without bf16. */
     void (*to_bf16)(const float *in, uint16_t *out, size_t n);
     int l1_weights;   /* bytes of weights per pass over a chunk of pixels */

@@ -1,6 +1,6 @@
 /* Pooling and the classifier head: max pool, global average pool, fc, on
  * NCHW activations, and max and average pool on the blocked engine's NCHW16c
- * (its max pool on the table's kernel, core/kernels.h). */
+ * (its max pool and batch norm + ReLU on the table's kernels, core/kernels.h). */
 #include <float.h>
 #include <string.h>
 
@@ -138,6 +138,7 @@ void rn_linear(const rn_exec *x, const float *in, int n, int e, const float *wt,
  * channel each) or NCHW16c (n*ceil(c/16) planes of 16 channels). */
 
 struct plane_job {
+    const rn_kernels *k; /* batch norm + ReLU on NCHW16c: the table's kernel */
     const float *in;
     float *out;
     int c, h, w, lanes, planes_per_img;
@@ -149,7 +150,7 @@ static void bn_relu_task(void *arg, int t, int thread)
 {
     const struct plane_job *j = arg;
     int pl = t % j->planes_per_img;
-    float s[16], b[16];
+    _Alignas(64) float s[16], b[16];
     for (int l = 0; l < j->lanes; l++) {
         int ch = pl * j->lanes + l;
         s[l] = ch < j->c ? j->scale[ch] : 0.0f; /* padding channels stay zero */
@@ -158,6 +159,10 @@ static void bn_relu_task(void *arg, int t, int thread)
     size_t n = (size_t)j->h * j->w, at = (size_t)t * n * j->lanes;
     const float *in = j->in + at;
     float *out = j->out + at;
+    if (j->k) {
+        j->k->bn_relu(in, n, s, b, out);
+        return;
+    }
     for (size_t q = 0; q < n; q++)
         for (int l = 0; l < j->lanes; l++) {
             float v = in[q * j->lanes + l] * s[l] + b[l];
@@ -169,8 +174,9 @@ void rn_bn_relu(const rn_exec *x, const float *in, int n, int c, int h, int w, c
                 const float *shift, int blocked, float *out)
 {
     int lanes = blocked ? 16 : 1, planes = blocked ? rn_cblocks(c) : c;
-    struct plane_job j = {.in = in, .out = out, .c = c, .h = h, .w = w, .lanes = lanes,
-                          .planes_per_img = planes, .scale = scale, .shift = shift, .relu = 1};
+    struct plane_job j = {.k = blocked ? x->k : NULL, .in = in, .out = out, .c = c, .h = h, .w = w,
+                          .lanes = lanes, .planes_per_img = planes, .scale = scale, .shift = shift,
+                          .relu = 1};
     rn_pool_run(x->pool, n * planes, bn_relu_task, &j);
 }
 

@@ -1,8 +1,8 @@
-/* Max pooling of the blocked engine (core/kernels.h: rn_kernels.maxpool),
- * written once over one SIMD register with the operations core/wino_tmpl.h
- * lists (V_VEC, V_PARTS, V_FN, V_LOAD, V_STORE, V_MAX) and V_SET1(x), and
- * instantiated by each ISA file that includes it. The plain-C table has its
- * own loop (kern_c.c). */
+/* Max pooling and batch norm + ReLU of the blocked engine (core/kernels.h:
+ * rn_kernels.maxpool, .bn_relu), written once over one SIMD register with the
+ * operations core/wino_tmpl.h lists (V_VEC, V_PARTS, V_FN, V_LOAD, V_STORE,
+ * V_ADD, V_MAX, V_ZERO) and V_SET1(x), V_MUL(a, b), and instantiated by each
+ * ISA file that includes it. The plain-C table has its own loops (kern_c.c). */
 
 #include <float.h>
 
@@ -25,4 +25,21 @@ V_FN void maxpool3x3s2(const float *in, int h, int w, float *out, int oh, int ow
             }
         }
     }
+}
+
+/* out = max(in * scale + shift, 0) on pixels pixels of one block of 16
+ * channels, a multiply then an add (not fused), as kern_c.c's. */
+V_FN void bn_relu16(const float *in, size_t pixels, const float *scale, const float *shift, float *out)
+{
+    V_VEC sc[V_PARTS], sh[V_PARTS];
+    const V_VEC zero = V_ZERO();
+    for (int part = 0; part < V_PARTS; part++) {
+        sc[part] = V_LOAD(scale + part * (16 / V_PARTS));
+        sh[part] = V_LOAD(shift + part * (16 / V_PARTS));
+    }
+    for (size_t q = 0; q < pixels; q++)
+        for (int part = 0; part < V_PARTS; part++) {
+            size_t at = q * 16 + part * (16 / V_PARTS);
+            V_STORE(out + at, V_MAX(V_ADD(V_MUL(V_LOAD(in + at), sc[part]), sh[part]), zero));
+        }
 }

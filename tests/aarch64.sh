@@ -8,7 +8,7 @@
 # Under qemu only correctness means anything: timings are those of an
 # emulator (10-50x slower than native, softfloat), not of an ARM core.
 # So: RN_TEST_QUICK=1 (test_blocked leaves out its largest shapes),
-# test_blocked runs the NEON table only (blocked_neon, maxpool_neon; the C table is tested natively),
+# test_blocked runs the NEON table only (its *_neon tests; the C table is tested natively),
 # test_parity on NEON only (RN_TEST_ISA), OpenBLAS on one thread, and a
 # time limit per binary.
 set -u

@@ -251,6 +251,30 @@ static void test_maxpool(void **state)
     }
 }
 
+/* The table's batch norm + ReLU of one block, against in * scale + shift
+ * rounded as here (a multiply, then an add: no table fuses them), exactly. */
+static void test_bn_relu(void **state)
+{
+    const rn_kernels *k = rn_kernels_get((int)(intptr_t)*state);
+    if (!k)
+        skip();
+    size_t pixels = 3 * 57;
+    float *in = rand_buf(pixels * 16), *out = rn_alloc(pixels * 16 * sizeof(float));
+    float *scale = rand_buf(16), *shift = rand_buf(16);
+    k->bn_relu(in, pixels, scale, shift, out);
+    for (size_t i = 0; i < pixels * 16; i++) {
+        float v = in[i] * scale[i % 16];
+        v = v + shift[i % 16];
+        v = v > 0.0f ? v : 0.0f;
+        if (out[i] != v)
+            fail_msg("%s bn_relu: element %zu is %g, want %g", k->name, i, out[i], v);
+    }
+    rn_free(in);
+    rn_free(out);
+    rn_free(scale);
+    rn_free(shift);
+}
+
 /* argv[1]: run only the tests whose names match this pattern (cmocka's
  * filter, e.g. "blocked_neon"; tests/aarch64.sh) */
 int main(int argc, char **argv)
@@ -267,6 +291,10 @@ int main(int argc, char **argv)
         {"maxpool_avx2", test_maxpool, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX2},
         {"maxpool_neon", test_maxpool, NULL, NULL, (void *)(intptr_t)RN_ISA_NEON},
         {"maxpool_c", test_maxpool, NULL, NULL, (void *)(intptr_t)RN_ISA_C},
+        {"bn_relu_avx512", test_bn_relu, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX512},
+        {"bn_relu_avx2", test_bn_relu, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX2},
+        {"bn_relu_neon", test_bn_relu, NULL, NULL, (void *)(intptr_t)RN_ISA_NEON},
+        {"bn_relu_c", test_bn_relu, NULL, NULL, (void *)(intptr_t)RN_ISA_C},
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
