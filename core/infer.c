@@ -196,6 +196,8 @@ void rn_walk_op(rn_ctx *ctx, rn_walk *wk, int i)
 
 int rn_ctx_profile(rn_ctx *ctx, int on)
 {
+    if (!ctx)
+        return RN_ERR_INVALID_ARG;
     free(ctx->prof);
     ctx->prof = NULL;
     if (on && !(ctx->prof = calloc((size_t)ctx->m->n_ops, sizeof *ctx->prof)))
@@ -229,6 +231,10 @@ static void describe(const rn_ctx *ctx, const rn_op *op, char *s, size_t len)
 
 int rn_ctx_profile_get(const rn_ctx *ctx, rn_op_profile *out, int cap)
 {
+    if (!ctx)
+        return 0;
+    if (!out)
+        cap = 0;
     const rn_model *m = ctx->m;
     static const struct rn_op_time none;
     for (int i = 0; i < m->n_ops && i < cap; i++) {

@@ -293,9 +293,11 @@ typedef struct rn_op_profile {
     double flops;      /* multiply-adds x 2 per image at the size it last ran (0: none counted) */
 } rn_op_profile;
 
-int rn_ctx_profile(rn_ctx *ctx, int on); /* RN_ERR_NOMEM if the totals cannot be allocated */
+/* RN_ERR_NOMEM if the totals cannot be allocated, RN_ERR_INVALID_ARG for a NULL ctx. */
+int rn_ctx_profile(rn_ctx *ctx, int on);
 /* The totals of ops 0 .. min(cap, count) - 1 into out (zero while profiling
- * is off); returns the number of ops of the plan (the size out needs). */
+ * is off; out may be NULL with cap 0); returns the number of ops of the plan
+ * (the size out needs), 0 for a NULL ctx. */
 int rn_ctx_profile_get(const rn_ctx *ctx, rn_op_profile *out, int cap);
 
 /* ---- layers: named intermediate outputs -----------------------------------

@@ -140,6 +140,8 @@ static void test_no_alloc_on_inference(void **state)
         if (!strncmp(p[i].what, "conv ", 5) && p[i].flops <= 0)
             fail_msg("op %d (%s): no FLOPs", i, p[i].what);
     }
+    assert_int_equal(rn_ctx_profile(NULL, 1), RN_ERR_INVALID_ARG);
+    assert_int_equal(rn_ctx_profile_get(NULL, p, n_ops), 0);
     assert_int_equal(rn_ctx_profile(ctx, 0), RN_OK);
     rn_ctx_profile_get(ctx, p, n_ops);
     for (int i = 0; i < n_ops; i++)
