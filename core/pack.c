@@ -46,12 +46,14 @@ static int merged_groups(const rn_conv *c, int icb)
     return g;
 }
 
-/* Input blocks of one output block's weights, output blocks per merged group. */
-static void group_blocks(const rn_conv *c, int icb, int *ibg, int *obg)
+/* Input blocks of one output block's weights, output blocks per merged
+ * group; returns the groups merged (merged_groups). */
+static int group_blocks(const rn_conv *c, int icb, int *ibg, int *obg)
 {
     int k = merged_groups(c, icb), g = c->groups;
     *ibg = (k * (c->in_c / g) + icb - 1) / icb;
     *obg = k == g ? rn_cblocks(c->out_c) : k * (c->out_c / g) / 16;
+    return k;
 }
 
 /* Channel ci of the group of output channel o, as an input channel of o's
@@ -71,8 +73,8 @@ static size_t packed_floats(const rn_conv *c, int icb)
 
 static void pack_conv(rn_conv *c, int icb, float *dst)
 {
-    int taps = c->kh * c->kw, in_g = c->in_c / c->groups, k = merged_groups(c, icb);
-    group_blocks(c, icb, &c->wp_ibg, &c->wp_obg);
+    int taps = c->kh * c->kw, in_g = c->in_c / c->groups;
+    int k = group_blocks(c, icb, &c->wp_ibg, &c->wp_obg);
     memset(dst, 0, packed_floats(c, icb) * sizeof(float));
     for (int o = 0; o < c->out_c; o++)
         for (int ci = 0; ci < in_g; ci++) {
@@ -91,8 +93,8 @@ static void pack_conv(rn_conv *c, int icb, float *dst)
  * operand order of VDPBF16PS: wb[ob][ib][ky][kx][i/2][o][i%2]. */
 static void pack_conv_bf16(rn_conv *c, uint16_t *dst)
 {
-    int taps = c->kh * c->kw, in_g = c->in_c / c->groups, k = merged_groups(c, 16);
-    group_blocks(c, 16, &c->wp_ibg, &c->wp_obg);
+    int taps = c->kh * c->kw, in_g = c->in_c / c->groups;
+    int k = group_blocks(c, 16, &c->wp_ibg, &c->wp_obg);
     memset(dst, 0, packed_floats(c, 16) * sizeof(uint16_t));
     for (int o = 0; o < c->out_c; o++)
         for (int ci = 0; ci < in_g; ci++) {
@@ -131,8 +133,8 @@ static void pack_wino(rn_conv *c, int m, float *dst, uint16_t *dst_b)
                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                     {0, 0, 1}};
     const double(*G)[3] = m == 4 ? G4 : G2;
-    int A = m + 2, ob_n = rn_cblocks(c->out_c), in_g = c->in_c / c->groups, mg = merged_groups(c, 16);
-    group_blocks(c, 16, &c->wp_ibg, &c->wp_obg);
+    int A = m + 2, ob_n = rn_cblocks(c->out_c), in_g = c->in_c / c->groups;
+    int mg = group_blocks(c, 16, &c->wp_ibg, &c->wp_obg);
     size_t per_p = (size_t)ob_n * c->wp_ibg * 256;
     if (dst)
         memset(dst, 0, wino_floats(c, m) * sizeof(float));

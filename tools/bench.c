@@ -43,8 +43,8 @@ static void print_layers(const rn_op_profile *p, int n, int batch)
             printf("%8s", "");
         printf(" %5.1f%%\n", total > 0 ? 100 * p[i].seconds / total : 0.0);
     }
-    printf("ops: %.2f ms per batch of %d in all (the rest of a run: preprocessing none, "
-           "dispatch and the clock)\n", p[0].calls ? total * 1e3 / p[0].calls : 0.0, batch);
+    printf("ops: %.2f ms per batch of %d in all (the rest of a run is the dispatch between ops)\n",
+           p[0].calls ? total * 1e3 / p[0].calls : 0.0, batch);
 }
 
 int cmd_bench(int argc, char **argv)
