@@ -51,18 +51,23 @@
 #include "kernels.h"
 
 /* The tile shape for rows of len pixels and ob_n output blocks: of the nb
- * that divide ob_n, the one with the most accumulators per weight load
- * (nb x the pixels a tile gets), the widest tile on a tie. */
+ * that divide ob_n, the one with the most accumulators per tile over the row
+ * (nb x len / the tiles the row takes: a 49-pixel row runs as 7 tiles of
+ * 7 x 4 blocks rather than 14 + 14 + 14 + 7 pixels x 2), the widest tile on
+ * a tie. */
 static int pick_nb(const rn_kernels *k, int kind, int ob_n, int len)
 {
-    int best = -1, score = 0;
+    int best = -1, best_nb = 0, best_tiles = 0;
     for (int i = 0; i < RN_NB_COUNT; i++) {
         if (!k->rmax[i] || ob_n % (1 << i) || !k->tile[kind][0][i])
             continue;
-        int s = (1 << i) * RN_MIN(k->rmax[i], len);
-        if (best < 0 || s > score || (s == score && k->rmax[i] > k->rmax[best])) {
+        int nb = 1 << i, tiles = (len + k->rmax[i] - 1) / k->rmax[i];
+        /* nb / tiles against best_nb / best_tiles */
+        long a = (long)nb * best_tiles, b = (long)best_nb * tiles;
+        if (best < 0 || a > b || (a == b && k->rmax[i] > k->rmax[best])) {
             best = i;
-            score = s;
+            best_nb = nb;
+            best_tiles = tiles;
         }
     }
     return best < 0 ? 0 : best;
