@@ -102,13 +102,16 @@ void rn_global_avgpool(const rn_exec *x, const float *in, int n, int c, int hw, 
  * ascending order of in[k] * wt[k]: the same order for an image alone as in
  * any batch (a BLAS GEMM may block the sum differently by batch size). A
  * multiply and an add per term: ISO C builds do not contract them. */
-#define LINEAR_BLOCK 64 /* classes summed at a time: the accumulators stay in L1 */
+#define LINEAR_ACC 2048 /* accumulators per pass over the weights: 8 KB, well inside L1 */
 static void linear_task(void *arg, int t, int thread)
 {
     const struct pool_job *j = arg;
     int o0 = t * j->chunk, o1 = RN_MIN(j->classes, o0 + j->chunk);
-    for (int ob = o0; ob < o1; ob += LINEAR_BLOCK) {
-        int len = RN_MIN(LINEAR_BLOCK, o1 - ob);
+    /* as many classes at a time as keep the batch's accumulators in L1: each
+     * weight row is then read in long runs, which the prefetcher follows */
+    int block = RN_MAX(16, LINEAR_ACC / j->n / 16 * 16);
+    for (int ob = o0; ob < o1; ob += block) {
+        int len = RN_MIN(block, o1 - ob);
         for (int i = 0; i < j->n; i++)
             memcpy(j->out + (size_t)i * j->classes + ob, j->b + ob, (size_t)len * sizeof(float));
         for (int k = 0; k < j->e; k++) {
