@@ -45,7 +45,8 @@ void rn_maxpool3x3s2(const rn_exec *x, const float *in, int n, int c, int h, int
 /* out (n, c) = mean over h*w of in (n, c, h, w). */
 void rn_global_avgpool(const rn_exec *x, const float *in, int n, int c, int hw, float *out);
 
-/* out (n, classes) = in (n, e) * wt (e, classes) + b. */
+/* out (n, classes) = in (n, e) * wt + b, wt in rn_model.fc_wt's layout
+ * (blocks of 16 classes: rn_fc_at). */
 void rn_linear(const rn_exec *x, const float *in, int n, int e, const float *wt, const float *b,
                int classes, float *out);
 

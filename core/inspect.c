@@ -386,11 +386,10 @@ int rn_inspection_cam(const rn_model *m, const rn_inspection *r, int cls, float 
         r->map_c != m->info.embed_dim)
         return RN_ERR_INVALID_ARG;
     size_t hw = (size_t)r->map_h * r->map_w;
-    int nc = m->info.n_classes;
     for (size_t p = 0; p < hw; p++) {
         double s = 0;
         for (int c = 0; c < r->map_c; c++)
-            s += (double)m->fc_wt[(size_t)c * nc + cls] * r->map[c * hw + p];
+            s += (double)m->fc_wt[rn_fc_at(r->map_c, c, cls)] * r->map[c * hw + p];
         out[p] = (float)s;
     }
     return RN_OK;

@@ -249,7 +249,7 @@ int ld_classifier(struct loader *L, const char *wname, const char *bname, int e)
     L->m->info.embed_dim = e;
     L->fc_w = wname;
     L->fc_b = bname;
-    L->n_floats += (size_t)fw->numel + (size_t)fb->numel + 32;
+    L->n_floats += rn_fc_floats((int)fw->shape[0], e) + (size_t)fb->numel + 32;
     return RN_OK;
 }
 
@@ -322,7 +322,7 @@ int ld_fill(struct loader *L)
     const st_tensor *fw = st_find(L->f, L->fc_w), *fb = st_find(L->f, L->fc_b);
     int nc = m->info.n_classes, e = m->info.embed_dim;
     m->fc_b = TAKE(nc);
-    m->fc_wt = TAKE((size_t)nc * e);
+    m->fc_wt = TAKE(rn_fc_floats(nc, e));
 #undef TAKE
     if ((rc = st_read_f32(fb, m->fc_b, L->err, L->errlen)) < 0)
         goto out;
@@ -331,10 +331,11 @@ int ld_fill(struct loader *L)
         rc = rn_errf(L->err, L->errlen, RN_ERR_NOMEM, "out of memory");
         goto out;
     }
+    memset(m->fc_wt, 0, rn_fc_floats(nc, e) * sizeof(float));
     if ((rc = st_read_f32(fw, tmp, L->err, L->errlen)) == RN_OK)
         for (int o = 0; o < nc; o++)
             for (int j = 0; j < e; j++)
-                m->fc_wt[(size_t)j * nc + o] = tmp[(size_t)o * e + j];
+                m->fc_wt[rn_fc_at(e, j, o)] = tmp[(size_t)o * e + j];
     free(tmp);
 out:
     free(bn);

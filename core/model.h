@@ -110,7 +110,11 @@ struct rn_model {
     int n_layers, cap_layers;
     rn_block *blocks;
     int n_blocks, cap_blocks;
-    float *fc_wt;       /* (embed_dim, n_classes): the classifier's weight transposed */
+    /* The classifier's weight in blocks of 16 classes: (ceil(n_classes / 16),
+     * embed_dim, 16), rn_fc_at(e, k, o) for input k and class o, the padding
+     * classes zero. Each block is one contiguous run, which the prefetcher
+     * follows. */
+    float *fc_wt;
     float *fc_b;        /* (n_classes) */
     float *arena;       /* every float above lives here */
     void *packed;       /* every rn_conv.wp, .wb and .wu lives here (rn_model_pack), or NULL */
@@ -121,6 +125,16 @@ struct rn_model {
     int n_meta;
     rn_preprocess pp;
 };
+
+/* Floats of rn_model.fc_wt, and the index of input k, class o in it. */
+static inline size_t rn_fc_floats(int n_classes, int embed_dim)
+{
+    return (size_t)(n_classes + 15) / 16 * 16 * embed_dim;
+}
+static inline size_t rn_fc_at(int embed_dim, int k, int o)
+{
+    return ((size_t)(o / 16) * embed_dim + k) * 16 + o % 16;
+}
 
 /* Append an op, a layer name (for the output of the last op appended), a
  * convolution or a batch norm; RN_ERR_NOMEM, or the new index. */

@@ -247,7 +247,7 @@ static int shrink_arena(rn_model *m, char *err, size_t errlen)
 {
 #define ROUND16(v) (((size_t)(v) + 15) & ~(size_t)15) /* 64-byte aligned pieces */
     int nc = m->info.n_classes, e = m->info.embed_dim;
-    size_t floats = ROUND16(nc) + ROUND16((size_t)e * nc);
+    size_t floats = ROUND16(nc) + ROUND16(rn_fc_floats(nc, e));
     for (int i = 0; i < m->n_convs; i++)
         floats += ROUND16(m->convs[i].out_c);
     for (int i = 0; i < m->n_bns; i++)
@@ -271,7 +271,7 @@ static int shrink_arena(rn_model *m, char *err, size_t errlen)
         MOVE(m->bns[i].shift, m->bns[i].c);
     }
     MOVE(m->fc_b, nc);
-    MOVE(m->fc_wt, (size_t)e * nc);
+    MOVE(m->fc_wt, rn_fc_floats(nc, e));
 #undef MOVE
 #undef ROUND16
     rn_free(m->arena);

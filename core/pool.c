@@ -98,29 +98,40 @@ void rn_global_avgpool(const rn_exec *x, const float *in, int n, int c, int hw, 
     rn_pool_run(x->pool, (n * c + j.chunk - 1) / j.chunk, avgpool_task, &j);
 }
 
-/* Task t: classes [t*chunk, +chunk) of every image, as b + the sum over k in
- * ascending order of in[k] * wt[k]: the same order for an image alone as in
- * any batch (a BLAS GEMM may block the sum differently by batch size). A
- * multiply and an add per term: ISO C builds do not contract them. */
-#define LINEAR_ACC 2048 /* accumulators per pass over the weights: 8 KB, well inside L1 */
+/* Task t: class blocks [t*chunk, +chunk) of every image (rn_model.fc_wt:
+ * 16 classes per block, each block's weights one contiguous run), each class
+ * as b + the sum over k in ascending order of in[k] * wt[k]: the same order
+ * for an image alone as in any batch (a BLAS GEMM may block the sum
+ * differently by batch size). A multiply and an add per term: ISO C builds
+ * do not contract them. LINEAR_IMAGES images at a time, their accumulators
+ * in registers; the block's weights (e x 64 bytes) stay in L2 for the next
+ * images. */
+#define LINEAR_IMAGES 2
 static void linear_task(void *arg, int t, int thread)
 {
     const struct pool_job *j = arg;
-    int o0 = t * j->chunk, o1 = RN_MIN(j->classes, o0 + j->chunk);
-    /* as many classes at a time as keep the batch's accumulators in L1: each
-     * weight row is then read in long runs, which the prefetcher follows */
-    int block = RN_MAX(16, LINEAR_ACC / j->n / 16 * 16);
-    for (int ob = o0; ob < o1; ob += block) {
-        int len = RN_MIN(block, o1 - ob);
-        for (int i = 0; i < j->n; i++)
-            memcpy(j->out + (size_t)i * j->classes + ob, j->b + ob, (size_t)len * sizeof(float));
-        for (int k = 0; k < j->e; k++) {
-            const float *w = j->wt + (size_t)k * j->classes + ob;
-            for (int i = 0; i < j->n; i++) {
-                float v = j->in[(size_t)i * j->e + k], *o = j->out + (size_t)i * j->classes + ob;
-                for (int q = 0; q < len; q++)
-                    o[q] += v * w[q];
+    int nblk = (j->classes + 15) / 16;
+    int b0 = t * j->chunk, b1 = RN_MIN(nblk, b0 + j->chunk);
+    for (int blk = b0; blk < b1; blk++) {
+        const float *w = j->wt + (size_t)blk * j->e * 16;
+        int o0 = blk * 16, len = RN_MIN(16, j->classes - o0);
+        for (int i0 = 0; i0 < j->n; i0 += LINEAR_IMAGES) {
+            int ni = RN_MIN(LINEAR_IMAGES, j->n - i0);
+            float acc[LINEAR_IMAGES][16];
+            for (int i = 0; i < LINEAR_IMAGES; i++)
+                for (int q = 0; q < 16; q++)
+                    acc[i][q] = q < len ? j->b[o0 + q] : 0.0f;
+            const float *x0 = j->in + (size_t)i0 * j->e, *x1 = ni > 1 ? x0 + j->e : x0;
+            for (int k = 0; k < j->e; k++) {
+                const float *wk = w + (size_t)k * 16;
+                float v0 = x0[k], v1 = x1[k];
+                for (int q = 0; q < 16; q++) {
+                    acc[0][q] += v0 * wk[q];
+                    acc[1][q] += v1 * wk[q];
+                }
             }
+            for (int i = 0; i < ni; i++)
+                memcpy(j->out + (size_t)(i0 + i) * j->classes + o0, acc[i], (size_t)len * sizeof(float));
         }
     }
 }
@@ -128,12 +139,10 @@ static void linear_task(void *arg, int t, int thread)
 void rn_linear(const rn_exec *x, const float *in, int n, int e, const float *wt, const float *b,
                int classes, float *out)
 {
-    int threads = rn_pool_size(x->pool);
-    int chunk = (classes + threads - 1) / threads;
-    chunk = (chunk + 15) / 16 * 16;
+    int threads = rn_pool_size(x->pool), nblk = (classes + 15) / 16;
     struct pool_job j = {.in = in, .out = out, .n = n, .e = e, .wt = wt, .b = b,
-                         .classes = classes, .chunk = chunk};
-    rn_pool_run(x->pool, (classes + j.chunk - 1) / j.chunk, linear_task, &j);
+                         .classes = classes, .chunk = (nblk + threads - 1) / threads};
+    rn_pool_run(x->pool, (nblk + j.chunk - 1) / j.chunk, linear_task, &j);
 }
 
 /* ---- the ops of pre-activation blocks and ResNet-D, on either layout ----

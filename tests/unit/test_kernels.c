@@ -102,8 +102,10 @@ static void test_avgpool_linear(void **state)
 {
     int n = 3, c = 70, hw = 13, classes = 37;
     float *in = rand_buf((size_t)n * c * hw), *pooled = malloc((size_t)n * c * 4);
-    float *wt = rand_buf((size_t)c * classes), *b = rand_buf((size_t)classes);
-    float *out = malloc((size_t)n * classes * 4);
+    /* rn_model.fc_wt's layout, blocks of 16 classes; the padding classes
+     * random too: they must not reach a real class */
+    float *wt = rand_buf(rn_fc_floats(classes, c)), *b = rand_buf((size_t)classes);
+    float *out = malloc((size_t)n * classes * 4), *one = malloc((size_t)classes * 4);
     rn_exec x = {.pool = rn_pool_new(2)};
     rn_global_avgpool(&x, in, n, c, hw, pooled);
     for (int i = 0; i < n * c; i++) {
@@ -117,15 +119,25 @@ static void test_avgpool_linear(void **state)
         for (int o = 0; o < classes; o++) {
             double s = b[o];
             for (int j = 0; j < c; j++)
-                s += (double)pooled[i * c + j] * wt[j * classes + o];
+                s += (double)pooled[i * c + j] * wt[rn_fc_at(c, j, o)];
             assert_float_equal(out[i * classes + o], s, 1e-4);
         }
+    /* each image alone, on 1 to 3 threads: the same bits as in the batch */
+    for (int threads = 1; threads <= 3; threads++) {
+        rn_exec xt = {.pool = rn_pool_new(threads)};
+        for (int i = 0; i < n; i++) {
+            rn_linear(&xt, pooled + (size_t)i * c, 1, c, wt, b, classes, one);
+            assert_memory_equal(one, out + (size_t)i * classes, (size_t)classes * 4);
+        }
+        rn_pool_free(xt.pool);
+    }
     rn_pool_free(x.pool);
     free(in);
     free(pooled);
     free(wt);
     free(b);
     free(out);
+    free(one);
 }
 
 static void test_softmax_topk(void **state)
