@@ -113,8 +113,13 @@ test: all $(UNIT_BIN)
 asan:
 	$(MAKE) BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" test
 
-bench: all $(BUILD)/peak
+bench: all $(BUILD)/peak $(BUILD)/bench-tiles
 	@BUILD=$(BUILD) bench/run.sh
+
+# bench/tiles.c: each kernel table's tiles alone, in L1 (make bench).
+$(BUILD)/bench-tiles: bench/tiles.c $(BUILD)/libresnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icore -o $@ $< $(BUILD)/libresnet.a $(LIBS) $(LDFLAGS)
 
 # bench/peak: the peak FP32 FMA GFLOP/s per SIMD width, the ceiling the bench
 # scripts compare the engine with (not part of `all`).

@@ -3,7 +3,8 @@
 # threads: the default path (AVX-512 direct kernels where the CPU has them),
 # the portable im2col + OpenBLAS path with the kernels libresnet selects, and
 # the same with OpenBLAS's generic kernels, side by side (runs alternated);
-# peak RSS at batch 8; the peak FP32 FMA throughput of the machine (build/peak);
+# peak RSS at batch 8; the peak FP32 FMA throughput of the machine (build/peak)
+# and what each kernel table's tiles reach alone (build/bench-tiles);
 # then the other benchmarks under bench/ that exist (image pipeline, HTTP load).
 #
 # The model: models/resnet50.safetensors (the default model, `make model`) if
@@ -59,6 +60,12 @@ PY
 if [ -x "$BUILD/peak" ]; then
     echo
     "$BUILD/peak" --threads "$THREADS" --seconds 0.5 | sed '$d'
+fi
+# each kernel table's tiles alone, in L1, on one thread: against the 1-thread
+# peak above, what the tiles themselves reach before the driver and memory
+if [ -x "$BUILD/bench-tiles" ]; then
+    echo
+    "$BUILD/bench-tiles" 0.5
 fi
 
 # Pre-activation ResNet v2 (timm resnetv2_50, random weights) beside the v1

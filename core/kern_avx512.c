@@ -10,7 +10,7 @@
  * accumulators: R + NB loads per R x NB FMAs. An FMA with the broadcast as its
  * memory operand would load the value NB times: on an Intel Xeon (Sapphire
  * Rapids class, no SMT) that ran the 14 x 2 tile at 180 GFLOP/s on one core
- * against 195 (L1-resident micro-benchmark) and ResNet-50 at batch 1 6%
+ * against 195 (build/bench-tiles, in L1) and ResNet-50 at batch 1 6%
  * slower; NB = 1 keeps it (one FMA per value either way). R, NB, the stride
  * and the input block (16, or 1 for the stem's NCHW input) are compile-time
  * constants of each instance, so accumulators stay in registers and pixel
