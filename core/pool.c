@@ -103,10 +103,9 @@ void rn_global_avgpool(const rn_exec *x, const float *in, int n, int c, int hw, 
  * as b + the sum over k in ascending order of in[k] * wt[k]: the same order
  * for an image alone as in any batch (a BLAS GEMM may block the sum
  * differently by batch size). A multiply and an add per term: ISO C builds
- * do not contract them. LINEAR_IMAGES images at a time, their accumulators
- * in registers; the block's weights (e x 64 bytes) stay in L2 for the next
- * images. */
-#define LINEAR_IMAGES 2
+ * do not contract them. Two images at a time, their accumulators in
+ * registers (8 SSE registers at the baseline); the block's weights (e x 64
+ * bytes) stay in L2 for the next two. */
 static void linear_task(void *arg, int t, int thread)
 {
     const struct pool_job *j = arg;
@@ -115,10 +114,10 @@ static void linear_task(void *arg, int t, int thread)
     for (int blk = b0; blk < b1; blk++) {
         const float *w = j->wt + (size_t)blk * j->e * 16;
         int o0 = blk * 16, len = RN_MIN(16, j->classes - o0);
-        for (int i0 = 0; i0 < j->n; i0 += LINEAR_IMAGES) {
-            int ni = RN_MIN(LINEAR_IMAGES, j->n - i0);
-            float acc[LINEAR_IMAGES][16];
-            for (int i = 0; i < LINEAR_IMAGES; i++)
+        for (int i0 = 0; i0 < j->n; i0 += 2) {
+            int ni = RN_MIN(2, j->n - i0); /* a lone last image runs as both */
+            float acc[2][16];
+            for (int i = 0; i < 2; i++)
                 for (int q = 0; q < 16; q++)
                     acc[i][q] = q < len ? j->b[o0 + q] : 0.0f;
             const float *x0 = j->in + (size_t)i0 * j->e, *x1 = ni > 1 ? x0 + j->e : x0;
