@@ -57,16 +57,15 @@
  * a tie. */
 static int pick_nb(const rn_kernels *k, int kind, int ob_n, int len)
 {
-    int best = -1, best_nb = 0, best_tiles = 0;
+    int best = -1, best_tiles = 0;
     for (int i = 0; i < RN_NB_COUNT; i++) {
         if (!k->rmax[i] || ob_n % (1 << i) || !k->tile[kind][0][i])
             continue;
-        int nb = 1 << i, tiles = (len + k->rmax[i] - 1) / k->rmax[i];
-        /* nb / tiles against best_nb / best_tiles */
-        long a = (long)nb * best_tiles, b = (long)best_nb * tiles;
+        int tiles = (len + k->rmax[i] - 1) / k->rmax[i];
+        /* (1 << i) / tiles against the best's nb / best_tiles */
+        long a = (long)(1 << i) * best_tiles, b = best < 0 ? 0 : (long)(1 << best) * tiles;
         if (best < 0 || a > b || (a == b && k->rmax[i] > k->rmax[best])) {
             best = i;
-            best_nb = nb;
             best_tiles = tiles;
         }
     }

@@ -109,7 +109,7 @@ void rn_global_avgpool(const rn_exec *x, const float *in, int n, int c, int hw, 
 static void linear_task(void *arg, int t, int thread)
 {
     const struct pool_job *j = arg;
-    int nblk = (j->classes + 15) / 16;
+    int nblk = rn_cblocks(j->classes);
     int b0 = t * j->chunk, b1 = RN_MIN(nblk, b0 + j->chunk);
     for (int blk = b0; blk < b1; blk++) {
         const float *w = j->wt + (size_t)blk * j->e * 16;
@@ -138,7 +138,7 @@ static void linear_task(void *arg, int t, int thread)
 void rn_linear(const rn_exec *x, const float *in, int n, int e, const float *wt, const float *b,
                int classes, float *out)
 {
-    int threads = rn_pool_size(x->pool), nblk = (classes + 15) / 16;
+    int threads = rn_pool_size(x->pool), nblk = rn_cblocks(classes);
     struct pool_job j = {.in = in, .out = out, .n = n, .e = e, .wt = wt, .b = b,
                          .classes = classes, .chunk = (nblk + threads - 1) / threads};
     rn_pool_run(x->pool, (nblk + j.chunk - 1) / j.chunk, linear_task, &j);
