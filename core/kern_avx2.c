@@ -64,6 +64,8 @@ static inline AVX2 __attribute__((always_inline)) void tile(const rn_tile *t, co
             acc[r][nb][1] = t->accumulate ? _mm256_add_ps(b1, _mm256_load_ps(o + 8)) : b1;
         }
     }
+    const char *pf = t->pf;
+    size_t pf_left = t->pf_len;
     for (int ib = 0; ib < t->ib_n; ib++) {
         const float *in = (const float *)t->in + ib * t->in_ib + t->at;
         const float *w = (const float *)t->w + (size_t)ib * t->taps * CB * 16;
@@ -76,6 +78,7 @@ static inline AVX2 __attribute__((always_inline)) void tile(const rn_tile *t, co
                     /* R broadcasts held, each weight vector loaded once and
                      * FMAed into R accumulators: 12 + R + 1 registers */
                     __m256 x[3];
+                    rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
 #pragma GCC unroll 3
                     for (int r = 0; r < R; r++)
                         x[r] = _mm256_broadcast_ss(ip + r * S * CB + i);
@@ -92,6 +95,7 @@ static inline AVX2 __attribute__((always_inline)) void tile(const rn_tile *t, co
 #pragma GCC unroll 2
                 for (int i = 0; i < CB && NB == 1; i++) {
                     __m256 w0 = _mm256_load_ps(wk + i * 16), w1 = _mm256_load_ps(wk + i * 16 + 8);
+                    rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
 #pragma GCC unroll 6
                     for (int r = 0; r < R; r++) {
                         __m256 x = _mm256_broadcast_ss(ip + r * S * CB + i);
@@ -145,6 +149,7 @@ static inline AVX2 __attribute__((always_inline)) void tile(const rn_tile *t, co
             } else {                                                        \
                 tile(&t, 1, NB, S, CB);                                     \
             }                                                               \
+            t.pf_len = 0; /* the first piece runs the prefetch hint */     \
             t.at += (ptrdiff_t)q * S * CB;                                  \
             t.out += q * 16;                                                \
             r -= q;                                                         \

@@ -95,6 +95,8 @@ static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const
             acc[r][nb] = t->accumulate ? _mm512_add_ps(b, _mm512_load_ps(t->out + nb * t->out_ob + r * 16))
                                        : b;
     }
+    const char *pf = t->pf;
+    size_t pf_left = t->pf_len;
     for (int ib = 0; ib < t->ib_n && BF; ib++) {
         const uint16_t *in = (const uint16_t *)t->in + ib * t->in_ib + t->at;
         const uint16_t *w = (const uint16_t *)t->w + (size_t)ib * t->taps * 256;
@@ -108,6 +110,7 @@ static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const
 #pragma GCC unroll 4
                     for (int nb = 0; nb < NB; nb++)
                         wv[nb] = _mm512_load_si512(wk + nb * t->w_ob + i * 16);
+                    rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
 #pragma GCC unroll 14
                     for (int r = 0; r < R; r++) {
                         int32_t pair;
@@ -134,6 +137,7 @@ static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const
 #pragma GCC unroll 4
                     for (int nb = 0; nb < NB; nb++)
                         wv[nb] = _mm512_load_ps(wk + nb * t->w_ob + i * 16);
+                    rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
 #pragma GCC unroll 14
                     for (int r = 0; r < R; r++) {
                         if (NB == 1) {
@@ -180,6 +184,7 @@ static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const
             case 2: tile(&t, 2, NB, S, CB, BF); break;                      \
             default: tile(&t, 1, NB, S, CB, BF); break;                     \
             }                                                               \
+            t.pf_len = 0; /* the first piece runs the prefetch hint */     \
             t.at += (ptrdiff_t)q * S * CB;                                  \
             t.out += q * 16;                                                \
             if (t.outb)                                                     \

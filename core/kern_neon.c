@@ -70,6 +70,8 @@ INLINE void tile(const rn_tile *t, const int R, const int NB, const int S, const
                                     ? vaddq_f32(b[q], vld1q_f32(t->out + nb * t->out_ob + r * 16 + 4 * q))
                                     : b[q];
     }
+    const char *pf = t->pf;
+    size_t pf_left = t->pf_len;
     for (int ib = 0; ib < t->ib_n; ib++) {
         const float *in = (const float *)t->in + ib * t->in_ib + t->at;
         const float *w = (const float *)t->w + (size_t)ib * t->taps * CB * 16;
@@ -84,6 +86,7 @@ INLINE void tile(const rn_tile *t, const int R, const int NB, const int S, const
 #pragma GCC unroll 4
                         for (int q = 0; q < 4; q++)
                             wv[q] = vld1q_f32(wk + i * 16 + 4 * q);
+                        rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
 #pragma GCC unroll 6
                         for (int r = 0; r < R; r++) {
                             float x = ip[r * S * CB + i];
@@ -96,6 +99,7 @@ INLINE void tile(const rn_tile *t, const int R, const int NB, const int S, const
 #pragma GCC unroll 2
                     for (int i = 0; i < CB; i++) {
                         float32x4_t x[6];
+                        rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
 #pragma GCC unroll 6
                         for (int r = 0; r < R; r++)
                             x[r] = vld1q_dup_f32(ip + r * S * CB + i);

@@ -43,7 +43,26 @@ typedef struct rn_tile {
     const float *bias; /* (out_c) or NULL */
     int ch0, out_c;    /* ob*16 and the real channel count (bias past it reads as 0) */
     int relu, accumulate;
+    /* A hint: weights the driver wants in L2 before it needs them (the next
+     * pass's): pf_len bytes, a multiple of 64, of each of the tile's nb
+     * streams pf + b * pf_ob. The tile prefetches one 64-byte line of each
+     * stream per input channel step while it runs (rn_tile_prefetch); a
+     * table may ignore it. pf_len 0: nothing. */
+    const char *pf;
+    size_t pf_ob, pf_len;
 } rn_tile;
+
+/* One step of a tile's prefetch hint: a line of each of nb streams. */
+static inline __attribute__((always_inline)) void rn_tile_prefetch(const char **pf, size_t *left,
+                                                                   size_t ob, int nb)
+{
+    if (*left) {
+        for (int b = 0; b < nb; b++)
+            __builtin_prefetch(*pf + b * ob, 0, 2);
+        *pf += 64;
+        *left -= 64;
+    }
+}
 
 /* out[pixel q < r][block b < nb] = [relu]([out +] bias + sum over the pass's
  * input blocks and taps of in * w), stored as bf16 into outb instead when
