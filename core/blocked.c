@@ -303,8 +303,8 @@ static int wino_tmax(const rn_kernels *k, const rn_conv *c)
 
 size_t rn_conv_wino_floats(const rn_kernels *k, const rn_conv *c)
 {
-    return (size_t)16 * wino_positions(c) * wino_tmax(k, c) *
-           (rn_cblocks(c->in_c) + rn_cblocks(c->out_c));
+    return (size_t)wino_positions(c) *
+           (16 * wino_tmax(k, c) * (rn_cblocks(c->in_c) + rn_cblocks(c->out_c)) + 2 * RN_WINO_PAD);
 }
 
 static void wino_task(void *arg, int task, int thread)
@@ -318,14 +318,14 @@ static void wino_task(void *arg, int task, int thread)
     if (tc <= 0 || ob0 >= ob1)
         return;
     float *V = j->x->col + (size_t)thread * j->x->col_stride;
-    float *M = V + (size_t)w->P * w->ib_n * w->T * 16;
+    float *M = V + w->P * w->vp;
     j->input(w, t0, tc, V);
     size_t up = (size_t)w->ob_n * j->ibg * 256;
     int elem = w->bf ? 2 : 4, tiles = (tc + j->rmax - 1) / j->rmax;
     const char *wbase = w->bf ? (const char *)c->wub : (const char *)c->wu;
     for (int p = 0; p < w->P; p++) {
-        size_t vp = (size_t)p * w->ib_n * w->T * 16; /* elements, floats or bf16 */
-        float *Mp = M + (size_t)p * w->og_size * w->T * 16;
+        size_t vp = p * w->vp; /* elements, floats or bf16 */
+        float *Mp = M + p * w->mp;
         for (int ob = ob0; ob < ob1; ob += j->nb) {
             int ib_at = ob / j->obg * j->ibg; /* the merged group's first input block */
             for (int ib0 = 0; ib0 < j->ibg; ib0 += j->ibc) {
@@ -402,6 +402,8 @@ static void wino_forward(const rn_exec *x, const rn_conv_args *a)
     j.run = k->tile[kind][0][nbi];
     w->og_size = (w->ob_n + j.n_og - 1) / j.n_og;
     w->og_size = (w->og_size + j.nb - 1) / j.nb * j.nb;
+    w->vp = (size_t)w->ib_n * w->T * 16 + RN_WINO_PAD;
+    w->mp = (size_t)w->og_size * w->T * 16 + RN_WINO_PAD;
     j.ibc = RN_MAX(1, k->l1_weights / (j.nb * 256 * (w->bf ? 2 : 4)));
     j.input = k->wino_in[w->bf ? 2 : w->m == 4];
     j.output = k->wino_out[w->m == 4];

@@ -130,7 +130,7 @@ static inline void wino_input_t(const rn_wino *j, int t0, int tc, float *V, cons
 {
     const int NA = MT + 2;
     const float *in = j->a->in;
-    size_t plane = (size_t)j->h * j->w * 16, vp = (size_t)j->ib_n * j->T * 16;
+    size_t plane = (size_t)j->h * j->w * 16, vp = j->vp;
     int per_img = j->th * j->tw;
     for (int tl = 0; tl < tc; tl++) {
         int t = t0 + tl, img = t / per_img, ty = t % per_img / j->tw, tx = t % j->tw;
@@ -195,7 +195,7 @@ static inline void wino_output_t(const rn_wino *j, int t0, int tc, int ob0, int 
 {
     const rn_conv_args *a = j->a;
     const int NA = MT + 2;
-    size_t mp = (size_t)j->og_size * j->T * 16; /* floats between positions */
+    size_t mp = j->mp; /* floats between positions */
     for (int ob = ob0; ob < ob1; ob++) {
         float bias[16] = {0};
         for (int k = 0; k < 16 && a->bias; k++)

@@ -80,15 +80,23 @@ enum { RN_TILE_F32, RN_TILE_NCHW, RN_TILE_BF16, RN_TILE_INPUTS };
  * padding 1): the output is cut into m x m tiles, th x tw per image, numbered
  * across the batch in (image, tile row, tile column) order. A chunk of T
  * tiles from t0 is transformed into V (P = (m+2)^2 positions, each an NCHW16c
- * "image" of one row of T tiles: V[p][ib][tl][16]), multiplied into M
- * (M[p][ob - ob0][tl][16], og_size blocks), and M transformed into the output. */
+ * "image" of one row of T tiles: V[p][ib][tl][16], positions vp elements
+ * apart), multiplied into M (M[p][ob - ob0][tl][16], og_size blocks,
+ * positions mp floats apart), and M transformed into the output. */
 typedef struct rn_wino {
     const rn_conv_args *a;
     int m, P;
     int ib_n, ob_n, h, w, th, tw;
     int T, og_size;
-    int bf; /* bf16 input (a->in_b) and V */
+    int bf;        /* bf16 input (a->in_b) and V */
+    size_t vp, mp; /* elements between positions of V and of M (RN_WINO_PAD) */
 } rn_wino;
+
+/* Positions of V and M lie RN_WINO_PAD elements more than their slice
+ * apart: a slice is often a multiple of 4 KB (ib_n * T * 64 bytes), and a
+ * tile's 16 or 36 stores and loads, one per position, then all fell into
+ * the same L1 set. */
+#define RN_WINO_PAD 16
 
 /* V = B^T d B for tiles [t0, t0 + tc), tc <= T, as floats, or bf16 for j->bf. */
 typedef void (*rn_wino_in_fn)(const rn_wino *j, int t0, int tc, void *V);

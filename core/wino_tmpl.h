@@ -75,7 +75,7 @@ V_INLINE void wino_input_t(const rn_wino *j, int t0, int tc, void *V, const int 
     enum { A = 6 }; /* MT + 2 at most */
     const int NA = MT + 2;
     const void *in = BF ? (const void *)j->a->in_b : (const void *)j->a->in;
-    size_t plane = (size_t)j->h * j->w * 16, vp = (size_t)j->ib_n * j->T * 16;
+    size_t plane = (size_t)j->h * j->w * 16, vp = j->vp;
     int per_img = j->th * j->tw;
     for (int ib = 0; ib < j->ib_n; ib++) {
         int img = t0 / per_img, ty = t0 % per_img / j->tw, tx = t0 % j->tw;
@@ -207,7 +207,7 @@ V_INLINE void wino_output_t(const rn_wino *j, int t0, int tc, int ob0, int ob1, 
                              const int MT)
 {
     const rn_conv_args *a = j->a;
-    size_t mp = (size_t)j->og_size * j->T * 16; /* floats between positions */
+    size_t mp = j->mp; /* floats between positions */
     const V_VEC zero = V_ZERO();
     for (int ob = ob0; ob < ob1; ob++) {
         V_VEC bias[V_PARTS];
