@@ -80,14 +80,20 @@ size_t rn_ctx_bytes(const rn_model *m, const rn_ctx_params *params)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         p.n_threads = n > 0 ? (int)n : 1;
     }
-    size_t sizes[RN_BUF_COUNT], col, floats = 0;
+    /* what rn_ctx_reserve allocates, buffer by buffer (rn_alloc rounds up) */
+    size_t sizes[RN_BUF_COUNT], col, bytes = 0, n = (size_t)p.max_batch;
     rn_plan_sizes(m, m->kern, p.max_size, p.max_size, sizes, &col, NULL);
     int bf16 = m->info.precision == RN_PRECISION_BF16;
     for (int b = 0; b < RN_BUF_COUNT; b++)
-        floats += sizes[b] * (size_t)p.max_batch * (bf16 ? 3 : 2) / 2;
-    floats += ((col + 15) & ~(size_t)15) * (size_t)p.n_threads;
-    floats += (size_t)p.max_batch * (m->info.embed_dim + m->info.n_classes);
-    return floats * sizeof(float);
+        if (sizes[b]) {
+            bytes += rn_alloc_bytes(sizes[b] * n * sizeof(float));
+            bytes += bf16 ? rn_alloc_bytes(sizes[b] * n * sizeof(uint16_t)) : 0;
+        }
+    col = (col + 15) & ~(size_t)15;
+    bytes += col ? rn_alloc_bytes(col * (size_t)p.n_threads * sizeof(float)) : 0;
+    bytes += rn_alloc_bytes(n * m->info.embed_dim * sizeof(float));
+    bytes += rn_alloc_bytes(n * m->info.n_classes * sizeof(float));
+    return bytes;
 }
 
 rn_ctx_params rn_ctx_default_params(void)

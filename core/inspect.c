@@ -146,17 +146,20 @@ size_t rn_inspect_bytes(const rn_model *m, int h, int w)
 {
     if (!m || h < 32 || w < 32 || h > 8192 || w > 8192)
         return 0;
-    size_t sizes[RN_BUF_COUNT], col, floats = 0;
+    size_t sizes[RN_BUF_COUNT], col, floats = 0, bytes = 0;
     rn_plan_sizes(m, m->kern, h, w, sizes, &col, NULL);
     int bf16 = m->info.precision == RN_PRECISION_BF16;
-    for (int b = 0; b < RN_BUF_COUNT; b++)
-        floats += sizes[b] * (bf16 ? 3 : 2) / 2;
-    floats += 2 * largest(sizes);
+    /* scratch_new's rn_alloc buffers (each rounded up as rn_alloc does) */
+    for (int b = 0; b < RN_BUF_COUNT; b++) {
+        bytes += rn_alloc_bytes((sizes[b] + 1) * sizeof(float));
+        bytes += bf16 ? rn_alloc_bytes((sizes[b] + 1) * sizeof(uint16_t)) : 0;
+    }
+    bytes += 2 * rn_alloc_bytes((largest(sizes) + 1) * sizeof(float));
     floats += ((size_t)m->n_blocks + 2) * ((size_t)m->info.embed_dim + m->info.n_classes) +
               4 * (size_t)m->info.n_classes;
     /* the result: the final map, at most the largest buffer, and the reports */
     floats += largest(sizes) + (size_t)m->n_blocks * sizeof(rn_block_report) / sizeof(float);
-    return floats * sizeof(float);
+    return bytes + floats * sizeof(float);
 }
 
 /* The fork's buffers and the lesions' results only when there are lesions. */

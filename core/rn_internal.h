@@ -23,8 +23,11 @@ void rn_err_prefix(char *err, size_t errlen, const char *fmt, ...)
 
 void rn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Aligned allocation for float buffers (64 bytes: one AVX-512 vector). */
+/* Aligned allocation for float buffers (64 bytes: one AVX-512 vector; 2 MB
+ * and huge pages from 2 MB up, core/status.c). */
 void *rn_alloc(size_t bytes);
+/* The bytes rn_alloc(bytes) takes: what memory budgets count. */
+size_t rn_alloc_bytes(size_t bytes);
 void rn_free(void *p);
 
 /* ---- weights: named tensors from a file ----
