@@ -13,12 +13,14 @@ PID=
 cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
 
-# A 6000x6000 PNG: decoding and resizing it keeps the only worker busy ~0.4 s.
+# A 6000x6000 PNG whose rows all use the Paeth filter, the slowest to undo:
+# decoding and resizing it keeps the only worker busy ~0.5 s (~0.15 s with
+# unfiltered rows, a window the probes missed on a busy machine).
 $PY - "$TMP/big.png" <<'PY'
 import struct, sys, zlib
 def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
 w = h = 6000
-row = b"\0" + bytes((x * 7) & 255 for x in range(w * 3))
+row = b"\4" + bytes((x * 7) & 255 for x in range(w * 3))
 open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
                               + chunk(b"IDAT", zlib.compress(row * h, 6)) + chunk(b"IEND", b""))
 PY
@@ -74,7 +76,7 @@ refused v2nomodel 404 model_not_found
 
 # ---- queue full ----
 # One image computing, one queued: the queue (--max-queue 1) is full while the
-# first decodes (~0.4 s). Both probes run at once as soon as the queue is seen
+# first decodes (~0.5 s). Both probes run at once as soon as the queue is seen
 # full; on a loaded machine the window can still close first (the probe then
 # gets 100 Continue, rightly), so the hold is tried up to 3 times.
 for attempt in 1 2 3; do
