@@ -60,7 +60,7 @@ static inline __attribute__((always_inline)) void rn_tile_prefetch(const char **
         for (int b = 0; b < nb; b++)
             __builtin_prefetch(*pf + b * ob, 0, 2);
         *pf += 64;
-        *left -= 64;
+        *left = *left > 64 ? *left - 64 : 0;
     }
 }
 
