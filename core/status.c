@@ -82,8 +82,9 @@ void rn_log(int level, const char *fmt, ...)
  * aligned to 2 MB and asked for transparent huge pages where the kernel
  * offers them (THP "madvise" mode, Debian's default). The weights of
  * ResNet-50 (145 MB) stream from memory once per image at batch 1; on 4 KB
- * pages each 4 KB of them also costs a page walk: batch 1 ran 3% faster on
- * huge pages (Intel Xeon, 2 threads). A failed madvise leaves 4 KB pages. */
+ * pages each 4 KB of them also costs a page walk: batch 1 ran about 2%
+ * faster on huge pages (Intel Xeon, 2 threads, alternated runs). A failed
+ * madvise leaves 4 KB pages. */
 #define HUGE_BYTES ((size_t)2 << 20)
 
 static size_t alloc_align(size_t bytes)
