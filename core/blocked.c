@@ -215,13 +215,9 @@ static void conv_task(void *arg, int task, int thread)
         struct prefetch f;
         prefetch_set(&f, wbase + next * elem, t.w_ob * elem, next_ib * w_ib * elem, tiles);
         t.ib_n = RN_MIN(j->ibc, j->ib_n - ib0);
-        if (j->kind == RN_TILE_BF16) {
-            t.in = a->in_b + in_off;
-            t.w = a->c->wb + w_off;
-        } else {
-            t.in = a->in + in_off;
-            t.w = a->c->wp + w_off;
-        }
+        t.in = j->kind == RN_TILE_BF16 ? (const void *)(a->in_b + in_off)
+                                        : (const void *)(a->in + in_off);
+        t.w = wbase + w_off * elem;
         t.outb = last ? outb : NULL;
         t.bias = ib0 == 0 ? a->bias : NULL;
         t.accumulate = ib0 > 0 || a->accumulate;
@@ -356,7 +352,7 @@ static void wino_task(void *arg, int task, int thread)
                     .in_ib = (size_t)w->T * 16,
                     .ib_n = RN_MIN(j->ibc, j->ibg - ib0), .kw = 1, .taps = 1,
                     .ky1 = 1, .kx1 = 1,
-                    .w = w->bf ? (const void *)(c->wub + wi) : (const void *)(c->wu + wi),
+                    .w = wbase + wi * elem,
                     .w_ob = (size_t)j->ibg * 256, .out_ob = (size_t)w->T * 16,
                     .out_c = c->out_c, .accumulate = ib0 > 0,
                 };
