@@ -64,6 +64,19 @@ static inline __attribute__((always_inline)) void rn_tile_prefetch(const char **
     }
 }
 
+/* The lines of a 1x1 tile's next input block, into L1 while the tile runs
+ * the current one: one for each of its r pixels, px bytes apart, from next
+ * (the next block at the tile's first pixel). Without it the broadcasts of
+ * a block's first channel waited for their lines from L2, one line per
+ * pixel per block: ResNet-50 ran about 3% slower at batch 1 and 2% at
+ * batch 8 (Intel Xeon, AVX-512). */
+static inline __attribute__((always_inline)) void rn_tile_prefetch_in(const void *next, int r,
+                                                                      size_t px)
+{
+    for (int q = 0; q < r; q++)
+        __builtin_prefetch((const char *)next + q * px, 0, 3);
+}
+
 /* out[pixel q < r][block b < nb] = [relu]([out +] bias + sum over the pass's
  * input blocks and taps of in * w), stored as bf16 into outb instead when
  * outb is set. Pixel q reads input at t->at + q*S*CB (S: the stride, CB:
