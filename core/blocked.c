@@ -51,10 +51,10 @@
 #include "kernels.h"
 
 /* The tile shape for rows of len pixels and ob_n output blocks: of the nb
- * that divide ob_n, the one with the most accumulators per tile over the row
- * (nb x len / the tiles the row takes: a 49-pixel row runs as 7 tiles of
- * 7 x 4 blocks rather than 14 + 14 + 14 + 7 pixels x 2), the widest tile on
- * a tie. */
+ * that divide ob_n, the one whose tiles keep the most accumulators busy over
+ * the row (the table's worth of a full tile, times len / (tiles x rmax): on
+ * AVX-512 a 7-pixel row runs as one tile of 7 x 4 blocks, a 49-pixel row as
+ * 14 + 14 + 14 + 7 pixels x 2), the widest tile on a tie. */
 static int pick_nb(const rn_kernels *k, int kind, int ob_n, int len)
 {
     int best = -1, best_tiles = 0;
@@ -62,8 +62,9 @@ static int pick_nb(const rn_kernels *k, int kind, int ob_n, int len)
         if (!k->rmax[i] || ob_n % (1 << i) || !k->tile[kind][0][i])
             continue;
         int tiles = (len + k->rmax[i] - 1) / k->rmax[i];
-        /* (1 << i) / tiles against the best's nb / best_tiles */
-        long a = (long)(1 << i) * best_tiles, b = best < 0 ? 0 : (long)(1 << best) * tiles;
+        /* worth / (tiles x rmax) against the best's */
+        long a = (long)k->worth[i] * best_tiles * (best < 0 ? 0 : k->rmax[best]),
+             b = best < 0 ? 0 : (long)k->worth[best] * tiles * k->rmax[i];
         if (best < 0 || a > b || (a == b && k->rmax[i] > k->rmax[best])) {
             best = i;
             best_tiles = tiles;

@@ -127,6 +127,10 @@ typedef struct rn_kernels {
      * (every table has F32 and NCHW for the nb with rmax > 0) */
     rn_tile_fn tile[RN_TILE_INPUTS][2][RN_NB_COUNT];
     int rmax[RN_NB_COUNT]; /* widest tile, in pixels; 0: no tiles of that nb */
+    /* What a tile rmax wide is worth, in accumulators kept busy: nb x rmax,
+     * less where measured (a tile that spills); the driver picks the nb
+     * whose tiles, so weighted, cover a row best (core/blocked.c pick_nb). */
+    int worth[RN_NB_COUNT];
     /* [0] F(2x2) FP32, [1] F(4x4) FP32, [2] F(2x2) bf16 (NULL without bf16) */
     rn_wino_in_fn wino_in[3];
     rn_wino_out_fn wino_out[2]; /* F(2x2), F(4x4) */
