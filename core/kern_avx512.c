@@ -2,9 +2,10 @@
  *
  * Tile: R output pixels of one row times NB blocks of 16 output channels,
  * R x NB accumulators in zmm registers: R = 14, NB = 2, or R = 7, NB = 4 on
- * rows narrower than 14 (layer 4): 28 accumulators, NB weight vectors and one
- * broadcast (R = 7, NB = 4 spills one accumulator, and still beats the
- * alternatives). Per input channel and tap it loads NB weight vectors (16
+ * rows of 7 and chunks of 16 Winograd tiles (layer 4's strided 1x1 and batch
+ * 1): 28 accumulators, NB weight vectors and one broadcast. R = 7, NB = 4
+ * spills one accumulator, so it runs only where a row leaves 14 x 2 tiles
+ * half empty (.worth below). Per input channel and tap it loads NB weight vectors (16
  * output channels each, packed by core/pack.c) and, per pixel, broadcasts the
  * pixel's input value once (VBROADCASTSS, a load uop) and FMAs it into NB
  * accumulators: R + NB loads per R x NB FMAs. An FMA with the broadcast as its
@@ -289,10 +290,11 @@ const rn_kernels rn_kernels_avx512 = {
                           {tile_nb1_s2_bf, tile_nb2_s2_bf, tile_nb4_s2_bf}},
     },
     .rmax = {14, 14, 7},
-    /* 7 x 4 spills an accumulator: on an Intel Xeon 49-pixel rows (layer 4)
-     * ran 3-7% faster as 14 + 14 + 14 + 7 pixels x 2 blocks, 32 Winograd
-     * tiles (layer 4 at batch 8) 11% faster as 14 + 14 + 4, while 7- and
-     * 16-pixel rows stay faster as 7 x 4 */
+    /* 7 x 4 spills an accumulator: on an Intel Xeon 49-pixel rows (layer 4's
+     * 1x1, batch 8) ran 3-4% faster in ResNet-50 (7-10% alone) as 14 + 14 +
+     * 14 + 7 pixels x 2 blocks, and 32 Winograd tiles (layer 4 at batch 8)
+     * 11% faster as 14 + 14 + 4, while 7- and 16-pixel rows stay faster as
+     * 7 x 4 */
     .worth = {14, 28, 22},
     .wino_in = {wino2_input, wino4_input, wino2_input_bf16},
     .wino_out = {wino2_output, wino4_output},

@@ -55,7 +55,7 @@ static const struct shape shapes[] = {
     {3, 64, 7, 2, 2, 29, 23, RN_PACK_NCHW, 1},  /* the stem, odd sizes */
     {3, 20, 7, 2, 1, 8, 9, RN_PACK_NCHW, 1},    /* stem, one partial output block */
     {64, 256, 1, 1, 2, 14, 14, RN_PACK_F32, 1}, /* 1x1: one row of 196 pixels */
-    {512, 128, 1, 1, 2, 7, 7, RN_PACK_F32, 1},  /* rows of 49 (layer 4): 14 + 14 + 14 + 7 */
+    {512, 128, 1, 1, 2, 7, 7, RN_PACK_F32, 1},  /* rows of 49 (AVX-512: 14 + 14 + 14 + 7) */
     {48, 40, 1, 1, 3, 5, 3, RN_PACK_F32, 1},    /* partial blocks, odd block count */
     {256, 128, 1, 2, 2, 15, 13, RN_PACK_F32, 1}, /* 1x1 stride 2 (v1 projection) */
     {64, 128, 3, 2, 2, 17, 12, RN_PACK_F32, 1},  /* 3x3 stride 2 (v1.5) */
@@ -64,7 +64,7 @@ static const struct shape shapes[] = {
     {64, 64, 3, 1, 2, 56, 56, RN_PACK_WINO, 1},  /* many chunks */
     {32, 48, 3, 1, 3, 7, 5, RN_PACK_WINO, 1},    /* odd sizes, tiles across images */
     {512, 512, 3, 1, 1, 7, 7, RN_PACK_WINO, 1},  /* few tiles: output-block groups */
-    {128, 128, 3, 1, 2, 7, 7, RN_PACK_WINO, 1},  /* 32 tiles: 14 + 14 + 4 */
+    {128, 128, 3, 1, 2, 7, 7, RN_PACK_WINO, 1},  /* 32 tiles (AVX-512: 14 + 14 + 4) */
     {20, 36, 3, 1, 1, 1, 1, RN_PACK_WINO, 1},    /* 1x1 input, partial blocks */
     {16, 16, 3, 1, 2, 2, 9, RN_PACK_WINO, 1},
     {64, 64, 3, 1, 2, 9, 11, RN_PACK_BF16, 1},
