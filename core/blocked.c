@@ -50,6 +50,11 @@
 
 #include "kernels.h"
 
+static int tile_worth(const rn_kernels *k, int nbi)
+{
+    return k->worth[nbi] ? k->worth[nbi] : (1 << nbi) * k->rmax[nbi];
+}
+
 /* The tile shape for rows of len pixels and ob_n output blocks: of the nb
  * that divide ob_n, the one whose tiles keep the most accumulators busy over
  * the row (the table's worth of a full tile, times len / (tiles x rmax): on
@@ -62,13 +67,15 @@ static int pick_nb(const rn_kernels *k, int kind, int ob_n, int len)
         if (!k->rmax[i] || ob_n % (1 << i) || !k->tile[kind][0][i])
             continue;
         int tiles = (len + k->rmax[i] - 1) / k->rmax[i];
-        /* worth / (tiles x rmax) against the best's */
-        long a = (long)k->worth[i] * best_tiles * (best < 0 ? 0 : k->rmax[best]),
-             b = best < 0 ? 0 : (long)k->worth[best] * tiles * k->rmax[i];
-        if (best < 0 || a > b || (a == b && k->rmax[i] > k->rmax[best])) {
-            best = i;
-            best_tiles = tiles;
+        if (best >= 0) {
+            /* worth / (tiles x rmax) against the best's */
+            long a = (long)tile_worth(k, i) * best_tiles * k->rmax[best],
+                 b = (long)tile_worth(k, best) * tiles * k->rmax[i];
+            if (a < b || (a == b && k->rmax[i] <= k->rmax[best]))
+                continue;
         }
+        best = i;
+        best_tiles = tiles;
     }
     return best < 0 ? 0 : best;
 }

@@ -210,7 +210,6 @@ const rn_kernels rn_kernels_avx2 = {
         [RN_TILE_NCHW] = {{tile_nb1_s1_c1, tile_nb2_s1_c1, NULL}, {tile_nb1_s2_c1, tile_nb2_s2_c1, NULL}},
     },
     .rmax = {6, 9, 0},
-    .worth = {6, 18, 0},
     .wino_in = {wino2_input, wino4_input, NULL},
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,

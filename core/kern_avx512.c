@@ -5,14 +5,14 @@
  * rows of 7 and chunks of 16 Winograd tiles (layer 4's strided 1x1 and batch
  * 1): 28 accumulators, NB weight vectors and one broadcast. R = 7, NB = 4
  * spills one accumulator, so it runs only where a row leaves 14 x 2 tiles
- * half empty (.worth below). Per input channel and tap it loads NB weight vectors (16
- * output channels each, packed by core/pack.c) and, per pixel, broadcasts the
- * pixel's input value once (VBROADCASTSS, a load uop) and FMAs it into NB
- * accumulators: R + NB loads per R x NB FMAs. An FMA with the broadcast as its
- * memory operand would load the value NB times: on an Intel Xeon (Sapphire
- * Rapids class, no SMT) that ran the 14 x 2 tile at 180 GFLOP/s on one core
- * against 195 (build/bench-tiles, in L1) and ResNet-50 at batch 1 6%
- * slower; NB = 1 keeps it (one FMA per value either way). R, NB, the stride
+ * half empty (.worth below). Per input channel and tap it loads NB weight
+ * vectors (16 output channels each, packed by core/pack.c) and, per pixel,
+ * broadcasts the pixel's input value once (VBROADCASTSS, a load uop) and
+ * FMAs it into NB accumulators: R + NB loads per R x NB FMAs. An FMA with
+ * the broadcast as its memory operand would load the value NB times: on an
+ * Intel Xeon (Sapphire Rapids class, no SMT) that ran the 14 x 2 tile at
+ * 180 GFLOP/s on one core against 195 (build/bench-tiles, in L1) and
+ * ResNet-50 at batch 1 6% slower; NB = 1 keeps it (one FMA per value either way). R, NB, the stride
  * and the input block (16, or 1 for the stem's NCHW input) are compile-time
  * constants of each instance, so accumulators stay in registers and pixel
  * offsets are immediates.
@@ -80,6 +80,18 @@ static inline AVX512 __m256i cvt_bf16(__m512 v)
     return r;
 }
 
+/* The lines of a 1x1 tile's next input block, into L1 while the tile runs
+ * the current one: one for each of its r pixels, px bytes apart, from next
+ * (the next block at the tile's first pixel). Without it the broadcasts of
+ * a block's first channel waited for their lines from L2, one line per
+ * pixel per block: ResNet-50 ran about 3% slower at batch 1 and 2% at
+ * batch 8 (Intel Xeon, AVX-512). */
+static inline __attribute__((always_inline)) void prefetch_in(const void *next, int r, size_t px)
+{
+    for (int q = 0; q < r; q++)
+        __builtin_prefetch((const char *)next + q * px, 0, 3);
+}
+
 static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const rn_tile *t, const int R,
                                                        const int NB, const int S, const int CB,
                                                        const int BF)
@@ -131,7 +143,7 @@ static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const
         /* FP32 only: the bf16 tiles (two pixels per line) and the AVX2
          * table (tiles of 3 pixels) ran no faster with it */
         if (CB == 16 && t->taps == 1 && ib + 1 < t->ib_n)
-            rn_tile_prefetch_in(in + t->in_ib, R, S * CB * sizeof *in);
+            prefetch_in(in + t->in_ib, R, S * CB * sizeof *in);
         for (int ky = t->ky0; ky < t->ky1; ky++) {
             for (int kx = t->kx0; kx < t->kx1; kx++) {
                 const float *ip = in + ky * t->irow + kx * CB;
@@ -295,7 +307,7 @@ const rn_kernels rn_kernels_avx512 = {
      * 14 + 7 pixels x 2 blocks, and 32 Winograd tiles (layer 4 at batch 8)
      * 11% faster as 14 + 14 + 4, while 7- and 16-pixel rows stay faster as
      * 7 x 4 */
-    .worth = {14, 28, 22},
+    .worth = {[RN_NB_4] = 22},
     .wino_in = {wino2_input, wino4_input, wino2_input_bf16},
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,

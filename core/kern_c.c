@@ -248,7 +248,6 @@ const rn_kernels rn_kernels_c = {
         [RN_TILE_NCHW] = {{tile_s1_c1}, {tile_s2_c1}},
     },
     .rmax = {RMAX, 0, 0},
-    .worth = {RMAX, 0, 0},
     .wino_in = {wino2_input, wino4_input, NULL},
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,

@@ -222,7 +222,6 @@ const rn_kernels rn_kernels_neon = {
         [RN_TILE_NCHW] = {{tile_nb1_s1_c1, tile_nb2_s1_c1}, {tile_nb1_s2_c1, tile_nb2_s2_c1}},
     },
     .rmax = {6, 3, 0},
-    .worth = {6, 6, 0},
     .wino_in = {wino2_input, wino4_input, NULL},
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,

@@ -64,19 +64,6 @@ static inline __attribute__((always_inline)) void rn_tile_prefetch(const char **
     }
 }
 
-/* The lines of a 1x1 tile's next input block, into L1 while the tile runs
- * the current one: one for each of its r pixels, px bytes apart, from next
- * (the next block at the tile's first pixel). Without it the broadcasts of
- * a block's first channel waited for their lines from L2, one line per
- * pixel per block: ResNet-50 ran about 3% slower at batch 1 and 2% at
- * batch 8 (Intel Xeon, AVX-512). */
-static inline __attribute__((always_inline)) void rn_tile_prefetch_in(const void *next, int r,
-                                                                      size_t px)
-{
-    for (int q = 0; q < r; q++)
-        __builtin_prefetch((const char *)next + q * px, 0, 3);
-}
-
 /* out[pixel q < r][block b < nb] = [relu]([out +] bias + sum over the pass's
  * input blocks and taps of in * w), stored as bf16 into outb instead when
  * outb is set. Pixel q reads input at t->at + q*S*CB (S: the stride, CB:
@@ -127,9 +114,10 @@ typedef struct rn_kernels {
      * (every table has F32 and NCHW for the nb with rmax > 0) */
     rn_tile_fn tile[RN_TILE_INPUTS][2][RN_NB_COUNT];
     int rmax[RN_NB_COUNT]; /* widest tile, in pixels; 0: no tiles of that nb */
-    /* What a tile rmax wide is worth, in accumulators kept busy: nb x rmax,
-     * less where measured (a tile that spills); the driver picks the nb
-     * whose tiles, so weighted, cover a row best (core/blocked.c pick_nb). */
+    /* What a tile rmax wide is worth, in accumulators kept busy, where
+     * measured to be less than its nb x rmax (a tile that spills); 0: nb x
+     * rmax. The driver picks the nb whose tiles, so weighted, cover a row
+     * best (core/blocked.c pick_nb). */
     int worth[RN_NB_COUNT];
     /* [0] F(2x2) FP32, [1] F(4x4) FP32, [2] F(2x2) bf16 (NULL without bf16) */
     rn_wino_in_fn wino_in[3];
