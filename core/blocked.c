@@ -46,6 +46,7 @@
  * computes a pixel and with which neighbours, never the order in which its
  * products are summed, so an image's output is the same bits in any batch.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -78,6 +79,72 @@ static int pick_nb(const rn_kernels *k, int kind, int ob_n, int len)
         best_tiles = tiles;
     }
     return best < 0 ? 0 : best;
+}
+
+/* How a row of len pixels is cut into tiles: `full` tiles of rmax pixels,
+ * then n pieces w[] (descending). With the table's one-instance widths
+ * (rn_kernels.pieces), the last pixels (up to 4 x rmax) go into the fewest
+ * pieces and, of those, the most even (widest narrowest piece): on AVX-512 a
+ * 49-pixel row runs as 14 + 14 + 13 + 8 rather than 14 + 14 + 14 + 7, whose
+ * 7 the table would run as 4 + 2 + 1, tiles too narrow to hide the FMA
+ * latency (a 7-pixel remainder at 0.63 of a full tile's rate, an 8-pixel
+ * piece at 0.96: Intel Xeon, build/bench-tiles' shapes); 16 Winograd tiles
+ * of 4 blocks as 6 + 6 + 4 rather than 7 + 7 + 2. Without pieces: rmax-wide
+ * tiles and the remainder. Pieces change which pixels share a tile, never
+ * the order of a pixel's sum. */
+#define PLAN_TAIL (4 * 14)
+struct tile_plan {
+    int len, full, n, tiles; /* tiles: full + n */
+    unsigned char w[PLAN_TAIL];
+};
+
+static void plan_row(const rn_kernels *k, int nbi, int len, struct tile_plan *p)
+{
+    int rmax = k->rmax[nbi];
+    unsigned m = k->pieces[nbi];
+    p->len = len;
+    if (!m || 4 * rmax > PLAN_TAIL) {
+        p->full = len / rmax;
+        p->n = len % rmax != 0;
+        p->w[0] = (unsigned char)(len % rmax);
+    } else {
+        int tail = len <= 4 * rmax ? len : len - (len - 3 * rmax) / rmax * rmax;
+        unsigned char calls[PLAN_TAIL + 1], narrow[PLAN_TAIL + 1], pick[PLAN_TAIL + 1];
+        calls[0] = 0;
+        narrow[0] = UCHAR_MAX;
+        for (int n = 1; n <= tail; n++) {
+            calls[n] = UCHAR_MAX;
+            narrow[n] = 0;
+            pick[n] = 1;
+            for (int q = RN_MIN(n, rmax); q >= 1; q--) {
+                if (!(m >> q & 1) || calls[n - q] == UCHAR_MAX)
+                    continue;
+                int c = calls[n - q] + 1, nw = RN_MIN(narrow[n - q], q);
+                if (c < calls[n] || (c == calls[n] && nw > narrow[n])) {
+                    calls[n] = (unsigned char)c;
+                    narrow[n] = (unsigned char)nw;
+                    pick[n] = (unsigned char)q;
+                }
+            }
+        }
+        p->full = (len - tail) / rmax;
+        p->n = 0;
+        for (int n = tail; n > 0; n -= pick[n])
+            p->w[p->n++] = pick[n];
+        for (int i = 1; i < p->n; i++) /* descending */
+            for (int q = i; q > 0 && p->w[q] > p->w[q - 1]; q--) {
+                unsigned char x = p->w[q];
+                p->w[q] = p->w[q - 1];
+                p->w[q - 1] = x;
+            }
+    }
+    p->tiles = p->full + p->n;
+}
+
+/* The width of tile i of plan p. */
+static int plan_width(const struct tile_plan *p, int rmax, int i)
+{
+    return i < p->full ? rmax : p->w[i - p->full];
 }
 
 /* The weights of the pass after the current one, prefetched into L2 while
@@ -122,7 +189,13 @@ struct conv_job {
     int rows, n_chunks;     /* rows per chunk (or pixels, for one-row views) */
     int ibc;                /* input blocks per pass over a chunk */
     rn_tile_fn run;
+    struct tile_plan plan[2]; /* rows (or chunks) of the view, and the last chunk */
 };
+
+static const struct tile_plan *job_plan(const struct conv_job *j, int len)
+{
+    return j->plan[0].len == len ? &j->plan[0] : &j->plan[1];
+}
 
 /* Output row oy, pixels [x0, x1), in tiles of up to rmax pixels. A tile runs
  * the tap columns in range for all its pixels; when it touches the left or
@@ -137,8 +210,9 @@ static void conv_row(const struct conv_job *j, rn_tile *t, int oy, int x0, int x
     t->ky1 = RN_MIN(j->kh, j->ih + pad - oy * s);
     float *out0 = t->out;
     uint16_t *outb0 = t->outb;
-    for (int ox = x0; ox < x1;) {
-        int r = RN_MIN(j->rmax, x1 - ox), last = ox + r - 1;
+    const struct tile_plan *p = job_plan(j, x1 - x0);
+    for (int i = 0, ox = x0; i < p->tiles; i++) {
+        int r = plan_width(p, j->rmax, i), last = ox + r - 1;
         /* taps in range: [max(0, pad - x*s), min(kw, iw + pad - x*s)) for pixel x */
         int kxa = RN_MAX(0, pad - ox * s), kxb = RN_MIN(j->kw, j->iw + pad - last * s);
         kxb = RN_MAX(kxb, kxa);
@@ -210,8 +284,7 @@ static void conv_task(void *arg, int task, int thread)
     const char *wbase = j->kind == RN_TILE_BF16 ? (const char *)a->c->wb : (const char *)a->c->wp;
     int x0 = chunk * j->rows, x1 = RN_MIN(j->ow, x0 + j->rows);
     int y0 = chunk * j->rows, y1 = RN_MIN(j->oh, y0 + j->rows);
-    int tiles = j->oh == 1 ? (x1 - x0 + j->rmax - 1) / j->rmax
-                           : (y1 - y0) * ((j->ow + j->rmax - 1) / j->rmax);
+    int tiles = j->oh == 1 ? job_plan(j, x1 - x0)->tiles : (y1 - y0) * j->plan[0].tiles;
     for (int ib0 = 0; ib0 < j->ib_n; ib0 += j->ibc) {
         int last = ib0 + j->ibc >= j->ib_n;
         size_t in_off = in_at + ib0 * t.in_ib, w_off = w_at + ib0 * w_ib;
@@ -270,9 +343,13 @@ static void direct_forward(const rn_exec *x, const rn_conv_args *a)
         j.rows = (j.ow + n_chunks - 1) / n_chunks;
         j.rows = (j.rows + j.rmax - 1) / j.rmax * j.rmax;
         j.n_chunks = (j.ow + j.rows - 1) / j.rows;
+        plan_row(k, nbi, RN_MIN(j.rows, j.ow), &j.plan[0]);
+        plan_row(k, nbi, j.ow - (j.n_chunks - 1) * j.rows, &j.plan[1]);
     } else {
         j.rows = (j.oh + RN_MIN(n_chunks, j.oh) - 1) / RN_MIN(n_chunks, j.oh);
         j.n_chunks = (j.oh + j.rows - 1) / j.rows;
+        plan_row(k, nbi, j.ow, &j.plan[0]);
+        j.plan[1] = j.plan[0];
     }
     rn_pool_run(x->pool, a->n * j.n_chunks * (j.ob_n / j.nb), conv_task, &j);
 }
@@ -286,6 +363,7 @@ struct wino_job {
     int nb, rmax, ibc;
     int ibg, obg; /* input blocks an output block reads, output blocks per merged group */
     rn_tile_fn run;
+    struct tile_plan plan[2]; /* a chunk of T tiles, and the last chunk */
     rn_wino_in_fn input;
     rn_wino_out_fn output;
 };
@@ -325,7 +403,8 @@ static void wino_task(void *arg, int task, int thread)
     float *M = V + w->P * w->vp;
     j->input(w, t0, tc, V);
     size_t up = (size_t)w->ob_n * j->ibg * 256;
-    int elem = w->bf ? 2 : 4, tiles = (tc + j->rmax - 1) / j->rmax;
+    const struct tile_plan *plan = j->plan[0].len == tc ? &j->plan[0] : &j->plan[1];
+    int elem = w->bf ? 2 : 4, tiles = plan->tiles;
     const char *wbase = w->bf ? (const char *)c->wub : (const char *)c->wu;
     for (int p = 0; p < w->P; p++) {
         size_t vp = p * w->vp; /* elements, floats or bf16 */
@@ -364,11 +443,13 @@ static void wino_task(void *arg, int task, int thread)
                     .w_ob = (size_t)j->ibg * 256, .out_ob = (size_t)w->T * 16,
                     .out_c = c->out_c, .accumulate = ib0 > 0,
                 };
-                for (int tl = 0; tl < tc; tl += j->rmax) {
+                for (int i = 0, tl = 0; i < tiles; i++) {
+                    int r = plan_width(plan, j->rmax, i);
                     prefetch_give(&f, &t);
                     t.at = (ptrdiff_t)tl * 16;
                     t.out = Mp + ((size_t)(ob - ob0) * w->T + tl) * 16;
-                    j->run(&t, RN_MIN(j->rmax, tc - tl));
+                    j->run(&t, r);
+                    tl += r;
                 }
             }
         }
@@ -404,6 +485,8 @@ static void wino_forward(const rn_exec *x, const rn_conv_args *a)
     j.nb = 1 << nbi;
     j.rmax = k->rmax[nbi];
     j.run = k->tile[kind][0][nbi];
+    plan_row(k, nbi, w->T, &j.plan[0]);
+    plan_row(k, nbi, j.nt - (j.nt - 1) / w->T * w->T, &j.plan[1]); /* the last non-empty chunk */
     w->og_size = (w->ob_n + j.n_og - 1) / j.n_og;
     w->og_size = (w->og_size + j.nb - 1) / j.nb * j.nb;
     w->vp = (size_t)w->ib_n * w->T * 16 + RN_WINO_PAD;

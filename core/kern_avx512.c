@@ -19,9 +19,10 @@
  *
  * Instances: every (input kind, stride, NB) has tiles of R = RMAX, RMAX - 1
  * (the edge passes of a 3x3 row), 8, 4, 2 and 1 pixels; any other width runs
- * as a sum of those (tile_run), each pixel's sum in the same order. Fourteen
- * instances each would cost four times the build time for a few percent on
- * the few tiles of odd width.
+ * as a sum of those (TILE_FN), each pixel's sum in the same order. The driver
+ * cuts rows into these widths (.pieces), so a row's last pixels run as, say,
+ * 13 + 8 rather than 14 + 4 + 2 + 1. Fourteen instances each would cost four
+ * times the build time.
  *
  * BF16 (RN_PRECISION_BF16): the same tile reads bf16 input and weights and
  * replaces each pair of FMAs over two input channels by one VDPBF16PS (FP32
@@ -308,6 +309,10 @@ const rn_kernels rn_kernels_avx512 = {
      * 11% faster as 14 + 14 + 4, while 7- and 16-pixel rows stay faster as
      * 7 x 4 */
     .worth = {[RN_NB_4] = 22},
+    /* TILE_FN's instances */
+    .pieces = {1u << 14 | 1u << 13 | 1u << 8 | 1u << 4 | 1u << 2 | 1u << 1,
+               1u << 14 | 1u << 13 | 1u << 8 | 1u << 4 | 1u << 2 | 1u << 1,
+               1u << 7 | 1u << 6 | 1u << 4 | 1u << 2 | 1u << 1},
     .wino_in = {wino2_input, wino4_input, wino2_input_bf16},
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,

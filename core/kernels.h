@@ -119,6 +119,12 @@ typedef struct rn_kernels {
      * rmax. The driver picks the nb whose tiles, so weighted, cover a row
      * best (core/blocked.c pick_nb). */
     int worth[RN_NB_COUNT];
+    /* Bit r set: a tile r pixels wide runs as one instance; the driver then
+     * cuts rows into the fewest such pieces, the most even of those
+     * (core/blocked.c plan_row), instead of rmax-wide tiles and a remainder
+     * the table splits itself. Must have bit 1 and bit rmax. 0: rmax-wide
+     * tiles and the remainder. */
+    unsigned pieces[RN_NB_COUNT];
     /* [0] F(2x2) FP32, [1] F(4x4) FP32, [2] F(2x2) bf16 (NULL without bf16) */
     rn_wino_in_fn wino_in[3];
     rn_wino_out_fn wino_out[2]; /* F(2x2), F(4x4) */

@@ -55,7 +55,7 @@ static const struct shape shapes[] = {
     {3, 64, 7, 2, 2, 29, 23, RN_PACK_NCHW, 1},  /* the stem, odd sizes */
     {3, 20, 7, 2, 1, 8, 9, RN_PACK_NCHW, 1},    /* stem, one partial output block */
     {64, 256, 1, 1, 2, 14, 14, RN_PACK_F32, 1}, /* 1x1: one row of 196 pixels */
-    {512, 128, 1, 1, 2, 7, 7, RN_PACK_F32, 1},  /* rows of 49 (AVX-512: 14 + 14 + 14 + 7) */
+    {512, 128, 1, 1, 2, 7, 7, RN_PACK_F32, 1},  /* rows of 49 (AVX-512: 14 + 14 + 13 + 8) */
     {48, 40, 1, 1, 3, 5, 3, RN_PACK_F32, 1},    /* partial blocks, odd block count */
     {256, 128, 1, 2, 2, 15, 13, RN_PACK_F32, 1}, /* 1x1 stride 2 (v1 projection) */
     {64, 128, 3, 2, 2, 17, 12, RN_PACK_F32, 1},  /* 3x3 stride 2 (v1.5) */
@@ -223,6 +223,32 @@ static void test_blocked_shapes(void **state)
     }
 }
 
+/* Every row length a tile plan may cut (core/blocked.c plan_row: whole
+ * tiles, then the last pixels in the table's one-instance pieces): 1x1 rows
+ * of 1 to 60 pixels and a few chunked ones, with 2 and 4 output blocks;
+ * strided 3x3 rows with their edge passes; Winograd chunks of 1 to 60
+ * tiles. */
+static void test_row_lengths(void **state)
+{
+    int isa = (int)(intptr_t)*state;
+    const rn_kernels *k = rn_kernels_get(isa);
+    if (!k)
+        skip();
+    static const int longer[] = {97, 130, 141, 200, 257};
+    for (int i = 0; i < 60 + (int)(sizeof longer / sizeof *longer); i++) {
+        int len = i < 60 ? i + 1 : longer[i - 60];
+        const struct shape cases[] = {
+            {16, 32, 1, 1, 1, 1, len, RN_PACK_F32, 1},
+            {16, 64, 1, 1, 1, 1, len, RN_PACK_F32, 1},
+            {16, 64, 3, 2, 1, 3, 2 * len, RN_PACK_F32, 1},
+            {16, 64, 3, 1, 1, 2, 2 * len, RN_PACK_WINO, 1},
+        };
+        for (size_t q = 0; q < sizeof cases / sizeof *cases; q++)
+            if (len <= 60 || q < 2)
+                run_case(k, &cases[q], 1, 1, 1, 0);
+    }
+}
+
 /* The table's max pool 3x3/2 (padding 1) of one block of 16 channels,
  * against the window's max taken here, exactly (a max rounds nothing). */
 static void test_maxpool(void **state)
@@ -289,6 +315,10 @@ int main(int argc, char **argv)
         {"blocked_avx2", test_blocked_shapes, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX2},
         {"blocked_neon", test_blocked_shapes, NULL, NULL, (void *)(intptr_t)RN_ISA_NEON},
         {"blocked_c", test_blocked_shapes, NULL, NULL, (void *)(intptr_t)RN_ISA_C},
+        {"row_lengths_avx512", test_row_lengths, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX512},
+        {"row_lengths_avx2", test_row_lengths, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX2},
+        {"row_lengths_neon", test_row_lengths, NULL, NULL, (void *)(intptr_t)RN_ISA_NEON},
+        {"row_lengths_c", test_row_lengths, NULL, NULL, (void *)(intptr_t)RN_ISA_C},
         {"maxpool_avx512", test_maxpool, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX512},
         {"maxpool_avx2", test_maxpool, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX2},
         {"maxpool_neon", test_maxpool, NULL, NULL, (void *)(intptr_t)RN_ISA_NEON},
