@@ -24,7 +24,7 @@
  * core/pack.c), Y = A^T M A. F(2x2) does 16 products per 4 outputs instead of
  * 36, with transforms of additions only (and halves in G): the result stays
  * within a few float ulps of the direct convolution. FP32 convolutions of up
- * to 128 channels use F(4x4) (36 products per 16 outputs instead of 144):
+ * to 256 channels use F(4x4) (36 products per 16 outputs instead of 144):
  * transform coefficients up to 8 cost about 1e-5 of the output's scale, far
  * inside the 1e-4 parity bound. So the engine is not the exact direct sum:
  * it is within those bounds of it, the same on every run and every batch.

@@ -64,7 +64,7 @@ static inline int rn_cblocks(int c)
 /* How rn_model_pack (core/pack.c) packs a convolution for the blocked engine:
  * direct FP32 weights (wp) for NCHW16c input, or for the stem's NCHW input,
  * bf16 weights (wb), or Winograd weights: F(2x2, 3x3) FP32 (wu) or bf16
- * (wub), F(4x4, 3x3) FP32 (wu, for up to 128 channels). */
+ * (wub), F(4x4, 3x3) FP32 (wu, for up to 256 channels). */
 enum { RN_PACK_F32, RN_PACK_NCHW, RN_PACK_BF16, RN_PACK_WINO, RN_PACK_WINO_BF16, RN_PACK_WINO4 };
 int rn_conv_pack_kind(const rn_conv *c, int nchw_input, int bf16);
 size_t rn_conv_packed_bytes(const rn_conv *c, int kind);
