@@ -151,7 +151,7 @@ static int plan_width(const struct tile_plan *p, int rmax, int i)
  * the current pass runs: each tile of the pass gets a slice as its prefetch
  * hint (rn_tile.pf) and spreads it over its channel steps. At batch 1 the
  * weights of layers 3 and 4 come from memory (ResNet-50's packed weights,
- * 145 MB, do not stay in the last-level cache from one image to the next),
+ * 176 MB, do not stay in the last-level cache from one image to the next),
  * and a pass that waited for its weights ran a weight-heavy 1x1 convolution
  * about 25% slower than with them in cache (Intel Xeon, AVX-512). Issued
  * all at once before a pass, the prefetches were slower than none; a slice

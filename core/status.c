@@ -81,7 +81,7 @@ void rn_log(int level, const char *fmt, ...)
 /* Buffers of 2 MB and more (packed weights, activations, scratch) are
  * aligned to 2 MB and asked for transparent huge pages where the kernel
  * offers them (THP "madvise" mode, Debian's default). The weights of
- * ResNet-50 (145 MB) stream from memory once per image at batch 1; on 4 KB
+ * ResNet-50 (176 MB) stream from memory once per image at batch 1; on 4 KB
  * pages each 4 KB of them also costs a page walk: batch 1 ran about 2%
  * faster on huge pages (Intel Xeon, 2 threads, alternated runs). A failed
  * madvise leaves 4 KB pages. */
