@@ -305,9 +305,9 @@ const rn_kernels rn_kernels_avx512 = {
     .rmax = {14, 14, 7},
     /* 7 x 4 spills an accumulator: on an Intel Xeon 49-pixel rows (layer 4's
      * 1x1, batch 8) ran 3-4% faster in ResNet-50 (7-10% alone) as 14 + 14 +
-     * 14 + 7 pixels x 2 blocks, and 32 Winograd tiles (layer 4 at batch 8)
-     * 11% faster as 14 + 14 + 4, while 7- and 16-pixel rows stay faster as
-     * 7 x 4 */
+     * 14 + 7 pixels x 2 blocks (since cut as 14 + 14 + 13 + 8, .pieces), and
+     * 32 Winograd tiles (layer 4 at batch 8) 11% faster as 14 + 14 + 4,
+     * while 7- and 16-pixel rows stay faster as 7 x 4 */
     .worth = {[RN_NB_4] = 22},
     /* TILE_FN's instances */
     .pieces = {1u << 14 | 1u << 13 | 1u << 8 | 1u << 4 | 1u << 2 | 1u << 1,
