@@ -60,7 +60,7 @@ static int tile_worth(const rn_kernels *k, int nbi)
  * that divide ob_n, the one whose tiles keep the most accumulators busy over
  * the row (the table's worth of a full tile, times len / (tiles x rmax): on
  * AVX-512 a 7-pixel row runs as one tile of 7 x 4 blocks, a 49-pixel row as
- * 14 + 14 + 14 + 7 pixels x 2), the widest tile on a tie. */
+ * tiles of up to 14 pixels x 2, cut by plan_row), the widest tile on a tie. */
 static int pick_nb(const rn_kernels *k, int kind, int ob_n, int len)
 {
     int best = -1, best_tiles = 0;
@@ -82,7 +82,7 @@ static int pick_nb(const rn_kernels *k, int kind, int ob_n, int len)
 }
 
 /* How a row of len pixels is cut into tiles: `full` tiles of rmax pixels,
- * then n pieces w[] (descending). With the table's one-instance widths
+ * then n pieces w[]. With the table's one-instance widths
  * (rn_kernels.pieces), the last pixels (up to 4 x rmax) go into the fewest
  * pieces and, of those, the most even (widest narrowest piece): on AVX-512 a
  * 49-pixel row runs as 14 + 14 + 13 + 8 rather than 14 + 14 + 14 + 7, whose
@@ -94,7 +94,7 @@ static int pick_nb(const rn_kernels *k, int kind, int ob_n, int len)
  * the order of a pixel's sum. */
 #define PLAN_TAIL (4 * 14)
 struct tile_plan {
-    int len, full, n, tiles; /* tiles: full + n */
+    int len, full, n;
     unsigned char w[PLAN_TAIL];
 };
 
@@ -131,14 +131,19 @@ static void plan_row(const rn_kernels *k, int nbi, int len, struct tile_plan *p)
         p->n = 0;
         for (int n = tail; n > 0; n -= pick[n])
             p->w[p->n++] = pick[n];
-        for (int i = 1; i < p->n; i++) /* descending */
-            for (int q = i; q > 0 && p->w[q] > p->w[q - 1]; q--) {
-                unsigned char x = p->w[q];
-                p->w[q] = p->w[q - 1];
-                p->w[q - 1] = x;
-            }
     }
-    p->tiles = p->full + p->n;
+}
+
+/* Of a job's two plans (its rows or chunks, and its last chunk), the one for
+ * rows of len pixels. */
+static const struct tile_plan *plan_for(const struct tile_plan plan[2], int len)
+{
+    return plan[0].len == len ? &plan[0] : &plan[1];
+}
+
+static int plan_tiles(const struct tile_plan *p)
+{
+    return p->full + p->n;
 }
 
 /* The width of tile i of plan p. */
@@ -192,11 +197,6 @@ struct conv_job {
     struct tile_plan plan[2]; /* rows (or chunks) of the view, and the last chunk */
 };
 
-static const struct tile_plan *job_plan(const struct conv_job *j, int len)
-{
-    return j->plan[0].len == len ? &j->plan[0] : &j->plan[1];
-}
-
 /* Output row oy, pixels [x0, x1), in tiles of up to rmax pixels. A tile runs
  * the tap columns in range for all its pixels; when it touches the left or
  * right edge, each other tap column then runs, on top of the stored result, on
@@ -210,8 +210,8 @@ static void conv_row(const struct conv_job *j, rn_tile *t, int oy, int x0, int x
     t->ky1 = RN_MIN(j->kh, j->ih + pad - oy * s);
     float *out0 = t->out;
     uint16_t *outb0 = t->outb;
-    const struct tile_plan *p = job_plan(j, x1 - x0);
-    for (int i = 0, ox = x0; i < p->tiles; i++) {
+    const struct tile_plan *p = plan_for(j->plan, x1 - x0);
+    for (int i = 0, ox = x0; i < plan_tiles(p); i++) {
         int r = plan_width(p, j->rmax, i), last = ox + r - 1;
         /* taps in range: [max(0, pad - x*s), min(kw, iw + pad - x*s)) for pixel x */
         int kxa = RN_MAX(0, pad - ox * s), kxb = RN_MIN(j->kw, j->iw + pad - last * s);
@@ -284,7 +284,8 @@ static void conv_task(void *arg, int task, int thread)
     const char *wbase = j->kind == RN_TILE_BF16 ? (const char *)a->c->wb : (const char *)a->c->wp;
     int x0 = chunk * j->rows, x1 = RN_MIN(j->ow, x0 + j->rows);
     int y0 = chunk * j->rows, y1 = RN_MIN(j->oh, y0 + j->rows);
-    int tiles = j->oh == 1 ? job_plan(j, x1 - x0)->tiles : (y1 - y0) * j->plan[0].tiles;
+    int tiles = j->oh == 1 ? plan_tiles(plan_for(j->plan, x1 - x0))
+                           : (y1 - y0) * plan_tiles(&j->plan[0]);
     for (int ib0 = 0; ib0 < j->ib_n; ib0 += j->ibc) {
         int last = ib0 + j->ibc >= j->ib_n;
         size_t in_off = in_at + ib0 * t.in_ib, w_off = w_at + ib0 * w_ib;
@@ -403,8 +404,8 @@ static void wino_task(void *arg, int task, int thread)
     float *M = V + w->P * w->vp;
     j->input(w, t0, tc, V);
     size_t up = (size_t)w->ob_n * j->ibg * 256;
-    const struct tile_plan *plan = j->plan[0].len == tc ? &j->plan[0] : &j->plan[1];
-    int elem = w->bf ? 2 : 4, tiles = plan->tiles;
+    const struct tile_plan *plan = plan_for(j->plan, tc);
+    int elem = w->bf ? 2 : 4, tiles = plan_tiles(plan);
     const char *wbase = w->bf ? (const char *)c->wub : (const char *)c->wu;
     for (int p = 0; p < w->P; p++) {
         size_t vp = p * w->vp; /* elements, floats or bf16 */

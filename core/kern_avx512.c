@@ -12,10 +12,10 @@
  * the broadcast as its memory operand would load the value NB times: on an
  * Intel Xeon (Sapphire Rapids class, no SMT) that ran the 14 x 2 tile at
  * 180 GFLOP/s on one core against 195 (build/bench-tiles, in L1) and
- * ResNet-50 at batch 1 6% slower; NB = 1 keeps it (one FMA per value either way). R, NB, the stride
- * and the input block (16, or 1 for the stem's NCHW input) are compile-time
- * constants of each instance, so accumulators stay in registers and pixel
- * offsets are immediates.
+ * ResNet-50 at batch 1 6% slower; NB = 1 keeps it (one FMA per value
+ * either way). R, NB, the stride and the input block (16, or 1 for the
+ * stem's NCHW input) are compile-time constants of each instance, so
+ * accumulators stay in registers and pixel offsets are immediates.
  *
  * Instances: every (input kind, stride, NB) has tiles of R = RMAX, RMAX - 1
  * (the edge passes of a 3x3 row), 8, 4, 2 and 1 pixels; any other width runs
@@ -184,16 +184,21 @@ static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const
         }
 }
 
+/* The widths tile() has instances of, for tiles of up to RMAX pixels: bit r
+ * for r pixels (the table's .pieces, which the driver cuts rows into). */
+#define PIECES(RMAX) \
+    (1u << (RMAX) | 1u << ((RMAX) - 1) | ((RMAX) - 1 > 8 ? 1u << 8 : 0u) | 1u << 4 | 1u << 2 | 1u << 1)
+
 /* tile() with constant R, NB, stride, input block and input type, so that the
  * accumulators live in registers and the pixel offsets are immediates; other
- * widths as a sum of the instances, left to right. */
+ * widths as a sum of the instances (the widest that fits first), left to
+ * right. */
 #define TILE_FN(name, NB, S, CB, BF, RMAX)                                  \
     static AVX512 void name(const rn_tile *t0, int r)                       \
     {                                                                       \
         rn_tile t = *t0;                                                    \
         while (r > 0) {                                                     \
-            int q = r >= RMAX ? RMAX : r == RMAX - 1 ? RMAX - 1 : r >= 8 ? 8 \
-                    : r >= 4 ? 4 : r >= 2 ? 2 : 1;                          \
+            int q = 31 - __builtin_clz(PIECES(RMAX) & ((2u << RN_MIN(r, RMAX)) - 1)); \
             switch (q) {                                                    \
             case RMAX: tile(&t, RMAX, NB, S, CB, BF); break;                \
             case RMAX - 1: tile(&t, RMAX - 1, NB, S, CB, BF); break;        \
@@ -309,10 +314,7 @@ const rn_kernels rn_kernels_avx512 = {
      * 32 Winograd tiles (layer 4 at batch 8) 11% faster as 14 + 14 + 4,
      * while 7- and 16-pixel rows stay faster as 7 x 4 */
     .worth = {[RN_NB_4] = 22},
-    /* TILE_FN's instances */
-    .pieces = {1u << 14 | 1u << 13 | 1u << 8 | 1u << 4 | 1u << 2 | 1u << 1,
-               1u << 14 | 1u << 13 | 1u << 8 | 1u << 4 | 1u << 2 | 1u << 1,
-               1u << 7 | 1u << 6 | 1u << 4 | 1u << 2 | 1u << 1},
+    .pieces = {PIECES(14), PIECES(14), PIECES(7)},
     .wino_in = {wino2_input, wino4_input, wino2_input_bf16},
     .wino_out = {wino2_output, wino4_output},
     .finish = finish,

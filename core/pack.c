@@ -191,7 +191,7 @@ int rn_conv_pack_kind(const rn_conv *c, int nchw_input, int bf16)
      * beyond, and for BF16, whose rounding the larger transform
      * coefficients would amplify. ResNet-50's 256-channel layer (14x14, 16
      * tiles of 4x4 per image, against 49 of 2x2): 17% less time alone at
-     * batch 8 and ResNet-50 about 2% faster, the same at batch 1, where the
+     * batch 8 and ResNet-50 1-2% faster, the same at batch 1, where the
      * 9.4 MB of weights per convolution (against 4.2) come from memory;
      * 512 channels on 7x7 ran 30% slower at batch 1 (Intel Xeon, AVX-512) */
     int wino = c->kh == 3 && c->kw == 3 && c->stride == 1 && c->pad == 1;
