@@ -49,6 +49,42 @@ static inline AVX2 __m256 bias_half(const float *bias, int ch, int rem, int h)
     return _mm256_maskload_ps(bias + ch + h * 8, m);
 }
 
+/* acc += one tap's CB input channels of R pixels, S * CB floats apart from
+ * ip, times the weights at wk (NB blocks, w_ob floats apart). */
+static inline AVX2 __attribute__((always_inline)) void taps(__m256 acc[6][2][2], const float *ip,
+                                                     const float *wk, size_t w_ob, const int R,
+                                                     const int NB, const int S, const int CB)
+{
+#pragma GCC unroll 2
+    for (int i = 0; i < CB && NB == 2; i++) {
+        /* R broadcasts held, each weight vector loaded once and FMAed into
+         * R accumulators: 12 + R + 1 registers */
+        __m256 x[3];
+#pragma GCC unroll 3
+        for (int r = 0; r < R; r++)
+            x[r] = _mm256_broadcast_ss(ip + r * S * CB + i);
+#pragma GCC unroll 2
+        for (int nb = 0; nb < NB; nb++)
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m256 wv = _mm256_load_ps(wk + nb * w_ob + i * 16 + h * 8);
+#pragma GCC unroll 3
+                for (int r = 0; r < R; r++)
+                    acc[r][nb][h] = _mm256_fmadd_ps(x[r], wv, acc[r][nb][h]);
+            }
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < CB && NB == 1; i++) {
+        __m256 w0 = _mm256_load_ps(wk + i * 16), w1 = _mm256_load_ps(wk + i * 16 + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            __m256 x = _mm256_broadcast_ss(ip + r * S * CB + i);
+            acc[r][0][0] = _mm256_fmadd_ps(x, w0, acc[r][0][0]);
+            acc[r][0][1] = _mm256_fmadd_ps(x, w1, acc[r][0][1]);
+        }
+    }
+}
+
 static inline AVX2 __attribute__((always_inline)) void tile(const rn_tile *t, const int R,
                                                      const int NB, const int S, const int CB)
 {
@@ -65,44 +101,25 @@ static inline AVX2 __attribute__((always_inline)) void tile(const rn_tile *t, co
         }
     }
     const char *pf = t->pf;
-    size_t pf_left = t->pf_len;
-    for (int ib = 0; ib < t->ib_n; ib++) {
-        const float *in = (const float *)t->in + ib * t->in_ib + t->at;
-        const float *w = (const float *)t->w + (size_t)ib * t->taps * CB * 16;
+    size_t pf_left = t->pf_len, pf_lines = rn_tile_pf_lines(t);
+    if (CB == 16 && t->taps == 1) {
+        /* 1x1 (and Winograd's products): input blocks and their channels,
+         * with nothing else in the loop */
+        const float *ip = (const float *)t->in + t->at, *wk = (const float *)t->w;
+        for (int ib = 0; ib < t->ib_n; ib++, ip += t->in_ib, wk += 256) {
+            for (size_t l = 0; l < pf_lines; l++)
+                rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
+            taps(acc, ip, wk, t->w_ob, R, NB, S, 16);
+        }
+    }
+    for (int ib = 0; ib < t->ib_n && !(CB == 16 && t->taps == 1); ib++) {
         for (int ky = t->ky0; ky < t->ky1; ky++) {
             for (int kx = t->kx0; kx < t->kx1; kx++) {
-                const float *ip = in + ky * t->irow + kx * CB;
-                const float *wk = w + (ky * t->kw + kx) * CB * 16;
-#pragma GCC unroll 2
-                for (int i = 0; i < CB && NB == 2; i++) {
-                    /* R broadcasts held, each weight vector loaded once and
-                     * FMAed into R accumulators: 12 + R + 1 registers */
-                    __m256 x[3];
+                for (size_t l = 0; l < pf_lines; l++)
                     rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
-#pragma GCC unroll 3
-                    for (int r = 0; r < R; r++)
-                        x[r] = _mm256_broadcast_ss(ip + r * S * CB + i);
-#pragma GCC unroll 2
-                    for (int nb = 0; nb < NB; nb++)
-#pragma GCC unroll 2
-                        for (int h = 0; h < 2; h++) {
-                            __m256 wv = _mm256_load_ps(wk + nb * t->w_ob + i * 16 + h * 8);
-#pragma GCC unroll 3
-                            for (int r = 0; r < R; r++)
-                                acc[r][nb][h] = _mm256_fmadd_ps(x[r], wv, acc[r][nb][h]);
-                        }
-                }
-#pragma GCC unroll 2
-                for (int i = 0; i < CB && NB == 1; i++) {
-                    __m256 w0 = _mm256_load_ps(wk + i * 16), w1 = _mm256_load_ps(wk + i * 16 + 8);
-                    rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
-#pragma GCC unroll 6
-                    for (int r = 0; r < R; r++) {
-                        __m256 x = _mm256_broadcast_ss(ip + r * S * CB + i);
-                        acc[r][0][0] = _mm256_fmadd_ps(x, w0, acc[r][0][0]);
-                        acc[r][0][1] = _mm256_fmadd_ps(x, w1, acc[r][0][1]);
-                    }
-                }
+                taps(acc, (const float *)t->in + ib * t->in_ib + t->at + ky * t->irow + kx * CB,
+                     (const float *)t->w + ((size_t)ib * t->taps + ky * t->kw + kx) * CB * 16, t->w_ob,
+                     R, NB, S, CB);
             }
         }
     }

@@ -93,6 +93,55 @@ static inline __attribute__((always_inline)) void prefetch_in(const void *next, 
         __builtin_prefetch((const char *)next + q * px, 0, 3);
 }
 
+/* acc += one tap's CB input channels (fp32) of R pixels, S * CB floats
+ * apart from ip, times the weights at wk (NB blocks, w_ob floats apart). */
+static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void
+taps_f32(__m512 acc[14][4], const float *ip, const float *wk, size_t w_ob, const int R, const int NB,
+         const int S, const int CB)
+{
+#pragma GCC unroll 2
+    for (int i = 0; i < CB; i++) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int nb = 0; nb < NB; nb++)
+            wv[nb] = _mm512_load_ps(wk + nb * w_ob + i * 16);
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++) {
+            if (NB == 1) {
+                acc[r][0] = fma_bcast(acc[r][0], ip + r * S * CB + i, wv[0]);
+                continue;
+            }
+            __m512 x = bcast(ip + r * S * CB + i);
+#pragma GCC unroll 4
+            for (int nb = 0; nb < NB; nb++)
+                acc[r][nb] = _mm512_fmadd_ps(x, wv[nb], acc[r][nb]);
+        }
+    }
+}
+
+/* The same for bf16 input and weights: 8 pairs of channels. */
+static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void
+taps_bf16(__m512 acc[14][4], const uint16_t *ip, const uint16_t *wk, size_t w_ob, const int R,
+          const int NB, const int S)
+{
+#pragma GCC unroll 2
+    for (int i = 0; i < 16; i += 2) {
+        __m512i wv[4];
+#pragma GCC unroll 4
+        for (int nb = 0; nb < NB; nb++)
+            wv[nb] = _mm512_load_si512(wk + nb * w_ob + i * 16);
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++) {
+            int32_t pair;
+            memcpy(&pair, ip + r * S * 16 + i, sizeof pair);
+            __m512i x = _mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+            for (int nb = 0; nb < NB; nb++)
+                acc[r][nb] = dpbf16(acc[r][nb], x, wv[nb]);
+        }
+    }
+}
+
 static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const rn_tile *t, const int R,
                                                        const int NB, const int S, const int CB,
                                                        const int BF)
@@ -111,63 +160,35 @@ static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const
     }
     const char *pf = t->pf;
     size_t pf_left = t->pf_len;
-    for (int ib = 0; ib < t->ib_n && BF; ib++) {
-        const uint16_t *in = (const uint16_t *)t->in + ib * t->in_ib + t->at;
-        const uint16_t *w = (const uint16_t *)t->w + (size_t)ib * t->taps * 256;
-        for (int ky = t->ky0; ky < t->ky1; ky++) {
-            for (int kx = t->kx0; kx < t->kx1; kx++) {
-                const uint16_t *ip = in + ky * t->irow + kx * 16;
-                const uint16_t *wk = w + (ky * t->kw + kx) * 256;
-#pragma GCC unroll 2
-                for (int i = 0; i < 16; i += 2) {
-                    __m512i wv[4];
-#pragma GCC unroll 4
-                    for (int nb = 0; nb < NB; nb++)
-                        wv[nb] = _mm512_load_si512(wk + nb * t->w_ob + i * 16);
-                    rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
-#pragma GCC unroll 14
-                    for (int r = 0; r < R; r++) {
-                        int32_t pair;
-                        memcpy(&pair, ip + r * S * 16 + i, sizeof pair);
-                        __m512i x = _mm512_set1_epi32(pair);
-#pragma GCC unroll 4
-                        for (int nb = 0; nb < NB; nb++)
-                            acc[r][nb] = dpbf16(acc[r][nb], x, wv[nb]);
-                    }
-                }
-            }
+    int fast = !BF && CB == 16 && t->taps == 1;
+    size_t pf_lines = rn_tile_pf_lines(t);
+    if (fast) {
+        /* 1x1 (and Winograd's products): input blocks and their channels,
+         * with nothing else in the loop (the general loop's bookkeeping of
+         * taps cost the 1x1 tiles about 5% in L1). The next input block's
+         * lines go to L1 first: FP32 only, the bf16 tiles (two pixels per
+         * line) and the AVX2 table (tiles of 3 pixels) ran no faster with it */
+        const float *ip = (const float *)t->in + t->at, *wk = (const float *)t->w;
+        for (int ib = 0; ib < t->ib_n; ib++, ip += t->in_ib, wk += 256) {
+            if (ib + 1 < t->ib_n)
+                prefetch_in(ip + t->in_ib, R, S * CB * sizeof *ip);
+            for (size_t l = 0; l < pf_lines; l++)
+                rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
+            taps_f32(acc, ip, wk, t->w_ob, R, NB, S, 16);
         }
     }
-    for (int ib = 0; ib < t->ib_n && !BF; ib++) {
-        const float *in = (const float *)t->in + ib * t->in_ib + t->at;
-        const float *w = (const float *)t->w + (size_t)ib * t->taps * CB * 16;
-        /* FP32 only: the bf16 tiles (two pixels per line) and the AVX2
-         * table (tiles of 3 pixels) ran no faster with it */
-        if (CB == 16 && t->taps == 1 && ib + 1 < t->ib_n)
-            prefetch_in(in + t->in_ib, R, S * CB * sizeof *in);
+    for (int ib = 0; ib < t->ib_n && !fast; ib++) {
         for (int ky = t->ky0; ky < t->ky1; ky++) {
             for (int kx = t->kx0; kx < t->kx1; kx++) {
-                const float *ip = in + ky * t->irow + kx * CB;
-                const float *wk = w + (ky * t->kw + kx) * CB * 16;
-#pragma GCC unroll 2
-                for (int i = 0; i < CB; i++) {
-                    __m512 wv[4];
-#pragma GCC unroll 4
-                    for (int nb = 0; nb < NB; nb++)
-                        wv[nb] = _mm512_load_ps(wk + nb * t->w_ob + i * 16);
+                for (size_t l = 0; l < pf_lines; l++)
                     rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
-#pragma GCC unroll 14
-                    for (int r = 0; r < R; r++) {
-                        if (NB == 1) {
-                            acc[r][0] = fma_bcast(acc[r][0], ip + r * S * CB + i, wv[0]);
-                            continue;
-                        }
-                        __m512 x = bcast(ip + r * S * CB + i);
-#pragma GCC unroll 4
-                        for (int nb = 0; nb < NB; nb++)
-                            acc[r][nb] = _mm512_fmadd_ps(x, wv[nb], acc[r][nb]);
-                    }
-                }
+                size_t tap = (size_t)ib * t->taps + ky * t->kw + kx;
+                if (BF)
+                    taps_bf16(acc, (const uint16_t *)t->in + ib * t->in_ib + t->at + ky * t->irow + kx * 16,
+                              (const uint16_t *)t->w + tap * 256, t->w_ob, R, NB, S);
+                else
+                    taps_f32(acc, (const float *)t->in + ib * t->in_ib + t->at + ky * t->irow + kx * CB,
+                             (const float *)t->w + tap * CB * 16, t->w_ob, R, NB, S, CB);
             }
         }
     }

@@ -71,7 +71,7 @@ INLINE void tile(const rn_tile *t, const int R, const int NB, const int S, const
                                     : b[q];
     }
     const char *pf = t->pf;
-    size_t pf_left = t->pf_len;
+    size_t pf_left = t->pf_len, pf_lines = rn_tile_pf_lines(t);
     for (int ib = 0; ib < t->ib_n; ib++) {
         const float *in = (const float *)t->in + ib * t->in_ib + t->at;
         const float *w = (const float *)t->w + (size_t)ib * t->taps * CB * 16;
@@ -79,6 +79,8 @@ INLINE void tile(const rn_tile *t, const int R, const int NB, const int S, const
             for (int kx = t->kx0; kx < t->kx1; kx++) {
                 const float *ip = in + ky * t->irow + kx * CB;
                 const float *wk = w + (ky * t->kw + kx) * CB * 16;
+                for (size_t l = 0; l < pf_lines; l++)
+                    rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
                 if (NB == 1) {
 #pragma GCC unroll 2
                     for (int i = 0; i < CB; i++) {
@@ -86,7 +88,6 @@ INLINE void tile(const rn_tile *t, const int R, const int NB, const int S, const
 #pragma GCC unroll 4
                         for (int q = 0; q < 4; q++)
                             wv[q] = vld1q_f32(wk + i * 16 + 4 * q);
-                        rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
 #pragma GCC unroll 6
                         for (int r = 0; r < R; r++) {
                             float x = ip[r * S * CB + i];
@@ -99,7 +100,6 @@ INLINE void tile(const rn_tile *t, const int R, const int NB, const int S, const
 #pragma GCC unroll 2
                     for (int i = 0; i < CB; i++) {
                         float32x4_t x[6];
-                        rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
 #pragma GCC unroll 6
                         for (int r = 0; r < R; r++)
                             x[r] = vld1q_dup_f32(ip + r * S * CB + i);
