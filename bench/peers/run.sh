@@ -62,6 +62,27 @@ if [ $have_ort = 1 ] && [ ! -f bench/peers/node_modules/onnxruntime-node/package
     }
 fi
 
+# make bench-layers (BENCH_LAYERS=1): the time of every op, ours (resnet bench
+# --layers) against ONNX Runtime's profiler (ort_layers.js), alternated,
+# summed by stage and kind of op (layers.py); nothing else
+if [ "${BENCH_LAYERS:-0}" = 1 ]; then
+    [ $have_ort = 1 ] || { echo "bench-layers: no ONNX Runtime to compare with"; exit 1; }
+    OUT=$OUT/layers
+    mkdir -p "$OUT"
+    rm -f "$OUT"/*.json "$OUT"/*.err
+    echo "== $MODEL, $THREADS threads, ${SECS}s per run of ours, $ROUNDS rounds"
+    for b in $BATCHES; do
+        for r in $(seq 1 "$ROUNDS"); do
+            "$BUILD/resnet" bench -m "$MODEL" --batch "$b" --threads "$THREADS" --seconds "$SECS" \
+                --layers 2>"$OUT/ours-b$b-r$r.err" | tail -n 1 >"$OUT/ours-b$b-r$r.json"
+            # about as many runs as ours gets in SECS (ResNet-50: ~20 ms per image)
+            node bench/peers/ort_layers.js "$ONNX" "$b" "$THREADS" $((SECS * 50 / b + 3)) \
+                2>"$OUT/ort-b$b-r$r.err" >"$OUT/ort-b$b-r$r.json"
+        done
+    done
+    exec /usr/bin/python3 bench/peers/layers.py "$OUT" "$BATCHES" "$ROUNDS"
+fi
+
 # engine batch round -> $OUT/ENGINE-bBATCH-rROUND.json (last JSON line of the run)
 # and .err (its stderr: resnet's "kernels: ISA" line);
 # round "rss": a 3 s run under /usr/bin/time, peak RSS into $OUT/ENGINE-rss.txt
