@@ -160,7 +160,7 @@ static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const
     }
     const char *pf = t->pf;
     size_t pf_left = t->pf_len;
-    int fast = !BF && CB == 16 && t->taps == 1;
+    int fast = CB == 16 && t->taps == 1;
     size_t pf_lines = rn_tile_pf_lines(t);
     if (fast) {
         /* 1x1 (and Winograd's products): input blocks and their channels,
@@ -168,13 +168,18 @@ static inline AVX512 NO_PTR_CHECK __attribute__((always_inline)) void tile(const
          * taps cost the 1x1 tiles about 5% in L1). The next input block's
          * lines go to L1 first: FP32 only, the bf16 tiles (two pixels per
          * line) and the AVX2 table (tiles of 3 pixels) ran no faster with it */
-        const float *ip = (const float *)t->in + t->at, *wk = (const float *)t->w;
-        for (int ib = 0; ib < t->ib_n; ib++, ip += t->in_ib, wk += 256) {
-            if (ib + 1 < t->ib_n)
-                prefetch_in(ip + t->in_ib, R, S * CB * sizeof *ip);
+        for (int ib = 0; ib < t->ib_n; ib++) {
             for (size_t l = 0; l < pf_lines; l++)
                 rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
-            taps_f32(acc, ip, wk, t->w_ob, R, NB, S, 16);
+            if (BF) {
+                taps_bf16(acc, (const uint16_t *)t->in + t->at + ib * t->in_ib,
+                          (const uint16_t *)t->w + (size_t)ib * 256, t->w_ob, R, NB, S);
+                continue;
+            }
+            const float *ip = (const float *)t->in + t->at + ib * t->in_ib;
+            if (ib + 1 < t->ib_n)
+                prefetch_in(ip + t->in_ib, R, S * CB * sizeof *ip);
+            taps_f32(acc, ip, (const float *)t->w + (size_t)ib * 256, t->w_ob, R, NB, S, 16);
         }
     }
     for (int ib = 0; ib < t->ib_n && !fast; ib++) {
