@@ -154,7 +154,8 @@ static int plan_width(const struct tile_plan *p, int rmax, int i)
 
 /* The weights of the pass after the current one, prefetched into L2 while
  * the current pass runs: each tile of the pass gets a slice as its prefetch
- * hint (rn_tile.pf) and spreads it over its channel steps. At batch 1 the
+ * hint (rn_tile.pf) and spreads it over its blocks of channels
+ * (rn_tile_pf_lines). At batch 1 the
  * weights of layers 3 and 4 come from memory (ResNet-50's packed weights,
  * 176 MB, do not stay in the last-level cache from one image to the next),
  * and a pass that waited for its weights ran a weight-heavy 1x1 convolution

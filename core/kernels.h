@@ -55,9 +55,9 @@ typedef struct rn_tile {
 
 /* Lines of each stream of t's prefetch hint to issue before each of its
  * blocks of channels (one tap of one input block): all of them, spread over
- * the blocks. Not one per channel step: the test and branch that took in the
- * channel loop cost the AVX-512 1x1 tiles 3-7% and ResNet-50 6-9% at batches
- * 1 and 8 (Intel Xeon). */
+ * the blocks. Not a line per channel step, which put a test and a branch in
+ * the channel loop: that cost the AVX-512 1x1 tiles 3-7% in L1 and ResNet-50
+ * 6-9% at batches 1 and 8 (Intel Xeon). */
 static inline __attribute__((always_inline)) size_t rn_tile_pf_lines(const rn_tile *t)
 {
     size_t blocks = (size_t)t->ib_n * (t->ky1 - t->ky0) * (t->kx1 - t->kx0);

@@ -36,6 +36,8 @@ def ours_rows(d):
     rows, seen = [], False
     for op in d.get("layers", []):
         what = op["what"]
+        if "(nothing" in what:  # a BF16 model's conversions, idle in FP32
+            continue
         m = re.match(r"conv (\d+x\d+/\d+) (\d+->\d+)( groups \d+)?", what)
         if m:
             kind = f"conv {m.group(1)} {m.group(2)}{m.group(3) or ''}"
