@@ -55,6 +55,49 @@ INLINE void load_bias(const float *bias, int ch, int out_c, float32x4_t b[4])
     }
 }
 
+/* acc += one tap's CB input channels of R pixels, S * CB floats apart from
+ * ip, times the weights at wk (NB blocks, w_ob floats apart). */
+INLINE void taps(float32x4_t acc[6][2][4], const float *ip, const float *wk, size_t w_ob, const int R,
+                 const int NB, const int S, const int CB)
+{
+    if (NB == 1) {
+#pragma GCC unroll 2
+        for (int i = 0; i < CB; i++) {
+            float32x4_t wv[4];
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++)
+                wv[q] = vld1q_f32(wk + i * 16 + 4 * q);
+#pragma GCC unroll 6
+            for (int r = 0; r < R; r++) {
+                float x = ip[r * S * CB + i];
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++)
+                    acc[r][0][q] = vfmaq_n_f32(acc[r][0][q], wv[q], x);
+            }
+        }
+        return;
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < CB; i++) {
+        float32x4_t x[6];
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++)
+            x[r] = vld1q_dup_f32(ip + r * S * CB + i);
+#pragma GCC unroll 2
+        for (int nb = 0; nb < NB; nb++) {
+            float32x4_t wv[4];
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++)
+                wv[q] = vld1q_f32(wk + nb * w_ob + i * 16 + 4 * q);
+#pragma GCC unroll 6
+            for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++)
+                    acc[r][nb][q] = vfmaq_f32(acc[r][nb][q], wv[q], x[r]);
+        }
+    }
+}
+
 INLINE void tile(const rn_tile *t, const int R, const int NB, const int S, const int CB)
 {
     float32x4_t acc[6][2][4];
@@ -72,51 +115,24 @@ INLINE void tile(const rn_tile *t, const int R, const int NB, const int S, const
     }
     const char *pf = t->pf;
     size_t pf_left = t->pf_len, pf_lines = rn_tile_pf_lines(t);
-    for (int ib = 0; ib < t->ib_n; ib++) {
-        const float *in = (const float *)t->in + ib * t->in_ib + t->at;
-        const float *w = (const float *)t->w + (size_t)ib * t->taps * CB * 16;
+    if (CB == 16 && t->taps == 1) {
+        /* 1x1 (and Winograd's products): input blocks and their channels,
+         * with nothing else in the loop */
+        const float *ip = (const float *)t->in + t->at, *wk = (const float *)t->w;
+        for (int ib = 0; ib < t->ib_n; ib++, ip += t->in_ib, wk += 256) {
+            for (size_t l = 0; l < pf_lines; l++)
+                rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
+            taps(acc, ip, wk, t->w_ob, R, NB, S, 16);
+        }
+    }
+    for (int ib = 0; ib < t->ib_n && !(CB == 16 && t->taps == 1); ib++) {
         for (int ky = t->ky0; ky < t->ky1; ky++) {
             for (int kx = t->kx0; kx < t->kx1; kx++) {
-                const float *ip = in + ky * t->irow + kx * CB;
-                const float *wk = w + (ky * t->kw + kx) * CB * 16;
                 for (size_t l = 0; l < pf_lines; l++)
                     rn_tile_prefetch(&pf, &pf_left, t->pf_ob, NB);
-                if (NB == 1) {
-#pragma GCC unroll 2
-                    for (int i = 0; i < CB; i++) {
-                        float32x4_t wv[4];
-#pragma GCC unroll 4
-                        for (int q = 0; q < 4; q++)
-                            wv[q] = vld1q_f32(wk + i * 16 + 4 * q);
-#pragma GCC unroll 6
-                        for (int r = 0; r < R; r++) {
-                            float x = ip[r * S * CB + i];
-#pragma GCC unroll 4
-                            for (int q = 0; q < 4; q++)
-                                acc[r][0][q] = vfmaq_n_f32(acc[r][0][q], wv[q], x);
-                        }
-                    }
-                } else {
-#pragma GCC unroll 2
-                    for (int i = 0; i < CB; i++) {
-                        float32x4_t x[6];
-#pragma GCC unroll 6
-                        for (int r = 0; r < R; r++)
-                            x[r] = vld1q_dup_f32(ip + r * S * CB + i);
-#pragma GCC unroll 2
-                        for (int nb = 0; nb < NB; nb++) {
-                            float32x4_t wv[4];
-#pragma GCC unroll 4
-                            for (int q = 0; q < 4; q++)
-                                wv[q] = vld1q_f32(wk + nb * t->w_ob + i * 16 + 4 * q);
-#pragma GCC unroll 6
-                            for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-                                for (int q = 0; q < 4; q++)
-                                    acc[r][nb][q] = vfmaq_f32(acc[r][nb][q], wv[q], x[r]);
-                        }
-                    }
-                }
+                taps(acc, (const float *)t->in + ib * t->in_ib + t->at + ky * t->irow + kx * CB,
+                     (const float *)t->w + ((size_t)ib * t->taps + ky * t->kw + kx) * CB * 16, t->w_ob,
+                     R, NB, S, CB);
             }
         }
     }
