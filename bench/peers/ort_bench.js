@@ -2,11 +2,10 @@
 //
 //   node bench/peers/ort_bench.js MODEL.onnx BATCH THREADS SECONDS
 //
-// Graph optimisation "all" (ONNX Runtime's NCHWc layout transformer and conv
-// fusions), intra-op threads = THREADS, one inter-op thread, sequential
-// execution. Prints one JSON line like resnet bench's.
+// The session as ort_session.js sets it up. Prints one JSON line like resnet
+// bench's.
 'use strict';
-const ort = require('onnxruntime-node');
+const { ortSession } = require('./ort_session');
 
 async function main() {
     const [path, batch, threads, seconds] = process.argv.slice(2);
@@ -15,16 +14,7 @@ async function main() {
         process.exit(2);
     }
     const n = Number(batch);
-    const session = await ort.InferenceSession.create(path, {
-        graphOptimizationLevel: 'all',
-        intraOpNumThreads: Number(threads),
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-    });
-    const data = new Float32Array(n * 3 * 224 * 224).map(() => Math.random() * 2 - 1);
-    const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, [n, 3, 224, 224]) };
-    for (let i = 0; i < 3; i++)
-        await session.run(feeds);
+    const { session, feeds } = await ortSession(path, n, threads);
     const times = [];
     const start = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - start) / 1e9;

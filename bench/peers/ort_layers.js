@@ -1,17 +1,16 @@
-// ONNX Runtime's time per node, for make bench-layers (bench/peers/layers.sh).
+// ONNX Runtime's time per node, for make bench-layers (bench/peers/run.sh).
 //
 //   node bench/peers/ort_layers.js MODEL.onnx BATCH THREADS RUNS
 //
-// The session as ort_bench.js sets it up (graph optimisation "all", intra-op
-// threads = THREADS, sequential), with ONNX Runtime's profiler on: RUNS runs
-// on random input after three warm-up runs, then one JSON line: per node in
-// execution order, its op, input and output shapes and the median of its
-// kernel times over the runs, in ms.
+// The session as ort_session.js sets it up (the one ort_bench.js times),
+// with ONNX Runtime's profiler on: RUNS runs after its warm-up runs, then one
+// JSON line: per node in execution order, its op, input and output shapes and
+// the median of its kernel times over the runs, in ms.
 'use strict';
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const ort = require('onnxruntime-node');
+const { ortSession, WARM_UP } = require('./ort_session');
 
 async function main() {
     const [model, batch, threads, runs] = process.argv.slice(2);
@@ -21,18 +20,11 @@ async function main() {
     }
     const n = Number(batch);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ort-layers-'));
-    const session = await ort.InferenceSession.create(model, {
-        graphOptimizationLevel: 'all',
-        intraOpNumThreads: Number(threads),
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
+    const { session, feeds } = await ortSession(model, n, threads, {
         enableProfiling: true,
         profileFilePrefix: path.join(dir, 'profile'),
     });
-    const data = new Float32Array(n * 3 * 224 * 224).map(() => Math.random() * 2 - 1);
-    const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, [n, 3, 224, 224]) };
-    const warm = 3;
-    for (let i = 0; i < warm + Number(runs); i++)
+    for (let i = 0; i < Number(runs); i++)
         await session.run(feeds);
     session.endProfiling();
     const file = fs.readdirSync(dir).find((f) => f.endsWith('.json'));
@@ -52,7 +44,7 @@ async function main() {
         v.durs.push(e.dur / 1000);
     }
     const median = (a) => {
-        a = a.slice(warm).sort((x, y) => x - y); // the profile holds the warm-up runs too
+        a = a.slice(WARM_UP).sort((x, y) => x - y); // the profile holds the warm-up runs too
         const m = a.length >> 1;
         return a.length % 2 ? a[m] : (a[m - 1] + a[m]) / 2;
     };
