@@ -44,7 +44,7 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) -Icore -I$
               $(shell pkg-config --cflags $(PKGS))
 LIBS := $(shell pkg-config --libs $(PKGS)) -lm -pthread -ldl
 
-CORE_SRC   := $(wildcard core/*.c)
+CORE_SRC   := $(wildcard core/*.c core/*/*.c)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 TOOL_SRC   := $(wildcard tools/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -62,16 +62,16 @@ endif
 .PHONY: all test test-aarch64 asan bench run model install uninstall clean deps fuzz FORCE
 all: $(TARGETS)
 
-# KERN_CFLAGS: added for the micro-kernel files core/kern_*.c only (make fuzz
+# KERN_CFLAGS: added for the micro-kernel files core/engine/kern_*.c only (make fuzz
 # builds them without instrumentation: no fuzz target runs a convolution).
 KERN_CFLAGS ?=
 $(BUILD)/server/openapi.o: server/openapi.json
 $(BUILD)/server/page.o: server/ui/index.html server/ui/app.js server/ui/style.css server/ui/icon.svg
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(if $(filter core/kern_%,$<),$(KERN_CFLAGS)) $(if $(filter server/% tests/%,$<),$(shell pkg-config --cflags $(SERVER_PKGS) cmocka)) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(if $(filter core/engine/kern_%,$<),$(KERN_CFLAGS)) $(if $(filter server/% tests/%,$<),$(shell pkg-config --cflags $(SERVER_PKGS) cmocka)) -MMD -MP -c $< -o $@
 
-# ONNX (core/onnx.c): C for the onnx.proto of Debian's libonnx-dev, made by
+# ONNX (core/formats/onnx.c): C for the onnx.proto of Debian's libonnx-dev, made by
 # protoc-c (protobuf-c-compiler) at build time rather than kept in the tree.
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: $(ONNX_PROTO)
@@ -80,7 +80,7 @@ $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: $(ONNX_PROTO)
 	cd $(BUILD)/gen && protoc-c --c_out=. onnx.proto
 $(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
-$(BUILD)/core/onnx.o: $(BUILD)/gen/onnx.pb-c.h
+$(BUILD)/core/formats/onnx.o: $(BUILD)/gen/onnx.pb-c.h
 
 $(BUILD)/libresnet.a: $(CORE_OBJ)
 	@rm -f $@

@@ -1,5 +1,5 @@
 /* The micro-kernels alone: GFLOP/s of each tile shape of every kernel table
- * this CPU runs (core/kernels.h), on one thread, everything in L1: a 1x1
+ * this CPU runs (core/engine/kernels.h), on one thread, everything in L1: a 1x1
  * convolution of 8 input blocks (128 channels) over 112 pixels, the tile the
  * driver gives a 1x1 pass, run over and over. Compare the figures with the
  * 1-thread FMA peak of build/peak: the gap is what the tile's loads and
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kernels.h"
+#include "engine/kernels.h"
 
 static double now(void)
 {

@@ -3,8 +3,8 @@
  * preprocessing, where the weights came from), from
  *   --from tfjs: a Keras ResNet saved as a TensorFlow.js layers model
  *                (model.json + weight shards, tools/tfjs.c, tools/keras_resnet.c);
- *   --from pth:  a PyTorch torch.save file (core/pth.c);
- *   --from onnx: an ONNX ResNet (core/onnx.c), whose initializers the library
+ *   --from pth:  a PyTorch torch.save file (core/formats/pth.c);
+ *   --from onnx: an ONNX ResNet (core/formats/onnx.c), whose initializers the library
  *                already names as torchvision/timm would.
  */
 #include <cjson/cJSON.h>
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "keras_resnet.h"
-#include "rn_internal.h"
+#include "formats/weights.h"
 #include "st_write.h"
 #include "tfjs.h"
 #include "tools.h"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The aarch64 build and its unit tests under qemu-user (make test-aarch64,
-# tests/aarch64.sh): the NEON table (core/kern_neon.c) against the reference
+# tests/aarch64.sh): the NEON table (core/engine/kern_neon.c) against the reference
 # and PyTorch's parity fixtures. Skipped, with a reason, only when the cross
 # toolchain or qemu is missing (scripts/install-deps.sh installs them).
 # qemu's timings mean nothing; only the results count.

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "image_internal.h"
+#include "image/image.h"
 
 typedef int (*fuzz_decode_fn)(const uint8_t *d, size_t len, const rn_image_params *p, rn_image *out,
                               char *err, size_t errlen);

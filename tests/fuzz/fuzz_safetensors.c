@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rn_internal.h"
+#include "formats/weights.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

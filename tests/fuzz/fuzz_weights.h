@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "rn_internal.h"
+#include "formats/weights.h"
 
 typedef int (*fuzz_parse_fn)(const void *data, size_t size, st_file *f, char *err, size_t errlen);
 

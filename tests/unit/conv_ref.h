@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 
 static unsigned ref_seed = 1;
 

@@ -1,5 +1,5 @@
-/* The blocked engine (core/blocked.c) on every table of micro-kernels this
- * CPU runs (core/kernels.h: AVX-512, AVX2, NEON, plain C) against a naive
+/* The blocked engine (core/engine/blocked.c) on every table of micro-kernels this
+ * CPU runs (core/engine/kernels.h: AVX-512, AVX2, NEON, plain C) against a naive
  * reference convolution in double, one convolution at a time, on shapes that reach
  * every path of it: direct tiles of 1..14 pixels with 1, 2 and 4 output
  * blocks, stride 1 and 2, edge tiles with extra tap columns, the stem's NCHW
@@ -21,8 +21,8 @@
 #include <cmocka.h>
 
 #include "conv_ref.h"
-#include "cpu.h"
-#include "kernels.h"
+#include "engine/cpu.h"
+#include "engine/kernels.h"
 
 /* NCHW (n, c, h, w) <-> NCHW16c (n, ceil(c/16), h, w, 16), padding channels 0 */
 static void to_blocked(const float *src, int n, int c, int hw, float *dst)
@@ -223,7 +223,7 @@ static void test_blocked_shapes(void **state)
     }
 }
 
-/* Every row length a tile plan may cut (core/blocked.c plan_row: whole
+/* Every row length a tile plan may cut (core/engine/blocked.c plan_row: whole
  * tiles, then the last pixels in the table's one-instance pieces): 1x1 rows
  * of 1 to 60 pixels and a few chunked ones, with 2 and 4 output blocks;
  * strided 3x3 rows with their edge passes; Winograd chunks of 1 to 60

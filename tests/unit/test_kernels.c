@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "conv_ref.h"
-#include "engine.h"
+#include "engine/engine.h"
 
 struct shape {
     int in_c, out_c, k, stride, groups, ih, iw;

@@ -13,7 +13,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "rn_internal.h"
+#include "formats/weights.h"
 
 #define FIXTURE "tests/fixtures/parity/bottleneck.safetensors"
 

@@ -1,4 +1,4 @@
-/* The thread pool (core/threads.c): every task of every loop runs exactly
+/* The thread pool (core/engine/threads.c): every task of every loop runs exactly
  * once, on any pool size and any task count; a thread's range goes to the
  * others when it is held up; and, left alone, each thread runs its own
  * contiguous range, which is what keeps a layer's pixels on the core that
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "threads.h"
+#include "engine/threads.h"
 
 #define MAX_TASKS 5000
 

@@ -1,0 +1,231 @@
+/* A convolution's weights packed once at load for the blocked engine
+ * (blocked.c); the model asks for it convolution by convolution
+ * (model/pack.c).
+ *
+ * The blocked engine keeps activations in NCHW16c: channels in blocks of 16,
+ * the 16 channels of one pixel contiguous, so that one AVX-512 vector holds
+ * one pixel's block. A convolution's weights are packed to match: for output
+ * block ob and input block ib, the kh x kw taps each hold a 16 x 16 matrix,
+ * input channel major, so the kernel loads one vector of 16 output channels
+ * per (input channel, tap) and FMAs it with a broadcast input value:
+ *
+ *     wp[ob][ib][ky][kx][i][o] = w[ob*16 + o][ib*16 + i][ky][kx]
+ *
+ * Channel counts that are not multiples of 16 are zero-padded, so the padded
+ * channels of every activation stay zero through conv, bias (zero), residual
+ * and ReLU. The stem reads the caller's NCHW image (3 channels): its input
+ * "blocks" are single channels, wp[ob][i][ky][kx][0][o], and it writes
+ * NCHW16c like every other convolution.
+ *
+ * A BF16 model (RN_PRECISION_BF16) gets bf16 weights for its block
+ * convolutions instead, the same layout with the 16 x 16 matrix of a tap
+ * stored as 8 rows of input-channel pairs: see pack_conv_bf16.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+/* Round to nearest even, as VCVTNEPS2BF16 does (weights are finite). */
+static uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+/* Groups merged into one group of blocks (engine.h, rn_conv): the fewest that divide
+ * c->groups and span whole blocks of icb input and 16 output channels, or all
+ * of them (one dense convolution, zero-padded as any other). */
+static int merged_groups(const rn_conv *c, int icb)
+{
+    int g = c->groups, in_g = c->in_c / g, out_g = c->out_c / g;
+    for (int k = 1; k < g; k++)
+        if (g % k == 0 && k * in_g % icb == 0 && k * out_g % 16 == 0)
+            return k;
+    return g;
+}
+
+/* Input blocks of one output block's weights, output blocks per merged
+ * group; returns the groups merged (merged_groups). */
+static int group_blocks(const rn_conv *c, int icb, int *ibg, int *obg)
+{
+    int k = merged_groups(c, icb), g = c->groups;
+    *ibg = (k * (c->in_c / g) + icb - 1) / icb;
+    *obg = k == g ? rn_cblocks(c->out_c) : k * (c->out_c / g) / 16;
+    return k;
+}
+
+/* Channel ci of the group of output channel o, as an input channel of o's
+ * merged group: its block there is the result / icb. */
+static int merged_channel(const rn_conv *c, int k, int o, int ci)
+{
+    int in_g = c->in_c / c->groups, grp = o / (c->out_c / c->groups);
+    return (grp % k) * in_g + ci;
+}
+
+static size_t packed_floats(const rn_conv *c, int icb)
+{
+    int ibg, obg;
+    group_blocks(c, icb, &ibg, &obg);
+    return (size_t)rn_cblocks(c->out_c) * ibg * icb * c->kh * c->kw * 16;
+}
+
+static void pack_conv(rn_conv *c, int icb, float *dst)
+{
+    int taps = c->kh * c->kw, in_g = c->in_c / c->groups;
+    int k = group_blocks(c, icb, &c->wp_ibg, &c->wp_obg);
+    memset(dst, 0, packed_floats(c, icb) * sizeof(float));
+    for (int o = 0; o < c->out_c; o++)
+        for (int ci = 0; ci < in_g; ci++) {
+            int i = merged_channel(c, k, o, ci);
+            for (int t = 0; t < taps; t++) {
+                size_t at = ((((size_t)(o / 16) * c->wp_ibg + i / icb) * taps + t) * icb + i % icb) * 16 +
+                            o % 16;
+                dst[at] = c->w[((size_t)o * in_g + ci) * taps + t];
+            }
+        }
+    c->wp = dst;
+    c->wp_icb = icb;
+}
+
+/* BF16 weights for NCHW16c bf16 input: input channels in adjacent pairs, the
+ * operand order of VDPBF16PS: wb[ob][ib][ky][kx][i/2][o][i%2]. */
+static void pack_conv_bf16(rn_conv *c, uint16_t *dst)
+{
+    int taps = c->kh * c->kw, in_g = c->in_c / c->groups;
+    int k = group_blocks(c, 16, &c->wp_ibg, &c->wp_obg);
+    memset(dst, 0, packed_floats(c, 16) * sizeof(uint16_t));
+    for (int o = 0; o < c->out_c; o++)
+        for (int ci = 0; ci < in_g; ci++) {
+            int i = merged_channel(c, k, o, ci);
+            for (int t = 0; t < taps; t++) {
+                size_t at = (((size_t)(o / 16) * c->wp_ibg + i / 16) * taps + t) * 256 +
+                            (i % 16 / 2) * 32 + o % 16 * 2 + i % 2;
+                dst[at] = to_bf16(c->w[((size_t)o * in_g + ci) * taps + t]);
+            }
+        }
+    c->wb = dst;
+}
+
+/* Positions of the Winograd transform of F(m x m, 3x3): (m + 2)^2. */
+static size_t wino_floats(const rn_conv *c, int m)
+{
+    int ibg, obg;
+    group_blocks(c, 16, &ibg, &obg);
+    return (size_t)(m + 2) * (m + 2) * rn_cblocks(c->out_c) * ibg * 256;
+}
+
+/* U = G g G^T for each (output, input) channel pair, computed in double,
+ * with, for m = 2, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] and, for
+ * m = 4, G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6;
+ * 1/24 -1/12 1/6; 0 0 1] (interpolation points 0, 1, -1, 2, -2, and
+ * infinity). Position p = (m + 2) a + b of U is the weight matrix of one 1x1
+ * convolution, packed as wp is, wu[p][ob][ib][i][o], or for BF16 (dst NULL)
+ * as wb is, wub[p][ob][ib][i/2][o][i%2]. */
+static void pack_wino(rn_conv *c, int m, float *dst, uint16_t *dst_b)
+{
+    static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    static const double G4[6][3] = {{1.0 / 4, 0, 0},
+                                    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                    {0, 0, 1}};
+    const double(*G)[3] = m == 4 ? G4 : G2;
+    int A = m + 2, ob_n = rn_cblocks(c->out_c), in_g = c->in_c / c->groups;
+    int mg = group_blocks(c, 16, &c->wp_ibg, &c->wp_obg);
+    size_t per_p = (size_t)ob_n * c->wp_ibg * 256;
+    if (dst)
+        memset(dst, 0, wino_floats(c, m) * sizeof(float));
+    else
+        memset(dst_b, 0, wino_floats(c, m) * sizeof(uint16_t));
+    for (int o = 0; o < c->out_c; o++)
+        for (int ci = 0; ci < in_g; ci++) {
+            const float *g = c->w + ((size_t)o * in_g + ci) * 9;
+            int i = merged_channel(c, mg, o, ci);
+            double gt[6][3]; /* G g */
+            for (int a = 0; a < A; a++)
+                for (int k = 0; k < 3; k++)
+                    gt[a][k] = G[a][0] * g[k] + G[a][1] * g[3 + k] + G[a][2] * g[6 + k];
+            size_t blk = ((size_t)(o / 16) * c->wp_ibg + i / 16) * 256;
+            for (int a = 0; a < A; a++)
+                for (int b = 0; b < A; b++) {
+                    double u = gt[a][0] * G[b][0] + gt[a][1] * G[b][1] + gt[a][2] * G[b][2];
+                    size_t p = (size_t)(A * a + b) * per_p + blk;
+                    if (dst)
+                        dst[p + (i % 16) * 16 + o % 16] = (float)u;
+                    else
+                        dst_b[p + (i % 16 / 2) * 32 + o % 16 * 2 + i % 2] = to_bf16((float)u);
+                }
+        }
+    c->wu_m = m;
+    if (dst)
+        c->wu = dst;
+    else
+        c->wub = dst_b;
+}
+
+int rn_conv_pack_kind(const rn_conv *c, int nchw_input, int bf16)
+{
+    if (nchw_input)
+        return RN_PACK_NCHW;
+    /* 3x3 stride-1 convolutions run as Winograd: F(4x4, 3x3) in FP32 up to
+     * 256 channels, where its larger transforms cost least against the GEMMs
+     * they shrink and its weights (36 positions) stay small; F(2x2, 3x3)
+     * beyond, and for BF16, whose rounding the larger transform
+     * coefficients would amplify. ResNet-50's 256-channel layer (14x14, 16
+     * tiles of 4x4 per image, against 49 of 2x2): 17% less time alone at
+     * batch 8 and ResNet-50 1-2% faster, the same at batch 1, where the
+     * 9.4 MB of weights per convolution (against 4.2) come from memory;
+     * 512 channels on 7x7 ran 30% slower at batch 1 (Intel Xeon, AVX-512) */
+    int wino = c->kh == 3 && c->kw == 3 && c->stride == 1 && c->pad == 1;
+    if (bf16)
+        return wino ? RN_PACK_WINO_BF16 : RN_PACK_BF16;
+    if (wino)
+        return c->in_c <= 256 && c->out_c <= 256 ? RN_PACK_WINO4 : RN_PACK_WINO;
+    return RN_PACK_F32;
+}
+
+size_t rn_conv_packed_bytes(const rn_conv *c, int kind)
+{
+    switch (kind) {
+    case RN_PACK_NCHW:
+        return packed_floats(c, 1) * sizeof(float);
+    case RN_PACK_BF16:
+        return packed_floats(c, 16) * sizeof(uint16_t);
+    case RN_PACK_WINO:
+        return wino_floats(c, 2) * sizeof(float);
+    case RN_PACK_WINO4:
+        return wino_floats(c, 4) * sizeof(float);
+    case RN_PACK_WINO_BF16:
+        return wino_floats(c, 2) * sizeof(uint16_t);
+    default:
+        return packed_floats(c, 16) * sizeof(float);
+    }
+}
+
+void rn_conv_pack(rn_conv *c, int kind, void *dst)
+{
+    switch (kind) {
+    case RN_PACK_NCHW:
+        pack_conv(c, 1, dst);
+        break;
+    case RN_PACK_BF16:
+        pack_conv_bf16(c, dst);
+        break;
+    case RN_PACK_WINO:
+        pack_wino(c, 2, dst, NULL);
+        break;
+    case RN_PACK_WINO4:
+        pack_wino(c, 4, dst, NULL);
+        break;
+    case RN_PACK_WINO_BF16:
+        pack_wino(c, 2, NULL, dst);
+        break;
+    default:
+        pack_conv(c, 16, dst);
+        break;
+    }
+}

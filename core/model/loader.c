@@ -1,0 +1,343 @@
+/* Reading a weights file's tensors for the plan builders (core/model/loader.h):
+ * every tensor's dtype and shape checked where a builder takes it, batch
+ * norms folded into the convolution before them or kept as scale and shift,
+ * and the arena filled once every shape is known. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loader.h"
+
+static const char *const bn_fields[4] = {"weight", "bias", "running_mean", "running_var"};
+
+static void fmt_shape(const st_tensor *t, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < t->ndim && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+    if (n < len)
+        snprintf(buf + n, len - n, "]");
+}
+
+static int is_float(const st_tensor *t)
+{
+    return t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16;
+}
+
+int ld_take(struct loader *L, const char *name, int ndim, const st_tensor **out)
+{
+    st_tensor *t = st_find(L->f, name);
+    if (!t)
+        return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: missing", name);
+    if (!is_float(t))
+        return rn_errf(L->err, L->errlen, RN_ERR_FORMAT, "%s: dtype %s, expected F32, F16 or BF16",
+                       name, st_dtype_name(t->dtype));
+    if (t->ndim != ndim) {
+        char s[96];
+        fmt_shape(t, s, sizeof s);
+        return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: shape %s, expected %d dimensions",
+                       name, s, ndim);
+    }
+    if (!t->used)
+        L->m->info.n_params += t->numel;
+    t->used = 1;
+    *out = t;
+    return RN_OK;
+}
+
+int ld_has(struct loader *L, const char *fmt, ...)
+{
+    char name[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return st_find(L->f, name) != NULL;
+}
+
+/* The four tensors of batch norm `prefix` over c channels. */
+static int take_bn(struct loader *L, const char *prefix, int c, const st_tensor *t[4])
+{
+    char name[200];
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "%s.%s", prefix, bn_fields[i]);
+        int rc = ld_take(L, name, 1, &t[i]);
+        if (rc < 0)
+            return rc;
+        if (t[i]->shape[0] != c)
+            return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: shape [%lld], expected [%d]", name,
+                           (long long)t[i]->shape[0], c);
+    }
+    snprintf(name, sizeof name, "%s.num_batches_tracked", prefix);
+    st_tensor *nb = st_find(L->f, name);
+    if (nb) {
+        if (nb->numel > 1)
+            return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: %lld elements, expected one",
+                           name, (long long)nb->numel);
+        nb->used = 1;
+    }
+    if (c > L->max_c)
+        L->max_c = c;
+    return RN_OK;
+}
+
+static int nomem(struct loader *L)
+{
+    return rn_errf(L->err, L->errlen, RN_ERR_NOMEM, "out of memory");
+}
+
+int ld_conv(struct loader *L, const char *wname, const char *bnname, int in_c, int out_c, int k,
+            int groups, int stride, int *idx)
+{
+    const st_tensor *w;
+    int rc = ld_take(L, wname, 4, &w);
+    if (rc < 0)
+        return rc;
+    int64_t o = w->shape[0], i = w->shape[1], kh = w->shape[2], kw = w->shape[3];
+    if (groups < 0)
+        groups = i > 0 && in_c % i == 0 ? (int)(in_c / i) : 0;
+    char s[96];
+    fmt_shape(w, s, sizeof s);
+    if (o < 1 || o > 65536 || groups < 1 || o % groups || i * groups != in_c ||
+        (out_c >= 0 && o != out_c) || kh != kw || kh < 1 || kh > 15 || !(kh & 1) ||
+        (k >= 0 && kh != k)) {
+        char ko[16] = "out", kk[16] = "k";
+        if (out_c >= 0)
+            snprintf(ko, sizeof ko, "%d", out_c);
+        if (k >= 0)
+            snprintf(kk, sizeof kk, "%d", k);
+        if (groups > 1)
+            return rn_errf(L->err, L->errlen, RN_ERR_ARCH,
+                           "%s: shape %s, expected [%s,%d,%s,%s] (%d groups)", wname, s, ko,
+                           in_c / groups, kk, kk, groups);
+        return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: shape %s, expected [%s,%d,%s,%s]",
+                       wname, s, ko, in_c, kk, kk);
+    }
+    int c = rn_plan_conv(L->m);
+    if (c < 0)
+        return nomem(L);
+    L->m->convs[c] = (rn_conv){.in_c = in_c, .out_c = (int)o, .kh = (int)kh, .kw = (int)kw,
+                               .stride = stride, .pad = (int)kh / 2, .groups = groups};
+    if (L->n_srcs == L->cap_srcs) {
+        int cap = L->cap_srcs ? 2 * L->cap_srcs : 64;
+        struct conv_src *ns = realloc(L->srcs, (size_t)cap * sizeof *ns);
+        if (!ns)
+            return nomem(L);
+        L->srcs = ns;
+        L->cap_srcs = cap;
+    }
+    struct conv_src *src = &L->srcs[L->n_srcs];
+    memset(src, 0, sizeof *src);
+    src->conv = c;
+    src->w = w;
+    size_t wl = strlen(wname);
+    char bname[200];
+    if (wl > 7 && !strcmp(wname + wl - 7, ".weight") && wl < sizeof bname) {
+        snprintf(bname, sizeof bname, "%.*s.bias", (int)(wl - 7), wname);
+        if (st_find(L->f, bname)) {
+            if ((rc = ld_take(L, bname, 1, &src->b)) < 0)
+                return rc;
+            if (src->b->shape[0] != o)
+                return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: shape [%lld], expected [%lld]",
+                               bname, (long long)src->b->shape[0], (long long)o);
+        }
+    }
+    if (bnname && !(src->b && !ld_has(L, "%s.weight", bnname)) &&
+        (rc = take_bn(L, bnname, (int)o, src->bn)) < 0)
+        return rc;
+    L->n_srcs++;
+    L->n_floats += (size_t)w->numel + (size_t)o + 16;
+    *idx = c;
+    return RN_OK;
+}
+
+int ld_norm(struct loader *L, const char *prefix, int c, int *idx)
+{
+    int b = rn_plan_bn(L->m);
+    if (b < 0)
+        return nomem(L);
+    if (L->n_bsrcs == L->cap_bsrcs) {
+        int cap = L->cap_bsrcs ? 2 * L->cap_bsrcs : 64;
+        struct bn_src *ns = realloc(L->bsrcs, (size_t)cap * sizeof *ns);
+        if (!ns)
+            return nomem(L);
+        L->bsrcs = ns;
+        L->cap_bsrcs = cap;
+    }
+    struct bn_src *src = &L->bsrcs[L->n_bsrcs];
+    src->bn = b;
+    int rc = take_bn(L, prefix, c, src->t);
+    if (rc < 0)
+        return rc;
+    L->m->bns[b].c = c;
+    L->n_bsrcs++;
+    L->n_floats += 2 * (size_t)c + 32;
+    *idx = b;
+    return RN_OK;
+}
+
+int ld_op(struct loader *L, rn_op op)
+{
+    return rn_plan_op(L->m, &op) < 0 ? nomem(L) : RN_OK;
+}
+
+int ld_layer(struct loader *L, int kind, int buf, const char *name)
+{
+    return rn_plan_layer(L->m, kind, buf, "%s", name) < 0 ? nomem(L) : RN_OK;
+}
+
+int ld_input_norm(struct loader *L, int *in)
+{
+    *in = RN_BUF_INPUT;
+    if (!ld_has(L, "input_norm.weight"))
+        return RN_OK;
+    int b, rc;
+    if ((rc = ld_norm(L, "input_norm", 3, &b)) < 0 ||
+        (rc = ld_op(L, (rn_op){.kind = RN_OP_NORM_INPUT, .bn = b, .in = RN_BUF_INPUT,
+                               .out = RN_BUF_D})) < 0)
+        return rc;
+    *in = RN_BUF_D;
+    return RN_OK;
+}
+
+int ld_block(struct loader *L, int first, int in, const char *name)
+{
+    int rc = rn_plan_block(L->m, first, in, name);
+    if (rc == RN_ERR_INTERNAL)
+        return rn_errf(L->err, L->errlen, rc, "%s: not a residual block in the plan", name);
+    if (rc < 0)
+        return nomem(L);
+    return ld_layer(L, RN_LAYER_BUF, L->m->ops[L->m->n_ops - 1].out, name);
+}
+
+int ld_residual(struct loader *L, int in, int c1, int c2, int last, int out, int relu)
+{
+    int rc, prev = RN_BUF_T1;
+    if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c1, .in = in, .out = RN_BUF_T1,
+                               .bias = 1, .relu = 1, .write_b = 1})) < 0)
+        return rc;
+    if (c2 >= 0) {
+        if ((rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c2, .in = RN_BUF_T1, .out = RN_BUF_T2,
+                                   .bias = 1, .relu = 1, .write_b = 1})) < 0)
+            return rc;
+        prev = RN_BUF_T2;
+    }
+    return ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = last, .in = prev, .out = out, .bias = 1,
+                            .relu = relu, .accumulate = 1});
+}
+
+int ld_classifier(struct loader *L, const char *wname, const char *bname, int e)
+{
+    st_tensor *t = st_find(L->f, wname);
+    const st_tensor *fw, *fb;
+    int rc;
+    if ((rc = ld_take(L, wname, t && t->ndim == 4 ? 4 : 2, &fw)) < 0 ||
+        (rc = ld_take(L, bname, 1, &fb)) < 0)
+        return rc;
+    int conv1x1 = fw->ndim == 4;
+    if (fw->shape[1] != e || fw->shape[0] < 1 || fw->shape[0] > 1000000 ||
+        fb->shape[0] != fw->shape[0] || (conv1x1 && (fw->shape[2] != 1 || fw->shape[3] != 1))) {
+        char s1[96], s2[96];
+        fmt_shape(fw, s1, sizeof s1);
+        fmt_shape(fb, s2, sizeof s2);
+        return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s %s / %s %s: expected [classes,%d%s] and [classes]",
+                       wname, s1, bname, s2, e, conv1x1 ? ",1,1" : "");
+    }
+    L->m->info.n_classes = (int)fw->shape[0];
+    L->m->info.embed_dim = e;
+    L->fc_w = wname;
+    L->fc_b = bname;
+    L->n_floats += rn_fc_floats((int)fw->shape[0], e) + (size_t)fb->numel + 32;
+    return RN_OK;
+}
+
+
+/* Allocate the arena and fill it: conv weights with batch norm folded in,
+ * unfoldable batch norms as scale and shift, the classifier. */
+int ld_fill(struct loader *L)
+{
+    rn_model *m = L->m;
+    double eps = m->info.bn_eps;
+    m->arena = rn_alloc(L->n_floats * sizeof(float));
+    float *bn = malloc(4 * (size_t)(L->max_c + 1) * sizeof(float));
+    int rc = RN_OK;
+    if (!m->arena || !bn) {
+        rc = rn_errf(L->err, L->errlen, RN_ERR_NOMEM, "out of memory for %zu weights", L->n_floats);
+        goto out;
+    }
+    float *p = m->arena;
+#define TAKE(n) (p += ((size_t)(n) + 15) & ~(size_t)15, p - (((size_t)(n) + 15) & ~(size_t)15))
+    for (int i = 0; i < L->n_srcs; i++) {
+        struct conv_src *s = &L->srcs[i];
+        rn_conv *c = &m->convs[s->conv];
+        c->w = TAKE(s->w->numel);
+        c->b = TAKE(c->out_c);
+        if ((rc = st_read_f32(s->w, c->w, L->err, L->errlen)) < 0)
+            goto out;
+        memset(c->b, 0, (size_t)c->out_c * sizeof(float));
+        if (s->b && (rc = st_read_f32(s->b, c->b, L->err, L->errlen)) < 0)
+            goto out;
+        if (!s->bn[0])
+            continue;
+        for (int j = 0; j < 4; j++)
+            if ((rc = st_read_f32(s->bn[j], bn + j * c->out_c, L->err, L->errlen)) < 0)
+                goto out;
+        size_t per = (size_t)(s->w->numel / c->out_c);
+        for (int o = 0; o < c->out_c; o++) {
+            float g = bn[o], beta = bn[c->out_c + o], mean = bn[2 * c->out_c + o];
+            float var = bn[3 * c->out_c + o];
+            if (!(var >= 0)) {
+                rc = rn_errf(L->err, L->errlen, RN_ERR_FORMAT, "%s: element %d is negative (%g)",
+                             s->bn[3]->name, o, var);
+                goto out;
+            }
+            double scale = (double)g / sqrt((double)var + eps);
+            for (size_t j = 0; j < per; j++)
+                c->w[o * per + j] = (float)(c->w[o * per + j] * scale);
+            c->b[o] = (float)(beta + (c->b[o] - mean) * scale);
+        }
+    }
+    for (int i = 0; i < L->n_bsrcs; i++) {
+        struct bn_src *s = &L->bsrcs[i];
+        rn_bn *b = &m->bns[s->bn];
+        b->scale = TAKE(b->c);
+        b->shift = TAKE(b->c);
+        for (int j = 0; j < 4; j++)
+            if ((rc = st_read_f32(s->t[j], bn + j * b->c, L->err, L->errlen)) < 0)
+                goto out;
+        for (int o = 0; o < b->c; o++) {
+            float var = bn[3 * b->c + o];
+            if (!(var >= 0)) {
+                rc = rn_errf(L->err, L->errlen, RN_ERR_FORMAT, "%s: element %d is negative (%g)",
+                             s->t[3]->name, o, var);
+                goto out;
+            }
+            double scale = (double)bn[o] / sqrt((double)var + eps);
+            b->scale[o] = (float)scale;
+            b->shift[o] = (float)(bn[b->c + o] - bn[2 * b->c + o] * scale);
+        }
+    }
+    const st_tensor *fw = st_find(L->f, L->fc_w), *fb = st_find(L->f, L->fc_b);
+    int nc = m->info.n_classes, e = m->info.embed_dim;
+    m->fc_b = TAKE(nc);
+    m->fc_wt = TAKE(rn_fc_floats(nc, e));
+#undef TAKE
+    if ((rc = st_read_f32(fb, m->fc_b, L->err, L->errlen)) < 0)
+        goto out;
+    float *tmp = malloc((size_t)fw->numel * sizeof(float));
+    if (!tmp) {
+        rc = rn_errf(L->err, L->errlen, RN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    memset(m->fc_wt, 0, rn_fc_floats(nc, e) * sizeof(float));
+    if ((rc = st_read_f32(fw, tmp, L->err, L->errlen)) == RN_OK)
+        for (int o = 0; o < nc; o++)
+            for (int j = 0; j < e; j++)
+                m->fc_wt[rn_fc_at(e, j, o)] = tmp[(size_t)o * e + j];
+    free(tmp);
+out:
+    free(bn);
+    return rc;
+}
