@@ -6,7 +6,7 @@
 
 #include "kernels.h"
 
-struct pool_job {
+struct pooling_job {
     const rn_kernels *k; /* the blocked engine's table */
     const float *in;
     float *out;
@@ -17,7 +17,7 @@ struct pool_job {
 
 static void maxpool_task(void *arg, int t, int thread)
 {
-    const struct pool_job *j = arg;
+    const struct pooling_job *j = arg;
     const float *in = j->in + (size_t)t * j->h * j->w;
     float *out = j->out + (size_t)t * j->oh * j->ow;
     for (int oy = 0; oy < j->oh; oy++) {
@@ -37,7 +37,7 @@ static void maxpool_task(void *arg, int t, int thread)
 
 void rn_maxpool3x3s2(const rn_exec *ex, const float *in, int n, int c, int h, int w, float *out)
 {
-    struct pool_job j = {.in = in, .out = out, .c = c, .h = h, .w = w,
+    struct pooling_job j = {.in = in, .out = out, .c = c, .h = h, .w = w,
                          .oh = rn_out_dim(h, 3, 2, 1), .ow = rn_out_dim(w, 3, 2, 1)};
     rn_pool_run(ex->pool, n * c, maxpool_task, &j);
 }
@@ -45,7 +45,7 @@ void rn_maxpool3x3s2(const rn_exec *ex, const float *in, int n, int c, int h, in
 /* Task t: one channel block of one image, on the table's kernel. */
 static void maxpool_blocked_task(void *arg, int t, int thread)
 {
-    const struct pool_job *j = arg;
+    const struct pooling_job *j = arg;
     j->k->maxpool(j->in + (size_t)t * j->h * j->w * 16, j->h, j->w,
                   j->out + (size_t)t * j->oh * j->ow * 16, j->oh, j->ow);
 }
@@ -53,7 +53,7 @@ static void maxpool_blocked_task(void *arg, int t, int thread)
 void rn_maxpool3x3s2_blocked(const rn_exec *ex, const float *in, int n, int c, int h, int w,
                              float *out)
 {
-    struct pool_job j = {.k = ex->k, .in = in, .out = out, .c = c, .h = h, .w = w,
+    struct pooling_job j = {.k = ex->k, .in = in, .out = out, .c = c, .h = h, .w = w,
                          .oh = rn_out_dim(h, 3, 2, 1), .ow = rn_out_dim(w, 3, 2, 1)};
     rn_pool_run(ex->pool, n * rn_cblocks(c), maxpool_blocked_task, &j);
 }
@@ -61,7 +61,7 @@ void rn_maxpool3x3s2_blocked(const rn_exec *ex, const float *in, int n, int c, i
 /* Task t: channel block t % cb of image t / cb. */
 static void avgpool_blocked_task(void *arg, int t, int thread)
 {
-    const struct pool_job *j = arg;
+    const struct pooling_job *j = arg;
     int cb = rn_cblocks(j->c), img = t / cb, ch0 = t % cb * 16, hw = j->h;
     const float *in = j->in + (size_t)t * hw * 16;
     double s[16] = {0};
@@ -75,13 +75,13 @@ static void avgpool_blocked_task(void *arg, int t, int thread)
 void rn_global_avgpool_blocked(const rn_exec *ex, const float *in, int n, int c, int hw,
                                float *out)
 {
-    struct pool_job j = {.in = in, .out = out, .c = c, .h = hw};
+    struct pooling_job j = {.in = in, .out = out, .c = c, .h = hw};
     rn_pool_run(ex->pool, n * rn_cblocks(c), avgpool_blocked_task, &j);
 }
 
 static void avgpool_task(void *arg, int t, int thread)
 {
-    const struct pool_job *j = arg;
+    const struct pooling_job *j = arg;
     int hw = j->h, c0 = t * j->chunk, c1 = RN_MIN(j->n * j->c, c0 + j->chunk);
     for (int i = c0; i < c1; i++) {
         const float *p = j->in + (size_t)i * hw;
@@ -94,7 +94,7 @@ static void avgpool_task(void *arg, int t, int thread)
 
 void rn_global_avgpool(const rn_exec *ex, const float *in, int n, int c, int hw, float *out)
 {
-    struct pool_job j = {.in = in, .out = out, .n = n, .c = c, .h = hw, .chunk = 64};
+    struct pooling_job j = {.in = in, .out = out, .n = n, .c = c, .h = hw, .chunk = 64};
     rn_pool_run(ex->pool, (n * c + j.chunk - 1) / j.chunk, avgpool_task, &j);
 }
 
@@ -110,7 +110,7 @@ void rn_global_avgpool(const rn_exec *ex, const float *in, int n, int c, int hw,
  * instead of 0.63 (Intel Xeon, 2 threads). */
 static void linear_task(void *arg, int t, int thread)
 {
-    const struct pool_job *j = arg;
+    const struct pooling_job *j = arg;
     int nblk = rn_cblocks(j->classes);
     int b0 = t * j->chunk, b1 = RN_MIN(nblk, b0 + j->chunk);
     const float *w_end = j->wt + (size_t)b1 * j->e * 16; /* the task's weights */
@@ -144,7 +144,7 @@ void rn_linear(const rn_exec *ex, const float *in, int n, int e, const float *wt
                int classes, float *out)
 {
     int threads = rn_pool_size(ex->pool), nblk = rn_cblocks(classes);
-    struct pool_job j = {.in = in, .out = out, .n = n, .e = e, .wt = wt, .b = b,
+    struct pooling_job j = {.in = in, .out = out, .n = n, .e = e, .wt = wt, .b = b,
                          .classes = classes, .chunk = (nblk + threads - 1) / threads};
     rn_pool_run(ex->pool, (nblk + j.chunk - 1) / j.chunk, linear_task, &j);
 }
