@@ -40,7 +40,10 @@ ifeq ($(SANITIZE),1)
 override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) -Icore -I$(BUILD)/gen \
+# -ffp-contract=off: a multiply and an add stay two roundings in every
+# compiler (GCC's ISO mode does so already, clang's does not): INT8's
+# requantization must give the same bits on every table (docs/int8.md).
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread -ffp-contract=off $(WARN) $(CFLAGS) -Icore -I$(BUILD)/gen \
               $(shell pkg-config --cflags $(PKGS))
 LIBS := $(shell pkg-config --libs $(PKGS)) -lm -pthread -ldl
 
@@ -130,7 +133,7 @@ $(BUILD)/peak: bench/peak.c
 # The arm64 libraries' .pc files, not the host's (dpkg --add-architecture arm64;
 # scripts/install-deps.sh).
 AARCH64_PKG_CONFIG := /usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
-AARCH64_TESTS := test_blocked test_parity test_safetensors test_image test_inspect
+AARCH64_TESTS := test_blocked test_parity test_safetensors test_image test_inspect test_qconv
 test-aarch64:
 	@PKG_CONFIG_LIBDIR=$(AARCH64_PKG_CONFIG) $(MAKE) -s -j2 BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc \
 	    $(AARCH64_TESTS:%=build-aarch64/tests/%)

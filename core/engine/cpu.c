@@ -19,6 +19,8 @@ unsigned rn_cpu_features(void)
         f |= RN_CPU_AVX512;
     if ((f & RN_CPU_AVX512) && __builtin_cpu_supports("avx512bf16"))
         f |= RN_CPU_AVX512_BF16;
+    if ((f & RN_CPU_AVX512) && __builtin_cpu_supports("avx512vnni"))
+        f |= RN_CPU_AVX512_VNNI;
 #elif defined(__aarch64__)
     f |= RN_CPU_NEON; /* Advanced SIMD is part of every ARMv8-A core */
 #endif
@@ -74,6 +76,22 @@ const rn_kernels *rn_kernels_get(int isa)
 #endif
     case RN_ISA_C:
         return &rn_kernels_c;
+    default:
+        (void)f;
+        return NULL;
+    }
+}
+
+const rn_qkernels *rn_qkernels_get(int isa)
+{
+    unsigned f = rn_cpu_features();
+    switch (isa) {
+#if defined(__x86_64__)
+    case RN_ISA_AVX512:
+        return f & RN_CPU_AVX512_VNNI ? &rn_qkernels_avx512 : NULL;
+#endif
+    case RN_ISA_C:
+        return &rn_qkernels_c;
     default:
         (void)f;
         return NULL;

@@ -12,6 +12,7 @@
 #include "threads.h"
 
 struct rn_kernels;
+struct rn_qkernels;
 
 /* A convolution with the batch norm that follows it folded in: y = w * x + b
  * (b is zero where no batch norm follows, as in v2 blocks). */
@@ -44,6 +45,25 @@ typedef struct rn_conv {
     /* The same for BF16 models, as bf16 in wb's layout:
      * (16, ceil(out_c/16), ceil(in_c/16), 8 input pairs, 16 out, 2 in). */
     uint16_t *wub;
+    /* INT8 models (docs/int8.md), else NULL and 0. Set by the model before
+     * packing: the file's int8 weights (out_c, in_c/groups * kh * kw), their
+     * per-channel scales and int32 bias (out_c); the scales of the tensor it
+     * reads (the image's, for the stem), of the tensor it writes, and of the
+     * residual it adds (0: none). */
+    const int8_t *qw;
+    const float *qscale;
+    const int32_t *qbias;
+    float in_scale, out_scale, res_scale;
+    /* Set by rn_qconv_pack: weights for 4-channel dot products,
+     * (ceil(out_c/16), wp_ibg, kh, kw, cpix/4, 16 out, 4 in), cpix 16 bytes
+     * per pixel of a block, or 4 for the stem's NHWC4 image (q_stem); the
+     * bias with the stem's zero-point compensation, and the multipliers M,
+     * both (16 * ceil(out_c/16)), padding zero; the residual's R. */
+    int8_t *wq;
+    int32_t *bq;
+    float *mq;
+    float rq;
+    int q_stem;
 } rn_conv;
 
 /* The classifier's weight in blocks of 16 classes, the layout rn_linear
@@ -77,6 +97,7 @@ static inline int rn_avgpool_dim(int in)
 typedef struct rn_exec {
     rn_pool *pool;
     const struct rn_kernels *k; /* NULL on the BLAS path */
+    const struct rn_qkernels *qk; /* INT8 models: the INT8 tiles (kernels.h) */
     float *col;        /* n_threads * col_stride floats */
     size_t col_stride; /* floats per thread, a multiple of 16 (64-byte aligned parts) */
 } rn_exec;
@@ -174,5 +195,76 @@ void rn_maxpool3x3s2_blocked(const rn_exec *ex, const float *in, int n, int c, i
 /* rn_global_avgpool of NCHW16c in; out (n, c). */
 void rn_global_avgpool_blocked(const rn_exec *ex, const float *in, int n, int c, int hw,
                                float *out);
+
+/* ---- INT8 (docs/int8.md) ----
+ * Activations are u8 (after a ReLU) or s8, zero point 0, in NCHW16c with a
+ * border of RN_QB zero pixels around every image's plane of each block:
+ * (n, ceil(c/16), h + 2*RN_QB, w + 2*RN_QB, 16) bytes. The border is the
+ * convolutions' zero padding, so their tiles never meet an edge; each op
+ * that writes a tensor writes its border too. The image the stem reads is
+ * u8 with zero point 128, NHWC4 (3 channels and one of 128), its border of
+ * the stem's padding filled with 128: (n, h + 2*pad, w + 2*pad, 4). */
+#define RN_QB 1
+
+/* Bytes of one image's plane of one block of 16 channels. */
+static inline size_t rn_qplane(int h, int w)
+{
+    return (size_t)(h + 2 * RN_QB) * (w + 2 * RN_QB) * 16;
+}
+/* Bytes of n images of c channels. */
+static inline size_t rn_qbytes(int n, int c, int h, int w)
+{
+    return (size_t)n * rn_cblocks(c) * rn_qplane(h, w);
+}
+/* Bytes of n stem images (NHWC4, padded by pad). */
+static inline size_t rn_qimage_bytes(int n, int h, int w, int pad)
+{
+    return (size_t)n * (h + 2 * pad) * (w + 2 * pad) * 4;
+}
+
+/* 1 if the engine runs c in INT8: its padding fits the border (the stem's
+ * is any), strides 1 or 2. */
+int rn_qconv_ok(const rn_conv *c, int stem);
+/* Bytes rn_qconv_pack writes for c, and packing: from c->qw, c->qscale,
+ * c->qbias and the scales, into dst (64-byte aligned). stem: c reads the
+ * NHWC4 image. */
+size_t rn_qconv_packed_bytes(const rn_conv *c, int stem);
+void rn_qconv_pack(rn_conv *c, int stem, void *dst);
+
+typedef struct rn_qconv_args {
+    const rn_conv *c;   /* packed by rn_qconv_pack */
+    const uint8_t *in;  /* n images of ih x iw: the NHWC4 image (c->q_stem) or u8 NCHW16c */
+    int n, ih, iw;
+    void *out;          /* u8 (relu) or s8 NCHW16c */
+    const void *res;    /* the residual, s8 or u8 NCHW16c of out's shape, or NULL; may be out */
+    int res_s8, relu;
+} rn_qconv_args;
+
+/* out = requantized(conv(in) + bias [+ res * R]) as docs/int8.md defines it,
+ * on the INT8 micro-kernels ex->qk, parallel over images, output-block groups and
+ * rows. Bit for bit the same on every table and batch. */
+void rn_qconv_forward(const rn_exec *ex, const rn_qconv_args *a);
+
+/* The NCHW float image (n, c, h, w), c <= 4, as the stem's u8 NHWC4 image
+ * padded by pad: 128 + rint(clamp(x * q, -127, 127)), q = 1 / the image's
+ * scale; the border and the channels past c 128. */
+void rn_q_image(const rn_exec *ex, const float *in, int n, int c, int h, int w, float q, int pad,
+                uint8_t *out);
+/* Max pool 3x3, stride 2, padding 1 of u8 or s8 (is_s8) tensors. */
+void rn_q_maxpool3x3s2(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
+                       void *out);
+/* Average pool 2x2, stride 2, ceil mode (ResNet-D): rint(sum / count). */
+void rn_q_avgpool2x2(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
+                     void *out);
+/* out (u8) = rint(clamp(in * a[c] + b[c], 0, 255)) per channel; a and b
+ * (16 * ceil(c/16)), padding zero. */
+void rn_q_bn_relu(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
+                  const float *a, const float *b, uint8_t *out);
+/* out (n, c) = f32(sum) * (scale / hw) per channel: the global average pool. */
+void rn_q_global_avgpool(const rn_exec *ex, const void *in, int n, int c, int h, int w,
+                         int is_s8, float scale, float *out);
+/* out (n, c, h, w) NCHW floats = in * scale. */
+void rn_q_dequantize(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
+                     float scale, float *out);
 
 #endif

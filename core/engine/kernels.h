@@ -119,6 +119,65 @@ typedef void (*rn_wino_out_fn)(const rn_wino *j, int t0, int tc, int ob0, int ob
 
 enum { RN_NB_1, RN_NB_2, RN_NB_4, RN_NB_COUNT }; /* tiles of 1, 2 or 4 output blocks */
 
+/* One INT8 tile (docs/int8.md): r pixels of one output row times nb blocks
+ * of 16 output channels from block ob, every tap in range (the input's
+ * border is its padding). Offsets in bytes. */
+typedef struct rn_qtile {
+    const uint8_t *in;  /* input block 0 at the first pixel's first tap */
+    size_t in_ib;       /* between input channel blocks */
+    int ib_n, kh, kw;   /* input blocks an output block reads; taps */
+    int irow;           /* between input rows */
+    const int8_t *w;    /* c->wq at output block ob */
+    size_t w_ob;        /* between output blocks' weights */
+    const int32_t *bias; /* (nb * 16) from channel ob*16 */
+    const float *mult;  /* (nb * 16) from channel ob*16 */
+    uint8_t *out;       /* output pixel 0 of block ob */
+    size_t out_ob;      /* between output blocks */
+    const uint8_t *res; /* the residual at out's place, or NULL */
+    float rmul;         /* R */
+    int res_s8, relu;   /* relu: u8 out, else s8 */
+} rn_qtile;
+
+/* acc = bias + the sum over input blocks, taps and channels of in * w
+ * (u8 x s8, int32), then y = f32(acc) * mult [+ f32(res) * rmul], stored as
+ * rint(clamp(y, 0, 255)) (relu) or rint(clamp(y, -128, 127)), with no
+ * contraction of the multiply and the add. Pixel q reads input at
+ * t->in + q * S * CP (CP: bytes per input pixel, 16, or 4 for the stem's
+ * NHWC4 image). 1 <= r <= the table's qrmax for nb; w 64-byte aligned. */
+typedef void (*rn_qtile_fn)(const rn_qtile *t, int r);
+
+/* One output of an INT8 tile from its int32 sum: the requantization of
+ * docs/int8.md in scalar form, which every table's vector form matches bit
+ * for bit (IEEE float32, a multiply and an add, never fused; rint to
+ * nearest even). res: the residual's value, used only when has_res. */
+static inline __attribute__((always_inline)) int rn_requant(int32_t acc, float mult, int has_res,
+                                                            int res, float rmul, int relu)
+{
+    float y = (float)acc * mult;
+    if (has_res) {
+        float r = (float)res * rmul;
+        y = y + r;
+    }
+    float lo = relu ? 0.0f : -128.0f, hi = relu ? 255.0f : 127.0f;
+    y = y < lo ? lo : y > hi ? hi : y;
+    return (int)__builtin_nearbyintf(y);
+}
+
+/* rn_qkernels.tile's first index: NCHW16c input, or the stem's NHWC4 */
+enum { RN_QIN_C16, RN_QIN_NHWC4, RN_QIN_COUNT };
+
+/* The INT8 micro-kernels of one ISA (kern_int8_*.c), chosen apart from the
+ * FP32 table: an AVX-512 CPU without VNNI runs AVX-512 FP32 and AVX2 INT8. */
+typedef struct rn_qkernels {
+    const char *name; /* "avx512-vnni", "avx2", "neon", "c" */
+    int isa;          /* the enum rn_isa it belongs to */
+    /* [RN_QIN_*][stride 2][RN_NB_*]; NULL where the table has none (every
+     * table has nb 1) */
+    rn_qtile_fn tile[RN_QIN_COUNT][2][RN_NB_COUNT];
+    int rmax[RN_NB_COUNT]; /* widest tile, in pixels; 0: none of that nb */
+    int chunk_pixels;      /* output pixels per task, about */
+} rn_qkernels;
+
 typedef struct rn_kernels {
     const char *name; /* "avx512", "avx2", "neon", "c" */
     int isa;          /* enum rn_isa */
@@ -170,5 +229,13 @@ extern const rn_kernels rn_kernels_c;
 /* The table for isa (enum rn_isa, not AUTO or BLAS), or NULL when this build
  * or this CPU cannot run it (core/engine/cpu.c). */
 const rn_kernels *rn_kernels_get(int isa);
+
+#if defined(__x86_64__)
+extern const rn_qkernels rn_qkernels_avx512; /* needs avx512_vnni */
+#endif
+extern const rn_qkernels rn_qkernels_c;
+
+/* The INT8 table of isa, or NULL when this build or CPU cannot run it. */
+const rn_qkernels *rn_qkernels_get(int isa);
 
 #endif

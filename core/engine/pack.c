@@ -229,3 +229,71 @@ void rn_conv_pack(rn_conv *c, int kind, void *dst)
         break;
     }
 }
+
+/* ---- INT8 (docs/int8.md) ---- */
+
+int rn_qconv_ok(const rn_conv *c, int stem)
+{
+    if (c->stride < 1 || c->stride > 2 || !c->qw || !c->qscale || !c->qbias)
+        return 0;
+    /* the int32 sum cannot overflow: 255 * 128 per product, a bias within
+     * +-2^30 (the model checks it), the stem's compensation */
+    int64_t k = (int64_t)c->in_c / c->groups * c->kh * c->kw;
+    if (k * 255 * 128 * (stem ? 2 : 1) >= (int64_t)1 << 30)
+        return 0;
+    return stem ? c->groups == 1 && c->in_c <= 4 : c->pad <= RN_QB;
+}
+
+#define ALIGN64(v) (((size_t)(v) + 63) & ~(size_t)63)
+
+/* Bytes of c's packed int8 weights; cpix bytes per input pixel of a block. */
+static size_t qweight_bytes(const rn_conv *c, int cpix, int *ibg, int *obg)
+{
+    group_blocks(c, cpix == 4 ? 4 : 16, ibg, obg);
+    return (size_t)rn_cblocks(c->out_c) * *ibg * c->kh * c->kw * cpix * 16;
+}
+
+size_t rn_qconv_packed_bytes(const rn_conv *c, int stem)
+{
+    int ibg, obg;
+    size_t ch = (size_t)rn_cblocks(c->out_c) * 16;
+    return ALIGN64(qweight_bytes(c, stem ? 4 : 16, &ibg, &obg)) + ALIGN64(ch * sizeof(int32_t)) +
+           ALIGN64(ch * sizeof(float));
+}
+
+/* wq[ob][ib][ky][kx][i/4][o][i%4] = w[ob*16 + o][ib*cpix + i][ky][kx], the
+ * operand order of VPDPBUSD (4 input channels of one output channel in one
+ * 32-bit lane) and SDOT; the stem's image has one block of 4 channels. */
+void rn_qconv_pack(rn_conv *c, int stem, void *dst)
+{
+    int cpix = stem ? 4 : 16, taps = c->kh * c->kw, in_g = c->in_c / c->groups;
+    int ibg, obg;
+    size_t wbytes = qweight_bytes(c, cpix, &ibg, &obg), ch = (size_t)rn_cblocks(c->out_c) * 16;
+    int k = group_blocks(c, cpix == 4 ? 4 : 16, &c->wp_ibg, &c->wp_obg);
+    int8_t *wq = dst;
+    int32_t *bq = (int32_t *)((char *)dst + ALIGN64(wbytes));
+    float *mq = (float *)((char *)bq + ALIGN64(ch * sizeof(int32_t)));
+    memset(dst, 0, rn_qconv_packed_bytes(c, stem));
+    for (int o = 0; o < c->out_c; o++) {
+        int64_t sum = 0;
+        for (int ci = 0; ci < in_g; ci++) {
+            int i = stem ? ci : merged_channel(c, k, o, ci);
+            for (int t = 0; t < taps; t++) {
+                int8_t v = c->qw[((size_t)o * in_g + ci) * taps + t];
+                size_t at = ((((size_t)(o / 16) * ibg + i / cpix) * taps + t) * (cpix / 4) +
+                             i % cpix / 4) * 64 + o % 16 * 4 + i % 4;
+                wq[at] = v;
+                sum += v;
+            }
+        }
+        /* the stem reads u = x + 128: take 128 * sum(w) back out of the sum */
+        bq[o] = (int32_t)(c->qbias[o] - (stem ? 128 * sum : 0));
+        mq[o] = c->in_scale * c->qscale[o] / c->out_scale;
+    }
+    c->wq = wq;
+    c->bq = bq;
+    c->mq = mq;
+    c->rq = c->res_scale > 0.0f ? c->res_scale / c->out_scale : 0.0f;
+    c->q_stem = stem;
+    (void)obg;
+}

@@ -1,0 +1,131 @@
+/* AVX-512 VNNI INT8 micro-kernels (core/engine/kernels.h, docs/int8.md).
+ *
+ * Tile: R output pixels of one row times NB blocks of 16 output channels,
+ * R x NB int32 accumulators in zmm registers (R <= 14, NB <= 2: 28
+ * accumulators, NB weight vectors, one broadcast). Per tap and group of 4
+ * input channels it loads NB weight vectors (16 output channels x 4 input
+ * channels of int8, packed by rn_qconv_pack) and, per pixel, broadcasts the
+ * pixel's 4 input bytes as one 32-bit value into VPDPBUSD, which adds the 4
+ * products u8 x s8 of each lane to its int32: 64 multiply-adds an
+ * instruction, against FP32's 16 per FMA. The sums are exact, so their order
+ * is free; the epilogue is rn_requant's sequence in vector form: convert,
+ * multiply, [residual: convert, multiply, add], clamp, round to nearest even
+ * (VCVTPS2DQ in the default rounding mode), narrow to bytes. Separate
+ * multiply and add instructions: the build does not contract them
+ * (-ffp-contract=off), so every table gives the same bytes.
+ *
+ * Instances: R of 14, 7, 4, 2 and 1 pixels for each (input kind, stride,
+ * NB); any other width runs as a sum of those, which changes no result.
+ */
+#include "kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* Compiled for AVX-512 VNNI whatever the build flags; core/engine/cpu.c
+ * decides at run time whether it runs (rn_qkernels_get). */
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
+#define NO_PTR_CHECK __attribute__((no_sanitize("pointer-overflow")))
+
+static inline VNNI NO_PTR_CHECK __attribute__((always_inline)) void
+qtile(const rn_qtile *t, const int R, const int NB, const int S, const int CP)
+{
+    __m512i acc[14][2];
+#pragma GCC unroll 2
+    for (int b = 0; b < NB; b++) {
+        __m512i bias = _mm512_loadu_si512(t->bias + b * 16);
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++)
+            acc[r][b] = bias;
+    }
+    const int taps = t->kh * t->kw;
+    for (int ib = 0; ib < t->ib_n; ib++) {
+        const uint8_t *in = t->in + ib * t->in_ib;
+        const int8_t *w = t->w + (size_t)ib * taps * CP * 16;
+        for (int ky = 0; ky < t->kh; ky++)
+            for (int kx = 0; kx < t->kw; kx++) {
+                const uint8_t *ip = in + ky * t->irow + kx * CP;
+                const int8_t *wk = w + (ky * t->kw + kx) * CP * 16;
+#pragma GCC unroll 4
+                for (int c4 = 0; c4 < CP / 4; c4++) {
+                    __m512i wv[2];
+#pragma GCC unroll 2
+                    for (int b = 0; b < NB; b++)
+                        wv[b] = _mm512_load_si512(wk + b * t->w_ob + c4 * 64);
+#pragma GCC unroll 14
+                    for (int r = 0; r < R; r++) {
+                        int32_t v;
+                        __builtin_memcpy(&v, ip + r * S * CP + c4 * 4, 4);
+                        __m512i x = _mm512_set1_epi32(v);
+#pragma GCC unroll 2
+                        for (int b = 0; b < NB; b++)
+                            acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], x, wv[b]);
+                    }
+                }
+            }
+    }
+    const __m512 lo = _mm512_set1_ps(t->relu ? 0.0f : -128.0f), hi = _mm512_set1_ps(t->relu ? 255.0f : 127.0f);
+    const __m512 rmul = _mm512_set1_ps(t->rmul);
+#pragma GCC unroll 2
+    for (int b = 0; b < NB; b++) {
+        __m512 m = _mm512_loadu_ps(t->mult + b * 16);
+        uint8_t *out = t->out + b * t->out_ob;
+        const uint8_t *res = t->res ? t->res + b * t->out_ob : NULL;
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++) {
+            __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][b]), m);
+            if (res) {
+                __m128i rb = _mm_loadu_si128((const __m128i *)(const void *)(res + r * 16));
+                __m512i ri = t->res_s8 ? _mm512_cvtepi8_epi32(rb) : _mm512_cvtepu8_epi32(rb);
+                y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(ri), rmul));
+            }
+            y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+            _mm_storeu_si128((__m128i *)(void *)(out + r * 16), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(y)));
+        }
+    }
+}
+
+/* One instance per width in 14, 7, 4, 2, 1; a width r runs as the widest
+ * instances that fit, from the left. */
+#define QTILE_FN(name, NB, S, CP)                                                          \
+    static VNNI void name(const rn_qtile *t, int r)                                         \
+    {                                                                                       \
+        rn_qtile u = *t;                                                                    \
+        while (r > 0) {                                                                     \
+            int w = r >= 14 ? 14 : r >= 7 ? 7 : r >= 4 ? 4 : r >= 2 ? 2 : 1;                \
+            switch (w) {                                                                    \
+            case 14: qtile(&u, 14, NB, S, CP); break;                                       \
+            case 7: qtile(&u, 7, NB, S, CP); break;                                         \
+            case 4: qtile(&u, 4, NB, S, CP); break;                                         \
+            case 2: qtile(&u, 2, NB, S, CP); break;                                         \
+            default: qtile(&u, 1, NB, S, CP); break;                                        \
+            }                                                                               \
+            u.in += (size_t)w * S * CP;                                                     \
+            u.out += (size_t)w * 16;                                                        \
+            if (u.res)                                                                      \
+                u.res += (size_t)w * 16;                                                    \
+            r -= w;                                                                         \
+        }                                                                                   \
+    }
+
+QTILE_FN(qtile_1_s1, 1, 1, 16)
+QTILE_FN(qtile_1_s2, 1, 2, 16)
+QTILE_FN(qtile_2_s1, 2, 1, 16)
+QTILE_FN(qtile_2_s2, 2, 2, 16)
+QTILE_FN(qtile_1_s1_nhwc4, 1, 1, 4)
+QTILE_FN(qtile_1_s2_nhwc4, 1, 2, 4)
+QTILE_FN(qtile_2_s1_nhwc4, 2, 1, 4)
+QTILE_FN(qtile_2_s2_nhwc4, 2, 2, 4)
+
+const rn_qkernels rn_qkernels_avx512 = {
+    .name = "avx512-vnni",
+    .isa = RN_ISA_AVX512,
+    .tile = {
+        [RN_QIN_C16] = {{qtile_1_s1, qtile_2_s1}, {qtile_1_s2, qtile_2_s2}},
+        [RN_QIN_NHWC4] = {{qtile_1_s1_nhwc4, qtile_2_s1_nhwc4}, {qtile_1_s2_nhwc4, qtile_2_s2_nhwc4}},
+    },
+    .rmax = {14, 14, 0},
+    .chunk_pixels = 256,
+};
+
+#endif

@@ -1,0 +1,127 @@
+/* INT8 convolutions on the blocked engine's tables (docs/int8.md).
+ *
+ * Activations carry a border of RN_QB zero pixels (engine.h), which is the
+ * convolutions' zero padding: every tile runs every tap on every pixel, so
+ * unlike the FP32 driver (blocked.c) there are no edge columns to run
+ * apart, and a tile keeps its int32 sums in registers over all its input
+ * blocks and taps: no partial sums in memory, one requantizing store. The
+ * weights of one output block group (ib_n * taps * 256 bytes) stream from
+ * L2 while the tile reuses each load for all its pixels.
+ *
+ * Work is cut as the FP32 driver cuts it: tasks of (image, chunk of output
+ * rows, group of nb output blocks); a task also writes the border of its
+ * rows. Integer sums are exact and the requantization is one fixed sequence
+ * per element (rn_requant), so neither the cut nor the table changes a bit.
+ */
+#include <string.h>
+
+#include "kernels.h"
+
+struct qconv_job {
+    const rn_qconv_args *a;
+    rn_qtile_fn run;
+    int nb, rmax, ob_n, ib_n, obg, in_blocks;
+    int oh, ow, s, cpix;
+    int rows, n_chunks;      /* output rows per task, tasks per image and group */
+    size_t in_plane, out_plane; /* bytes per image and block (the stem: per image) */
+    int in_row, out_row;     /* bytes per row, border included */
+    ptrdiff_t in_at;         /* bytes from a plane to output (0, 0)'s first tap */
+    size_t w_ob;
+};
+
+/* The border of rows [y0, y1) of an output plane (oh x ow), and the top
+ * and bottom border rows when the range holds the first or the last row. */
+static void zero_border(uint8_t *p, int oh, int ow, int y0, int y1)
+{
+    size_t row = (size_t)(ow + 2 * RN_QB) * 16;
+    if (y0 == 0)
+        memset(p, 0, row * RN_QB);
+    if (y1 == oh)
+        memset(p + (size_t)(oh + RN_QB) * row, 0, row * RN_QB);
+    for (int y = y0; y < y1; y++) {
+        uint8_t *r = p + (size_t)(y + RN_QB) * row;
+        memset(r, 0, RN_QB * 16);
+        memset(r + (size_t)(ow + RN_QB) * 16, 0, RN_QB * 16);
+    }
+}
+
+static void qconv_task(void *arg, int task, int thread)
+{
+    const struct qconv_job *j = arg;
+    const rn_qconv_args *a = j->a;
+    const rn_conv *c = a->c;
+    int groups = j->ob_n / j->nb, grp = task % groups;
+    task /= groups;
+    int chunk = task % j->n_chunks, img = task / j->n_chunks, ob = grp * j->nb;
+    int y0 = chunk * j->rows, y1 = RN_MIN(j->oh, y0 + j->rows);
+    size_t out_at = ((size_t)img * j->ob_n + ob) * j->out_plane;
+    rn_qtile t = {
+        .in_ib = j->in_plane, .ib_n = j->ib_n, .kh = c->kh, .kw = c->kw, .irow = j->in_row,
+        .w = c->wq + (size_t)ob * j->w_ob, .w_ob = j->w_ob,
+        .bias = c->bq + ob * 16, .mult = c->mq + ob * 16,
+        .out_ob = j->out_plane, .rmul = c->rq, .res_s8 = a->res_s8, .relu = a->relu,
+    };
+    const uint8_t *in = a->in + ((size_t)img * j->in_blocks + (size_t)(ob / j->obg) * j->ib_n) * j->in_plane +
+                        j->in_at;
+    uint8_t *out = (uint8_t *)a->out + out_at;
+    const uint8_t *res = a->res ? (const uint8_t *)a->res + out_at : NULL;
+    for (int oy = y0; oy < y1; oy++) {
+        size_t orow = (size_t)(oy + RN_QB) * j->out_row + RN_QB * 16;
+        for (int ox = 0; ox < j->ow; ox += j->rmax) {
+            int r = RN_MIN(j->rmax, j->ow - ox);
+            t.in = in + (size_t)oy * j->s * j->in_row + (size_t)ox * j->s * j->cpix;
+            t.out = out + orow + (size_t)ox * 16;
+            t.res = res ? res + orow + (size_t)ox * 16 : NULL;
+            j->run(&t, r);
+        }
+    }
+    for (int b = 0; b < j->nb; b++)
+        zero_border(out + b * j->out_plane, j->oh, j->ow, y0, y1);
+}
+
+/* The widest group of output blocks the table has tiles for that divides a
+ * merged group: 4 blocks on short rows (layer 4's 7 pixels), else 2. */
+static int pick_qnb(const rn_qkernels *k, int kind, int s, int obg, int ow)
+{
+    static const int order[2][3] = {{RN_NB_2, RN_NB_4, RN_NB_1}, {RN_NB_4, RN_NB_2, RN_NB_1}};
+    const int *o = order[ow <= 8];
+    for (int i = 0; i < 3; i++)
+        if (k->tile[kind][s][o[i]] && k->rmax[o[i]] > 0 && obg % (1 << o[i]) == 0)
+            return o[i];
+    return RN_NB_1;
+}
+
+void rn_qconv_forward(const rn_exec *ex, const rn_qconv_args *a)
+{
+    const rn_conv *c = a->c;
+    const rn_qkernels *k = ex->qk;
+    int stem = c->q_stem, kind = stem ? RN_QIN_NHWC4 : RN_QIN_C16;
+    struct qconv_job j = {.a = a, .ob_n = rn_cblocks(c->out_c), .ib_n = c->wp_ibg, .obg = c->wp_obg,
+                          .s = c->stride, .cpix = stem ? 4 : 16};
+    j.oh = rn_out_dim(a->ih, c->kh, c->stride, c->pad);
+    j.ow = rn_out_dim(a->iw, c->kw, c->stride, c->pad);
+    if (stem) {
+        /* the image is padded by the stem's own padding: output (0, 0)'s
+         * first tap is its first pixel */
+        j.in_blocks = 1;
+        j.in_row = (a->iw + 2 * c->pad) * 4;
+        j.in_plane = (size_t)(a->ih + 2 * c->pad) * j.in_row;
+        j.in_at = 0;
+    } else {
+        j.in_blocks = rn_cblocks(c->in_c);
+        j.in_row = (a->iw + 2 * RN_QB) * 16;
+        j.in_plane = rn_qplane(a->ih, a->iw);
+        j.in_at = (ptrdiff_t)(RN_QB - c->pad) * j.in_row + (ptrdiff_t)(RN_QB - c->pad) * 16;
+    }
+    j.out_row = (j.ow + 2 * RN_QB) * 16;
+    j.out_plane = rn_qplane(j.oh, j.ow);
+    j.w_ob = (size_t)j.ib_n * c->kh * c->kw * j.cpix * 16;
+    int nbi = pick_qnb(k, kind, c->stride == 2, j.obg, j.ow);
+    j.nb = 1 << nbi;
+    j.rmax = k->rmax[nbi];
+    j.run = k->tile[kind][c->stride == 2][nbi];
+    int n_chunks = RN_MAX(1, (j.oh * j.ow + k->chunk_pixels / 2) / k->chunk_pixels);
+    j.rows = (j.oh + RN_MIN(n_chunks, j.oh) - 1) / RN_MIN(n_chunks, j.oh);
+    j.n_chunks = (j.oh + j.rows - 1) / j.rows;
+    rn_pool_run(ex->pool, a->n * j.n_chunks * (j.ob_n / j.nb), qconv_task, &j);
+}
