@@ -7,6 +7,7 @@ with antialiasing) on the shorter side, CenterCrop(crop), pixels 0..255 times
 `scale`, channels in `order`, minus `mean`, divided by `std`, NCHW float32.
 
 The default calibration set is the photos of Debian's darknet package (7
+photos), or without it the repository's image fixtures (variants of the same
 photos); --calib takes folders or files instead. It is small: a sanity
 calibration for a benchmark, not an accuracy study.
 """
@@ -18,7 +19,10 @@ import numpy as np
 from PIL import Image
 from torchvision import transforms
 
-DEFAULT_DIRS = ["/usr/share/darknet/data"]
+DARKNET = "/usr/share/darknet/data"
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                        "fixtures", "images")
+DEFAULT_DIRS = [DARKNET if os.path.isdir(DARKNET) else os.path.normpath(FIXTURES)]
 DEFAULT_PREPROCESS = {"resize": 256, "crop": 224, "scale": 1 / 255,
                       "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
                       "order": "RGB"}
