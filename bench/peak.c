@@ -1,5 +1,7 @@
 /* bench/peak: the peak FP32 FMA throughput of this machine, the ceiling that
- * make bench-peers and bench-scaling.sh divide the engine's GFLOP/s by.
+ * make bench-peers and bench-scaling.sh divide the engine's GFLOP/s by; and
+ * beside it the peak INT8 dot-product throughput (VPDPBUSD), the ceiling of
+ * an INT8 engine and of the INT8 peers.
  *
  * For each SIMD width the CPU runs (AVX-512 zmm, AVX2+FMA ymm on x86-64; NEON
  * q registers on aarch64), a loop of independent FMAs (acc = acc * a + b on
@@ -7,6 +9,12 @@
  * thread and on T threads. Each kernel is compiled with a function target
  * attribute and chosen at run time (__builtin_cpu_supports on x86-64), so the
  * binary runs on any CPU of its architecture.
+ *
+ * INT8 (x86-64): the same loop of independent VPDPBUSD (acc += four u8 x s8
+ * products per int32 lane) on zmm (AVX512-VNNI), on ymm with its EVEX form
+ * (AVX512-VNNI + AVX512VL) and on ymm with its VEX form (AVX-VNNI), each where
+ * the CPU has it; counted in MACs (one u8 x s8 multiply-add): 64 per zmm
+ * instruction, 32 per ymm. A CPU without any prints "no VNNI" and skips them.
  *
  * The machine may be shared: each thread times its work in slices of a few
  * millisecond, and the peak is the sum over threads of each thread's best
@@ -17,9 +25,12 @@
  *
  *   bench/peak [--threads T] [--seconds S]      (defaults: online CPUs, 0.5 s)
  *
- * Prints a table, then a last line of JSON:
- *   {"threads":2,"seconds":0.5,"avx512_gflops":232.1,"avx512_gflops_1t":116.3,...}
- * where NAME_gflops is for T threads, NAME_gflops_1t for one.
+ * Prints a table per precision, then a last line of JSON:
+ *   {"threads":2,"seconds":0.5,"avx512_gflops":232.1,"avx512_gflops_1t":116.3,...,
+ *    "avx512_vnni_gmacs":452.0,"avx512_vnni_gmacs_1t":226.4,...}
+ * where NAME_gflops (FP32 FLOP/s) and NAME_gmacs (INT8 MAC/s) are for T
+ * threads, NAME_gflops_1t and NAME_gmacs_1t for one; the INT8 names are
+ * avx512_vnni (zmm), avx512_vnni_ymm (EVEX ymm) and avx2_vnni (AVX-VNNI ymm).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -30,6 +41,7 @@
 #include <unistd.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #elif defined(__aarch64__)
 #include <arm_neon.h>
@@ -95,6 +107,96 @@ __attribute__((target("avx2,fma"))) static double fma_avx2(uint64_t iters)
 #undef SUM
     return (double)iters * YACC * 8 * 2;
 }
+
+/* INT8: acc (16 x int32) += the sums of 4 adjacent u8 x s8 products, for
+ * every lane, so 64 MACs per zmm VPDPBUSD and 32 per ymm. The sums wrap
+ * modulo 2^32 (no saturation in VPDPBUSD), which is harmless here. Each
+ * kernel returns the MACs done. The step is inline assembly: GCC 12 wraps
+ * each _mm512_dpbusd_epi32 of such a loop in two register copies (and
+ * spills), which the loop would then measure too; "v" lets the accumulators
+ * take all 32 registers, "x" keeps the VEX form to the 16 it can encode. */
+static volatile int8_t g_u8 = 3, g_s8 = -5;
+static volatile int32_t g_isink;
+
+/* zmm: 16 accumulators cover 2 ports x latency 5 (Ice Lake-SP, Sapphire
+ * Rapids) and 1 zmm per cycle x latency 4 (Zen 4's two 256-bit halves). */
+__attribute__((target("avx512f,avx512vnni"))) static double vnni_avx512(uint64_t iters)
+{
+    __m512i a = _mm512_set1_epi8(g_u8), b = _mm512_set1_epi8(g_s8);
+#define DECL(i) __m512i c##i = _mm512_set1_epi32(i);
+#define STEP(i) __asm__("vpdpbusd %2, %1, %0" : "+v"(c##i) : "v"(a), "v"(b));
+#define SUM(i) s = _mm512_add_epi32(s, c##i);
+    R16(DECL)
+    for (uint64_t n = 0; n < iters; n++) {
+        R16(STEP)
+    }
+    __m512i s = _mm512_setzero_si512();
+    R16(SUM)
+    g_isink = _mm512_reduce_add_epi32(s);
+#undef DECL
+#undef STEP
+#undef SUM
+    return (double)iters * 16 * 64;
+}
+
+/* ymm, EVEX-encoded (AVX512VL): 32 registers, so 16 accumulators as well. */
+__attribute__((target("avx512f,avx512vl,avx512vnni"))) static double vnni_avx512_ymm(uint64_t iters)
+{
+    __m256i a = _mm256_set1_epi8(g_u8), b = _mm256_set1_epi8(g_s8);
+#define DECL(i) __m256i c##i = _mm256_set1_epi32(i);
+#define STEP(i) __asm__("vpdpbusd %2, %1, %0" : "+v"(c##i) : "v"(a), "v"(b));
+#define SUM(i) s = _mm256_add_epi32(s, c##i);
+    R16(DECL)
+    for (uint64_t n = 0; n < iters; n++) {
+        R16(STEP)
+    }
+    __m256i s = _mm256_setzero_si256();
+    R16(SUM)
+    int32_t v[8];
+    _mm256_storeu_si256((__m256i *)v, s);
+    g_isink = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+#undef DECL
+#undef STEP
+#undef SUM
+    return (double)iters * 16 * 32;
+}
+
+/* ymm, VEX-encoded (AVX-VNNI: Alder Lake, Sapphire Rapids, Zen 5): 16
+ * registers, so 12 accumulators + a + b, as the AVX2 FMA loop. The target
+ * name needs GCC 11 or Clang 12, the {vex} prefix binutils 2.36. */
+#if (defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11)
+#define HAVE_AVXVNNI 1
+__attribute__((target("avx2,avxvnni"))) static double vnni_avx2(uint64_t iters)
+{
+    __m256i a = _mm256_set1_epi8(g_u8), b = _mm256_set1_epi8(g_s8);
+#define DECL(i) __m256i c##i = _mm256_set1_epi32(i);
+#define STEP(i) __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(c##i) : "x"(a), "x"(b));
+#define SUM(i) s = _mm256_add_epi32(s, c##i);
+    R12(DECL)
+    for (uint64_t n = 0; n < iters; n++) {
+        R12(STEP)
+    }
+    __m256i s = _mm256_setzero_si256();
+    R12(SUM)
+    int32_t v[8];
+    _mm256_storeu_si256((__m256i *)v, s);
+    g_isink = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+#undef DECL
+#undef STEP
+#undef SUM
+    return (double)iters * 12 * 32;
+}
+
+/* AVX-VNNI: CPUID.(EAX=7,ECX=1):EAX bit 4 (not every compiler's
+ * __builtin_cpu_supports knows it), with the OS saving ymm (AVX2 implies it). */
+static int has_avxvnni(void)
+{
+    unsigned a, b, c, d;
+    if (!__builtin_cpu_supports("avx2") || !__get_cpuid_count(7, 1, &a, &b, &c, &d))
+        return 0;
+    return (a >> 4) & 1;
+}
+#endif /* HAVE_AVXVNNI */
 #endif
 
 #if defined(__aarch64__)
@@ -138,6 +240,24 @@ static int probe(struct isa *isas)
                              __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")};
 #elif defined(__aarch64__)
     isas[n++] = (struct isa){"neon", "NEON q, 16 x 4 lanes", fma_neon, 1};
+#endif
+    return n;
+}
+
+/* the INT8 dot-product loops, named as their JSON keys */
+static int probe_int8(struct isa *isas)
+{
+    int n = 0;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    int vnni512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+    isas[n++] = (struct isa){"avx512_vnni", "VPDPBUSD zmm, 16 x 64 MACs", vnni_avx512, vnni512};
+    isas[n++] = (struct isa){"avx512_vnni_ymm", "VPDPBUSD ymm (EVEX), 16 x 32 MACs", vnni_avx512_ymm,
+                             vnni512 && __builtin_cpu_supports("avx512vl")};
+#ifdef HAVE_AVXVNNI
+    isas[n++] = (struct isa){"avx2_vnni", "VPDPBUSD ymm (AVX-VNNI), 12 x 32 MACs", vnni_avx2,
+                             has_avxvnni()};
+#endif
 #endif
     return n;
 }
@@ -226,6 +346,39 @@ static int measure(kernel_fn fn, int threads, double seconds, uint64_t chunk, in
     return 0;
 }
 
+/* One table: a row per loop, its best-slice and sustained rate on 1 and on
+ * `threads` threads (in `unit`, the kernels' count per second / 1e9), the
+ * name and loop columns wname and wloop wide. The rates are returned per
+ * loop; returns whether any loop ran. */
+static int table(const struct isa *isas, int n, int wname, int wloop, const char *unit, int threads,
+                 double seconds, int ncpu, double *p1, double *s1, double *pt, double *st)
+{
+    char head[32], h1[32], row[128];
+    snprintf(h1, sizeof h1, "1t %s", unit);
+    snprintf(head, sizeof head, "%dt %s", threads, unit);
+    snprintf(row, sizeof row, "%-*s %-*s", wname, "isa", wloop, "loop");
+    printf("%s %12s %12s %12s %12s\n", row, h1, "sustained", head, "sustained");
+    int any = 0;
+    for (int k = 0; k < n; k++) {
+        snprintf(row, sizeof row, "%-*s %-*s", wname, isas[k].name, wloop, isas[k].what);
+        if (!isas[k].supported) {
+            printf("%s %12s\n", row, "not on this CPU");
+            continue;
+        }
+        uint64_t chunk = calibrate(isas[k].fn);
+        if (measure(isas[k].fn, 1, seconds, chunk, ncpu, &p1[k], &s1[k]) < 0 ||
+            (threads > 1 && measure(isas[k].fn, threads, seconds, chunk, ncpu, &pt[k], &st[k]) < 0)) {
+            fprintf(stderr, "peak: cannot start threads\n");
+            exit(1);
+        }
+        if (threads == 1)
+            pt[k] = p1[k], st[k] = s1[k];
+        printf("%s %12.1f %12.1f %12.1f %12.1f\n", row, p1[k], s1[k], pt[k], st[k]);
+        any = 1;
+    }
+    return any;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: peak [--threads T] [--seconds S]\n");
@@ -255,37 +408,32 @@ int main(int argc, char **argv)
     if (ncpu < 1)
         ncpu = threads;
 
-    struct isa isas[4];
-    int n = probe(isas);
+    struct isa isas[4], int8[4];
+    int n = probe(isas), n8 = probe_int8(int8);
     double p1[4] = {0}, pt[4] = {0}, s1[4] = {0}, st[4] = {0};
+    double q1[4] = {0}, qt[4] = {0}, r1[4] = {0}, rt[4] = {0};
     printf("peak FP32 FMA throughput: %d online CPUs, %.2g s per measurement\n", ncpu, seconds);
-    char head[32];
-    snprintf(head, sizeof head, "%dt GFLOP/s", threads);
-    printf("%-8s %-30s %12s %12s %12s %12s\n", "isa", "loop", "1t GFLOP/s", "sustained", head,
-           "sustained");
-    int any = 0;
-    for (int k = 0; k < n; k++) {
-        if (!isas[k].supported) {
-            printf("%-8s %-30s %12s\n", isas[k].name, isas[k].what, "not on this CPU");
-            continue;
-        }
-        uint64_t chunk = calibrate(isas[k].fn);
-        if (measure(isas[k].fn, 1, seconds, chunk, ncpu, &p1[k], &s1[k]) < 0 ||
-            (threads > 1 && measure(isas[k].fn, threads, seconds, chunk, ncpu, &pt[k], &st[k]) < 0)) {
-            fprintf(stderr, "peak: cannot start threads\n");
-            return 1;
-        }
-        if (threads == 1)
-            pt[k] = p1[k], st[k] = s1[k];
-        printf("%-8s %-30s %12.1f %12.1f %12.1f %12.1f\n", isas[k].name, isas[k].what, p1[k], s1[k],
-               pt[k], st[k]);
-        any = 1;
-    }
+    int any = table(isas, n, 8, 30, "GFLOP/s", threads, seconds, ncpu, p1, s1, pt, st);
     if (!any)
         printf("(no SIMD FMA loop for this CPU)\n");
+    int any8 = 0;
+    for (int k = 0; k < n8; k++)
+        any8 |= int8[k].supported;
+    if (any8) {
+        printf("peak INT8 dot-product throughput (u8 x s8 -> s32; GMAC/s, one MAC a multiply-add)\n");
+        table(int8, n8, 15, 38, "GMAC/s", threads, seconds, ncpu, q1, r1, qt, rt);
+    } else {
+#if defined(__x86_64__)
+        printf("peak INT8 dot-product throughput: no VNNI on this CPU\n");
+#else
+        printf("peak INT8 dot-product throughput: no VNNI (not x86-64)\n");
+#endif
+    }
     int busy = 0;
     for (int k = 0; k < n; k++)
         busy |= isas[k].supported && (s1[k] < 0.8 * p1[k] || st[k] < 0.8 * pt[k]);
+    for (int k = 0; k < n8; k++)
+        busy |= int8[k].supported && (r1[k] < 0.8 * q1[k] || rt[k] < 0.8 * qt[k]);
     if (busy)
         printf("(sustained well below the best slices: other processes share the CPUs)\n");
     printf("{\"threads\":%d,\"seconds\":%g", threads, seconds);
@@ -293,6 +441,10 @@ int main(int argc, char **argv)
         if (isas[k].supported)
             printf(",\"%s_gflops\":%.1f,\"%s_gflops_1t\":%.1f,\"%s_gflops_sustained\":%.1f",
                    isas[k].name, pt[k], isas[k].name, p1[k], isas[k].name, st[k]);
+    for (int k = 0; k < n8; k++)
+        if (int8[k].supported)
+            printf(",\"%s_gmacs\":%.1f,\"%s_gmacs_1t\":%.1f,\"%s_gmacs_sustained\":%.1f",
+                   int8[k].name, qt[k], int8[k].name, q1[k], int8[k].name, rt[k]);
     printf("}\n");
     return 0;
 }

@@ -15,8 +15,23 @@
 # against ONNX Runtime (goal ours/onnxruntime >= 1.25 at every batch).
 # Without python3-torch (to export the ONNX file) ONNX Runtime is skipped.
 #
+# The INT8 peers run in the same rounds: onnxruntime-int8, ONNX Runtime on the
+# QDQ model (U8S8, per-channel) bench/peers/make_qdq.py writes as ONNX
+# Runtime's quantize_static would (needs python3-torch, python3-onnx and npm),
+# and pytorch-int8, PyTorch's FX post-training static quantization
+# (bench/peers/torch_int8.py, oneDNN where torch has it); both calibrated on
+# BENCH_CALIB (folders or images; default calib.py's: darknet's photos), made
+# once into bench/out/peers and remade when the model, the scripts or
+# BENCH_CALIB change. Beside their rows: GMAC/s (img/s x half the GFLOP per
+# image) and the fraction of the INT8 VPDPBUSD peak (build/peak).
+# Our own INT8 row, ours-int8, runs only when BENCH_INT8_MODEL names a model
+# for it (resnet bench -m BENCH_INT8_MODEL $BENCH_INT8_ARGS), e.g. the output
+# of resnet quantize with BENCH_INT8_ARGS="--precision int8"; it is then
+# compared with the INT8 peers as ours is with the FP32 ones.
+#
 #   BUILD=build BENCH_MODEL=... BENCH_THREADS=2 BENCH_SECONDS=8 BENCH_ROUNDS=3 \
-#   BENCH_BATCHES="1 8" BENCH_PEAK_SECONDS=0.5 bench/peers/run.sh
+#   BENCH_BATCHES="1 8" BENCH_PEAK_SECONDS=0.5 BENCH_CALIB=... \
+#   BENCH_INT8_MODEL=... BENCH_INT8_ARGS=... bench/peers/run.sh
 #
 # BENCH_SECONDS is whole seconds (resnet bench --seconds), at least 1.
 #
@@ -83,6 +98,56 @@ if [ "${BENCH_LAYERS:-0}" = 1 ]; then
     exec /usr/bin/python3 bench/peers/layers.py "$OUT" "$BATCHES" "$ROUNDS"
 fi
 
+# the INT8 peers' models, made once per model, scripts and calibration set (the
+# arguments they were made with kept beside them, as FILE.args)
+stale() { # FILE ARGS: whether FILE must be remade
+    [ ! -f "$1" ] || [ "$(cat "$1.args" 2>/dev/null)" != "$2" ] || [ "$MODEL" -nt "$1" ] ||
+        [ bench/peers/calib.py -nt "$1" ] || [ bench/peers/torch_model.py -nt "$1" ]
+}
+CALIB=(${BENCH_CALIB:-})
+STEM=$OUT/$(basename "$MODEL" .safetensors)
+QDQ=$STEM-qdq.onnx
+TORCH_INT8=$STEM-int8-torch.pt
+have_onnx=1
+/usr/bin/python3 -c 'import onnx' 2>/dev/null || have_onnx=0
+args="$MODEL ${CALIB[*]}"
+have_ort_int8=$have_ort
+if [ $have_ort = 0 ]; then
+    echo "bench-peers: no ONNX Runtime: onnxruntime-int8 skipped"
+elif stale "$QDQ" "$args" || [ bench/peers/make_qdq.py -nt "$QDQ" ]; then
+    rm -f "$QDQ.args"
+    if [ $have_torch = 0 ] || [ $have_onnx = 0 ]; then
+        echo "bench-peers: no python3-torch or python3-onnx to write $QDQ:" \
+            "onnxruntime-int8 skipped (scripts/install-deps.sh --dev)"
+        have_ort_int8=0
+    elif /usr/bin/python3 bench/peers/make_qdq.py "$MODEL" "$QDQ" ${CALIB[@]:+--calib "${CALIB[@]}"}; then
+        echo "$args" >"$QDQ.args"
+    else
+        echo "bench-peers: make_qdq.py failed: onnxruntime-int8 skipped"
+        have_ort_int8=0
+    fi
+fi
+# torch_int8.py times PyTorch itself: no python3-torch, no row
+have_torch_int8=$have_torch
+if [ $have_torch = 0 ]; then
+    echo "bench-peers: no python3-torch: pytorch-int8 skipped (scripts/install-deps.sh --dev)"
+elif stale "$TORCH_INT8" "$args" || [ bench/peers/torch_int8.py -nt "$TORCH_INT8" ]; then
+    rm -f "$TORCH_INT8.args"
+    if /usr/bin/python3 bench/peers/torch_int8.py quantize "$MODEL" "$TORCH_INT8" \
+        ${CALIB[@]:+--calib "${CALIB[@]}"}; then
+        echo "$args" >"$TORCH_INT8.args"
+    else
+        echo "bench-peers: torch_int8.py quantize failed: pytorch-int8 skipped"
+        have_torch_int8=0
+    fi
+fi
+INT8_MODEL=${BENCH_INT8_MODEL:-}
+INT8_ARGS=(${BENCH_INT8_ARGS:-})
+if [ -n "$INT8_MODEL" ] && [ ! -f "$INT8_MODEL" ]; then
+    echo "bench-peers: BENCH_INT8_MODEL=$INT8_MODEL: no such file: ours-int8 skipped"
+    INT8_MODEL=
+fi
+
 # engine batch round -> $OUT/ENGINE-bBATCH-rROUND.json (last JSON line of the run)
 # and .err (its stderr: resnet's "kernels: ISA" line);
 # round "rss": a 3 s run under /usr/bin/time, peak RSS into $OUT/ENGINE-rss.txt
@@ -101,6 +166,11 @@ run() {
         --threads "$THREADS" --seconds "$secs" ;;
     onnxruntime) "${pre[@]}" node bench/peers/ort_bench.js "$ONNX" "$b" "$THREADS" "$secs" ;;
     pytorch) "${pre[@]}" /usr/bin/python3 bench/peers/torch_bench.py "$MODEL" "$b" "$THREADS" "$secs" ;;
+    ours-int8) "${pre[@]}" "$BUILD/resnet" bench -m "$INT8_MODEL" --batch "$b" --threads "$THREADS" \
+        --seconds "$secs" ${INT8_ARGS[@]:+"${INT8_ARGS[@]}"} ;;
+    onnxruntime-int8) "${pre[@]}" node bench/peers/ort_bench.js "$QDQ" "$b" "$THREADS" "$secs" ;;
+    pytorch-int8) "${pre[@]}" /usr/bin/python3 bench/peers/torch_int8.py bench "$TORCH_INT8" "$b" \
+        "$THREADS" "$secs" ;;
     esac 2>"${f%.json}.err" | tail -n 1 >"$f"
 }
 
@@ -116,10 +186,14 @@ if grep -qw avx512f /proc/cpuinfo; then
         echo "ours-avx2: skipped, RN_ISA=avx2 refused: $(grep -v 'OpenBLAS core' <<<"$msg" | tail -n 1)"
     fi
 fi
+[ -n "$INT8_MODEL" ] && ENGINES="$ENGINES ours-int8"
 [ $have_ort = 1 ] && ENGINES="$ENGINES onnxruntime"
 [ $have_torch = 1 ] && ENGINES="$ENGINES pytorch"
+[ $have_ort_int8 = 1 ] && ENGINES="$ENGINES onnxruntime-int8"
+[ $have_torch_int8 = 1 ] && ENGINES="$ENGINES pytorch-int8"
 
-# the ceiling: peak FP32 FMA GFLOP/s per SIMD width on $THREADS threads
+# the ceiling: peak FP32 FMA GFLOP/s per SIMD width on $THREADS threads, and
+# the INT8 VPDPBUSD GMAC/s where the CPU has VNNI
 if [ -x "$BUILD/peak" ]; then
     "$BUILD/peak" --threads "$THREADS" --seconds "$PEAK_SECS" | tee "$OUT/peak.txt" | tail -n 1 >"$OUT/peak.json"
     sed '$d' "$OUT/peak.txt"
@@ -177,29 +251,62 @@ if not gflop:
     gflop = 8.18  # ResNet-50 v1.5 at 224x224 by the direct count
     print(f"(no gflops_224 from resnet info --json: assuming {gflop} GFLOP/image)")
 peak = load(f"{out}/peak.json") or {}
-ours = [e for e in engines if e.startswith("ours")]
-peers = [e for e in engines if not e.startswith("ours")]
+int8 = [e for e in engines if e.endswith("-int8")]
+ours = [e for e in engines if e.startswith("ours") and e not in int8]
+peers = [e for e in engines if not e.startswith("ours") and e not in int8]
+ours8 = [e for e in int8 if e.startswith("ours")]
+peers8 = [e for e in int8 if not e.startswith("ours")]
 def frac(e, b):
     """(isa, GFLOP/s, peak GFLOP/s or None)"""
     i = isa(e, b)
     return i, med(e, b, "images_per_s") * gflop, peak.get(f"{i}_gflops")
-print(f"{'engine':<14}{'batch':>6}{'img/s':>10}{'ms/batch':>11}   {'isa':<8}{'GFLOP/s':>8}{'of peak':>9}")
+# INT8: MACs per image (half the direct count's FLOPs) against build/peak's
+# VPDPBUSD loops: ours-int8 against the one of the ISA it ran, a peer (whose
+# kernels we do not know) against the fastest
+gmac = gflop / 2
+vnni = {k[:-len("_gmacs")]: v for k, v in peak.items() if k.endswith("_vnni_gmacs")}
+def frac8(e, b):
+    """(isa, GMAC/s, peak name or None, peak GMAC/s or None)"""
+    i = isa(e, b) if e in ours8 else "int8"
+    k = f"{i}_vnni" if f"{i}_vnni" in vnni else max(vnni, key=vnni.get, default=None)
+    return i, med(e, b, "images_per_s") * gmac, k, vnni.get(k)
+w = max([14] + [len(e) + 1 for e in engines])
+print(f"{'engine':<{w}}{'batch':>6}{'img/s':>10}{'ms/batch':>11}   {'isa':<8}{'GFLOP/s':>8}{'of peak':>9}")
 for b in batches:
     for e in engines:
-        line = f"{e:<14}{b:>6}{med(e, b, 'images_per_s'):>10.2f}{med(e, b, 'ms_per_batch_median'):>11.1f}"
+        line = f"{e:<{w}}{b:>6}{med(e, b, 'images_per_s'):>10.2f}{med(e, b, 'ms_per_batch_median'):>11.1f}"
         if e in ours:
             i, g, p = frac(e, b)
             line += f"   {i:<8}{g:>8.1f}"
             if p:
                 line += f"{g / p:>9.2f} of {i} {p:.0f}" + (" (FP32 FMA peak)" if e == "ours-bf16" else "")
+        elif e in int8:
+            i, g, k, p = frac8(e, b)
+            line += f"   {i:<8}{g:>8.1f}"
+            line += (f"{g / p:>9.2f} of {k} {p:.0f}" if p else " " * 9) + " (GMAC/s)"
         print(line)
 print(f"GFLOP/s: img/s x {gflop:.2f} GFLOP/image (direct-convolution count, 224x224); "
       f"peak: build/peak on the same threads" + ("" if peak else " (not measured)"))
+if int8:
+    print(f"INT8 rows, GMAC/s: img/s x {gmac:.2f} GMAC/image (the same count); peak: build/peak's "
+          + ("VPDPBUSD loop (GMAC/s)" if vnni else "VPDPBUSD loop, not measured (no VNNI)"))
 if peers:
     for b in batches:
         print(f"batch {b}: " + ", ".join(
             f"{o}/{p} {med(o, b, 'images_per_s') / med(p, b, 'images_per_s'):.2f}"
             for o in ours for p in peers))
+if ours8 and peers8:
+    for b in batches:
+        print(f"batch {b} INT8: " + ", ".join(
+            f"{o}/{p} {med(o, b, 'images_per_s') / med(p, b, 'images_per_s'):.2f}"
+            for o in ours8 for p in peers8))
+pairs = [(p + "-int8", p) for p in peers if p + "-int8" in peers8]
+if pairs:
+    for b in batches:
+        print(f"batch {b} INT8 over FP32: " + ", ".join(
+            f"{q}/{p} {med(q, b, 'images_per_s') / med(p, b, 'images_per_s'):.2f}" for q, p in pairs))
+if int8 and not ours8:
+    print("ours-int8: not measured (BENCH_INT8_MODEL unset)")
 def goal(what, vals, target):
     vals = [(b, v) for b, v in vals if not math.isnan(v)]
     if not vals:
