@@ -86,8 +86,13 @@ const char *rn_blas_corename(void);
 typedef struct rn_model rn_model; /* opaque, immutable after load */
 
 /* RN_PRECISION_BF16: bf16 weights and activations with FP32 accumulation
- * (AVX-512 BF16); FP32, with a log line, on CPUs without it. */
-enum rn_precision { RN_PRECISION_FP32 = 0, RN_PRECISION_BF16 = 1 };
+ * (AVX-512 BF16); FP32, with a log line, on CPUs without it.
+ * RN_PRECISION_INT8: a quantized model file (docs/int8.md) runs in INT8
+ * whatever was asked for; it is the file that says so, not the request. */
+enum rn_precision { RN_PRECISION_FP32 = 0, RN_PRECISION_BF16 = 1, RN_PRECISION_INT8 = 2 };
+
+/* "fp32", "bf16", "int8"; "unknown" otherwise. */
+const char *rn_precision_name(int precision);
 
 /* The micro-kernels a model runs on (the blocked engine, NCHW16c), or im2col
  * + OpenBLAS (RN_ISA_BLAS, also what grouped convolutions always use).

@@ -134,7 +134,7 @@ int cmd_bench(int argc, char **argv)
     printf("{\"batch\":%d,\"threads\":%d,\"images_per_s\":%.2f,\"ms_per_batch_median\":%.3f,"
            "\"isa\":\"%s\",\"precision\":\"%s\",\"gflops_224\":%.3f,\"openblas_core\":\"%s\"",
            batch, threads, batch * 1000.0 / median, median, rn_isa_name(info->isa),
-           info->precision == RN_PRECISION_BF16 ? "bf16" : "fp32", info->gflops,
+           rn_precision_name(info->precision), info->gflops,
            rn_blas_corename());
     if (layers) {
         printf(",\"layers\":[");

@@ -44,7 +44,7 @@ static cJSON *info_json(const rn_model *m)
         cJSON_AddItemToObject(l, "shape", cJSON_CreateIntArray(shape, 3));
         cJSON_AddItemToArray(layers, l);
     }
-    cJSON_AddStringToObject(o, "precision", in->precision == RN_PRECISION_BF16 ? "bf16" : "fp32");
+    cJSON_AddStringToObject(o, "precision", rn_precision_name(in->precision));
     const rn_preprocess *pp = rn_model_preprocess(m);
     cJSON *p = cJSON_AddObjectToObject(o, "preprocess");
     cJSON_AddNumberToObject(p, "resize", pp->resize);
@@ -81,7 +81,7 @@ static void print_text(const rn_model *m, const char *path)
     printf("embedding:    %d\n", in->embed_dim);
     printf("parameters:   %lld\n", (long long)in->n_params);
     printf("GFLOP/image:  %.2f at 224x224\n", in->gflops);
-    printf("kernels:      %s (RN_ISA to force one)\n", rn_isa_name(in->isa));
+    printf("kernels:      %s, %s (RN_ISA to force one)\n", rn_isa_name(in->isa), rn_precision_name(in->precision));
     printf("bn eps:       %g\n", in->bn_eps);
     int crop = rn_model_preprocess(m)->crop, shape[3];
     printf("layers:       (outputs at %dx%d, for resnet infer --layer)\n", crop, crop);

@@ -9,6 +9,7 @@ struct rn_ctx {
     const rn_model *m;
     int blocked;             /* the model is packed: ops run on NCHW16c */
     int bf16;                /* ... with bf16 weights (RN_PRECISION_BF16) */
+    int int8;                /* an INT8 model: the buffers hold bytes (model.h) */
     rn_exec exec;
     int n_threads;
     float *buf[RN_BUF_COUNT];
@@ -37,6 +38,8 @@ typedef struct rn_walk {
     float *buf[RN_BUF_COUNT];
     uint16_t *bufb[RN_BUF_COUNT];
     int shape[RN_BUF_COUNT][3];
+    float qscale[RN_BUF_COUNT]; /* INT8 models: each buffer's scale so far */
+    int qs8[RN_BUF_COUNT];      /* ... and whether it holds s8 */
     const float *input;
     int n, h, w;
     float *pooled, *logits;

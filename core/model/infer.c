@@ -125,6 +125,8 @@ int rn_ctx_new(const rn_model *m, const rn_ctx_params *params, rn_ctx **out, cha
     ctx->blocked = m->kern != NULL;
     ctx->exec.k = m->kern;
     ctx->bf16 = m->info.precision == RN_PRECISION_BF16;
+    ctx->int8 = m->info.precision == RN_PRECISION_INT8;
+    ctx->exec.qk = m->qkern;
     ctx->n_threads = p.n_threads;
     int rc = rn_ctx_reserve(ctx, p.max_batch, p.max_size, p.max_size, err, errlen);
     if (rc < 0)
@@ -264,8 +266,70 @@ int rn_ctx_profile_get(const rn_ctx *ctx, rn_op_profile *out, int cap)
     return m->n_ops;
 }
 
+/* Op i of an INT8 model (docs/int8.md): bytes in the buffers, the image
+ * quantized just before the stem, floats again from the global pool on. */
+static void walk_qop(rn_ctx *ctx, rn_walk *wk, int i)
+{
+    const rn_model *m = ctx->m;
+    const rn_op *op = &m->ops[i];
+    const int input_shape[3] = {3, wk->h, wk->w};
+    const int *shape = op->in >= 0 ? wk->shape[op->in] : input_shape;
+    int n = wk->n, c = shape[0], ih = shape[1], iw = shape[2];
+    const void *in = op->in >= 0 ? (const void *)wk->buf[op->in] : (const void *)wk->input;
+    void *out = op->out >= 0 ? (void *)wk->buf[op->out] : NULL;
+    switch (op->kind) {
+    case RN_OP_CONV: {
+        const rn_conv *cv = &m->convs[op->conv];
+        if (cv->q_stem) {
+            uint8_t *img = (uint8_t *)wk->buf[RN_BUF_Q];
+            rn_q_image(&ctx->exec, in, n, c, ih, iw, 1.0f / cv->in_scale, cv->pad, img);
+            in = img;
+        }
+        rn_qconv_args a = {.c = cv, .in = in, .n = n, .ih = ih, .iw = iw, .out = out,
+                           .res = op->accumulate ? out : NULL, .res_s8 = op->q_res_s8,
+                           .relu = op->relu};
+        rn_qconv_forward(&ctx->exec, &a);
+        break;
+    }
+    case RN_OP_BN_RELU: {
+        const rn_bn *b = &m->bns[op->bn];
+        rn_q_bn_relu(&ctx->exec, in, n, c, ih, iw, op->q_in_s8, b->qa, b->qb, out);
+        break;
+    }
+    case RN_OP_NORM_INPUT: {
+        const rn_bn *b = &m->bns[op->bn];
+        rn_channel_affine(&ctx->exec, in, n, c, ih, iw, b->scale, b->shift, out);
+        break;
+    }
+    case RN_OP_MAXPOOL:
+        rn_q_maxpool3x3s2(&ctx->exec, in, n, c, ih, iw, op->q_in_s8, out);
+        break;
+    case RN_OP_AVGPOOL:
+        rn_q_avgpool2x2(&ctx->exec, in, n, c, ih, iw, op->q_in_s8, out);
+        break;
+    case RN_OP_GAP:
+        rn_q_global_avgpool(&ctx->exec, in, n, c, ih, iw, op->q_in_s8, op->q_in_scale, wk->pooled);
+        break;
+    case RN_OP_FC:
+        rn_linear(&ctx->exec, wk->pooled, n, m->info.embed_dim, m->fc_wt, m->fc_b,
+                  m->info.n_classes, wk->logits);
+        break;
+    default: /* TO_BF16: nothing */
+        break;
+    }
+    if (rn_op_writes_buffer(op)) {
+        rn_op_shape(m, op, shape, wk->shape[op->out]);
+        wk->qscale[op->out] = op->q_out_scale;
+        wk->qs8[op->out] = op->q_out_s8;
+    }
+}
+
 static void walk_op(rn_ctx *ctx, rn_walk *wk, int i)
 {
+    if (ctx->int8) {
+        walk_qop(ctx, wk, i);
+        return;
+    }
     const rn_model *m = ctx->m;
     const rn_op *op = &m->ops[i];
     const int input_shape[3] = {3, wk->h, wk->w};
@@ -334,10 +398,16 @@ void rn_walk_conv(rn_ctx *ctx, const rn_conv_args *a)
         rn_conv_forward(&ctx->exec, a);
 }
 
-/* Copy a tapped buffer (c, h, w per image; NCHW16c if blocked) to an output. */
-static void tap(rn_ctx *ctx, const float *in, int n, int c, int h, int w, const rn_output *o)
+/* Copy a tapped buffer (c, h, w per image; NCHW16c if blocked, INT8
+ * bytes of buffer b's scale in an INT8 model) to an output. */
+static void tap(rn_ctx *ctx, const rn_walk *wk, int b, int n, int c, int h, int w, const rn_output *o)
 {
-    if (o->pool == RN_POOL_AVG) {
+    const float *in = wk->buf[b];
+    if (ctx->int8 && o->pool == RN_POOL_AVG) {
+        rn_q_global_avgpool(&ctx->exec, in, n, c, h, w, wk->qs8[b], wk->qscale[b], o->data);
+    } else if (ctx->int8) {
+        rn_q_dequantize(&ctx->exec, in, n, c, h, w, wk->qs8[b], wk->qscale[b], o->data);
+    } else if (o->pool == RN_POOL_AVG) {
         if (ctx->blocked)
             rn_global_avgpool_blocked(&ctx->exec, in, n, c, h * w, o->data);
         else
@@ -391,7 +461,7 @@ static int run(rn_ctx *ctx, const float *input, int n, int h, int w, float *logi
             else if (l->kind == RN_LAYER_LOGITS)
                 memcpy(outs[j].data, wk.logits, (size_t)n * m->info.n_classes * sizeof(float));
             else
-                tap(ctx, wk.buf[l->buf], n, sh[0], sh[1], sh[2], &outs[j]);
+                tap(ctx, &wk, l->buf, n, sh[0], sh[1], sh[2], &outs[j]);
         }
     }
     return RN_OK;

@@ -26,14 +26,15 @@ static int is_float(const st_tensor *t)
     return t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16;
 }
 
-int ld_take(struct loader *L, const char *name, int ndim, const st_tensor **out)
+/* ld_take for a tensor of dtype `dtype`, or any float one for -1. */
+static int take(struct loader *L, const char *name, int ndim, int dtype, const st_tensor **out)
 {
     st_tensor *t = st_find(L->f, name);
     if (!t)
         return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: missing", name);
-    if (!is_float(t))
-        return rn_errf(L->err, L->errlen, RN_ERR_FORMAT, "%s: dtype %s, expected F32, F16 or BF16",
-                       name, st_dtype_name(t->dtype));
+    if (dtype < 0 ? !is_float(t) : t->dtype != dtype)
+        return rn_errf(L->err, L->errlen, RN_ERR_FORMAT, "%s: dtype %s, expected %s", name,
+                       st_dtype_name(t->dtype), dtype < 0 ? "F32, F16 or BF16" : st_dtype_name(dtype));
     if (t->ndim != ndim) {
         char s[96];
         fmt_shape(t, s, sizeof s);
@@ -47,6 +48,73 @@ int ld_take(struct loader *L, const char *name, int ndim, const st_tensor **out)
     return RN_OK;
 }
 
+int ld_take(struct loader *L, const char *name, int ndim, const st_tensor **out)
+{
+    return take(L, name, ndim, -1, out);
+}
+
+/* An INT8 file's scale: an F32 scalar (shape [] or [1]), finite and > 0. */
+static int take_scale(struct loader *L, const char *name, const st_tensor **out)
+{
+    st_tensor *t = st_find(L->f, name);
+    int rc = take(L, name, t && t->ndim == 0 ? 0 : 1, ST_F32, out);
+    if (rc < 0)
+        return rc;
+    float v;
+    if ((*out)->numel != 1)
+        return rn_errf(L->err, L->errlen, RN_ERR_FORMAT, "%s: %lld elements, expected one scale", name,
+                       (long long)(*out)->numel);
+    memcpy(&v, (*out)->data, sizeof v);
+    if (!(isfinite(v) && v > 0))
+        return rn_errf(L->err, L->errlen, RN_ERR_FORMAT, "%s: scale %g, expected a finite number > 0",
+                       name, v);
+    return RN_OK;
+}
+
+static float scale_of(const st_tensor *t)
+{
+    float v;
+    memcpy(&v, t->data, sizeof v);
+    return v;
+}
+
+int ld_input_scale(struct loader *L)
+{
+    const st_tensor *t;
+    int rc = take_scale(L, "input_scale", &t);
+    if (rc == RN_OK)
+        L->m->q_input_scale = scale_of(t);
+    return rc;
+}
+
+/* NAME.SUFFIX for a weight named NAME.weight. */
+static int sibling(const char *wname, const char *suffix, char *out, size_t len)
+{
+    size_t wl = strlen(wname);
+    if (wl <= 7 || strcmp(wname + wl - 7, ".weight"))
+        return -1;
+    return snprintf(out, len, "%.*s.%s", (int)(wl - 7), wname, suffix) < (int)len ? 0 : -1;
+}
+
+/* An INT8 convolution's I32 bias, per-channel weight scales and output scale. */
+static int take_qconv(struct loader *L, const char *wname, int64_t o, struct conv_src *src)
+{
+    char name[200];
+    int rc;
+    const char *what[2] = {"bias", "weight_scale"};
+    const st_tensor **dst[2] = {&src->b, &src->qs};
+    for (int i = 0; i < 2; i++) {
+        if (sibling(wname, what[i], name, sizeof name) < 0)
+            return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: not a NAME.weight", wname);
+        if ((rc = take(L, name, 1, i ? ST_F32 : ST_I32, dst[i])) < 0)
+            return rc;
+        if ((*dst[i])->shape[0] != o)
+            return rn_errf(L->err, L->errlen, RN_ERR_ARCH, "%s: shape [%lld], expected [%lld]", name,
+                           (long long)(*dst[i])->shape[0], (long long)o);
+    }
+    sibling(wname, "output_scale", name, sizeof name);
+    return take_scale(L, name, &src->os);
+}
 int ld_has(struct loader *L, const char *fmt, ...)
 {
     char name[200];
@@ -92,7 +160,7 @@ int ld_conv(struct loader *L, const char *wname, const char *bnname, int in_c, i
             int groups, int stride, int *idx)
 {
     const st_tensor *w;
-    int rc = ld_take(L, wname, 4, &w);
+    int rc = take(L, wname, 4, L->quant ? ST_I8 : -1, &w);
     if (rc < 0)
         return rc;
     int64_t o = w->shape[0], i = w->shape[1], kh = w->shape[2], kw = w->shape[3];
@@ -132,6 +200,14 @@ int ld_conv(struct loader *L, const char *wname, const char *bnname, int in_c, i
     memset(src, 0, sizeof *src);
     src->conv = c;
     src->w = w;
+    if (L->quant) {
+        if ((rc = take_qconv(L, wname, o, src)) < 0)
+            return rc;
+        L->n_srcs++;
+        L->n_floats += (size_t)(w->numel + 3) / 4 + 2 * (size_t)o + 48;
+        *idx = c;
+        return RN_OK;
+    }
     size_t wl = strlen(wname);
     char bname[200];
     if (wl > 7 && !strcmp(wname + wl - 7, ".weight") && wl < sizeof bname) {
@@ -153,7 +229,9 @@ int ld_conv(struct loader *L, const char *wname, const char *bnname, int in_c, i
     return RN_OK;
 }
 
-int ld_norm(struct loader *L, const char *prefix, int c, int *idx)
+/* ld_norm; scaled: in an INT8 file, it writes a u8 tensor of its own scale
+ * (every batch norm but the one on the float image). */
+static int norm(struct loader *L, const char *prefix, int c, int scaled, int *idx)
 {
     int b = rn_plan_bn(L->m);
     if (b < 0)
@@ -171,11 +249,21 @@ int ld_norm(struct loader *L, const char *prefix, int c, int *idx)
     int rc = take_bn(L, prefix, c, src->t);
     if (rc < 0)
         return rc;
+    src->os = NULL;
+    char name[200];
+    snprintf(name, sizeof name, "%s.output_scale", prefix);
+    if (L->quant && scaled && (rc = take_scale(L, name, &src->os)) < 0)
+        return rc;
     L->m->bns[b].c = c;
     L->n_bsrcs++;
     L->n_floats += 2 * (size_t)c + 32;
     *idx = b;
     return RN_OK;
+}
+
+int ld_norm(struct loader *L, const char *prefix, int c, int *idx)
+{
+    return norm(L, prefix, c, 1, idx);
 }
 
 int ld_op(struct loader *L, rn_op op)
@@ -194,7 +282,7 @@ int ld_input_norm(struct loader *L, int *in)
     if (!ld_has(L, "input_norm.weight"))
         return RN_OK;
     int b, rc;
-    if ((rc = ld_norm(L, "input_norm", 3, &b)) < 0 ||
+    if ((rc = norm(L, "input_norm", 3, 0, &b)) < 0 ||
         (rc = ld_op(L, (rn_op){.kind = RN_OP_NORM_INPUT, .bn = b, .in = RN_BUF_INPUT,
                                .out = RN_BUF_D})) < 0)
         return rc;
@@ -254,6 +342,32 @@ int ld_classifier(struct loader *L, const char *wname, const char *bname, int e)
 }
 
 
+/* An INT8 convolution's tensors, each value checked: weights -127..127
+ * (symmetric, docs/int8.md), scales finite and > 0, biases within +-2^30
+ * (so that no int32 sum can overflow). */
+static int fill_qconv(struct loader *L, const struct conv_src *s, int8_t *qw, float *qs, int32_t *qb)
+{
+    int o = (int)s->qs->numel, rc;
+    memcpy(qw, s->w->data, (size_t)s->w->numel);
+    for (int64_t i = 0; i < s->w->numel; i++)
+        if (qw[i] == -128)
+            return rn_errf(L->err, L->errlen, RN_ERR_FORMAT,
+                           "%s: element %lld is -128; INT8 weights are symmetric, -127..127",
+                           s->w->name, (long long)i);
+    if ((rc = st_read_f32(s->qs, qs, L->err, L->errlen)) < 0)
+        return rc;
+    for (int i = 0; i < o; i++)
+        if (!(isfinite(qs[i]) && qs[i] > 0))
+            return rn_errf(L->err, L->errlen, RN_ERR_FORMAT,
+                           "%s: element %d is %g, expected a finite scale > 0", s->qs->name, i, qs[i]);
+    memcpy(qb, s->b->data, (size_t)o * sizeof(int32_t));
+    for (int i = 0; i < o; i++)
+        if (qb[i] < -(1 << 30) || qb[i] > (1 << 30))
+            return rn_errf(L->err, L->errlen, RN_ERR_FORMAT,
+                           "%s: element %d is %d, beyond +-2^30", s->b->name, i, (int)qb[i]);
+    return RN_OK;
+}
+
 /* Allocate the arena and fill it: conv weights with batch norm folded in,
  * unfoldable batch norms as scale and shift, the classifier. */
 int ld_fill(struct loader *L)
@@ -272,6 +386,18 @@ int ld_fill(struct loader *L)
     for (int i = 0; i < L->n_srcs; i++) {
         struct conv_src *s = &L->srcs[i];
         rn_conv *c = &m->convs[s->conv];
+        if (L->quant) {
+            int8_t *qw = (int8_t *)TAKE((s->w->numel + 3) / 4);
+            float *qs = TAKE(c->out_c);
+            int32_t *qb = (int32_t *)TAKE(c->out_c);
+            if ((rc = fill_qconv(L, s, qw, qs, qb)) < 0)
+                goto out;
+            c->qw = qw;
+            c->qscale = qs;
+            c->qbias = qb;
+            c->out_scale = scale_of(s->os);
+            continue;
+        }
         c->w = TAKE(s->w->numel);
         c->b = TAKE(c->out_c);
         if ((rc = st_read_f32(s->w, c->w, L->err, L->errlen)) < 0)
@@ -307,6 +433,8 @@ int ld_fill(struct loader *L)
         for (int j = 0; j < 4; j++)
             if ((rc = st_read_f32(s->t[j], bn + j * b->c, L->err, L->errlen)) < 0)
                 goto out;
+        if (s->os)
+            b->out_scale = scale_of(s->os);
         for (int o = 0; o < b->c; o++) {
             float var = bn[3 * b->c + o];
             if (!(var >= 0)) {

@@ -14,12 +14,14 @@
 struct conv_src {
     int conv;
     const st_tensor *w, *b, *bn[4]; /* weight; bias; bn weight, bias, running_mean, running_var */
+    const st_tensor *qs, *os;       /* INT8 files: weight_scale, output_scale (b: I32) */
 };
 
 /* A batch norm kept as a scale and shift (rn_bn). */
 struct bn_src {
     int bn;
     const st_tensor *t[4];
+    const st_tensor *os; /* INT8 files: output_scale */
 };
 
 struct loader {
@@ -34,6 +36,8 @@ struct loader {
     size_t n_floats; /* arena size */
     int max_c;       /* widest batch norm */
     const char *fc_w, *fc_b; /* the classifier's tensors; fc_w is 2-D or a 1x1 conv's 4-D */
+    int quant;               /* an INT8 file (metadata resnet.quantization, docs/int8.md):
+                                convolutions are I8 weights, I32 biases and scales */
 };
 
 /* A float tensor of ndim dimensions, marked used. */
@@ -44,7 +48,9 @@ int ld_has(struct loader *L, const char *fmt, ...) __attribute__((format(printf,
  * is zero), reading in_c channels. A convolution with a bias of its own
  * (`NAME.bias` beside `NAME.weight`: an ONNX export with batch norm folded)
  * needs no batch norm after it, and has both folded when one follows; out_c and k are required values or -1 for
- * any; groups -1 derives them from the shape. Appends it to m->convs and
+ * any; groups -1 derives them from the shape. In an INT8 file the weight is
+ * I8 with NAME.weight_scale, NAME.output_scale and an I32 NAME.bias beside
+ * it, batch norm already folded (docs/int8.md). Appends it to m->convs and
  * sets *idx. */
 int ld_conv(struct loader *L, const char *wname, const char *bnname, int in_c, int out_c, int k,
             int groups, int stride, int *idx);
@@ -68,6 +74,9 @@ int ld_input_norm(struct loader *L, int *in);
 int ld_residual(struct loader *L, int in, int c1, int c2, int last, int out, int relu);
 /* The classifier: fc_w (classes, e) or (classes, e, 1, 1), fc_b (classes). */
 int ld_classifier(struct loader *L, const char *w, const char *b, int e);
+
+/* INT8 files: the image's scale (tensor input_scale) into m->q_input_scale. */
+int ld_input_scale(struct loader *L);
 
 /* Allocate the arena and read every recorded tensor into it (after a
  * builder has succeeded): weights folded with their batch norms, scale and

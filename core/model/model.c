@@ -22,6 +22,30 @@
 
 /* ---- metadata ---- */
 
+/* resnet.quantization (docs/int8.md): this file is an INT8 model. A JSON
+ * object whose "version" this build reads; the rest describes how it was
+ * made, for people. The image's scale is read here too, before a builder
+ * counts the tensors it did not use. */
+static int read_quantization(struct loader *L)
+{
+    const char *v = st_meta(L->f, "resnet.quantization");
+    if (!v)
+        return RN_OK;
+    cJSON *j = cJSON_Parse(v);
+    cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
+    int ok = cJSON_IsObject(j) && cJSON_IsNumber(ver) && ver->valuedouble == 1;
+    cJSON_Delete(j);
+    if (!ok)
+        return rn_errf(L->err, L->errlen, RN_ERR_FORMAT,
+                       "metadata resnet.quantization: \"%.40s\", expected a JSON object with \"version\": 1",
+                       v);
+    if (strcmp(L->f->format ? L->f->format : "safetensors", "safetensors"))
+        return rn_errf(L->err, L->errlen, RN_ERR_UNSUPPORTED,
+                       "metadata resnet.quantization: INT8 models are read from safetensors files");
+    L->quant = 1;
+    return ld_input_scale(L);
+}
+
 static int read_meta(struct loader *L)
 {
     rn_model *m = L->m;
@@ -67,7 +91,7 @@ static int read_meta(struct loader *L)
             return rc;
         }
     }
-    return RN_OK;
+    return read_quantization(L);
 }
 
 /* n class names from a JSON array or {"0": name, ...} object or, when
@@ -245,19 +269,31 @@ static int load(st_file *f, const rn_model_params *params, rn_model **out, char 
         return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory");
     struct loader L = {.f = f, .m = m, .err = err, .errlen = errlen};
     int rc;
-    if (params && params->precision != RN_PRECISION_FP32 && params->precision != RN_PRECISION_BF16) {
+    if (params && params->precision != RN_PRECISION_FP32 && params->precision != RN_PRECISION_BF16 &&
+        params->precision != RN_PRECISION_INT8) {
         rc = rn_errf(err, errlen, RN_ERR_INVALID_ARG, "unknown precision %d", params->precision);
         goto out_free_model;
     }
     int isa; /* refused before anything is read when the CPU cannot run it */
     if ((rc = rn_isa_choose(params ? params->isa : RN_ISA_AUTO, &isa, err, errlen)) < 0)
         goto out_free_model;
-    if ((rc = read_meta(&L)) < 0 || (rc = describe(&L)) < 0 || (rc = read_labels(&L, params ? params->labels : NULL)) < 0 ||
+    if ((rc = read_meta(&L)) < 0)
+        goto out_free_model;
+    int precision = params ? params->precision : RN_PRECISION_FP32;
+    if (precision == RN_PRECISION_INT8 && !L.quant) {
+        rc = rn_errf(err, errlen, RN_ERR_INVALID_ARG,
+                     "precision int8: this file holds float weights; `resnet quantize` makes an INT8 model of it");
+        goto out_free_model;
+    }
+    if (L.quant && precision != RN_PRECISION_INT8 && precision != RN_PRECISION_FP32)
+        rn_log(RN_LOG_WARN, "an INT8 model: running in INT8, not %s", rn_precision_name(precision));
+    if (L.quant)
+        precision = RN_PRECISION_INT8;
+    if ((rc = describe(&L)) < 0 || (rc = read_labels(&L, params ? params->labels : NULL)) < 0 ||
         (rc = ld_fill(&L)) < 0)
         goto out_free_model;
     st_drop_pages(f); /* read once: the file's pages need not stay beside the packing */
-    if ((rc = rn_model_pack(m, params ? params->precision : RN_PRECISION_FP32, isa, err,
-                            errlen)) < 0)
+    if ((rc = rn_model_pack(m, precision, isa, err, errlen)) < 0)
         goto out_free_model;
     summarise(m);
     snprintf(m->info.format, sizeof m->info.format, "%s", f->format ? f->format : "safetensors");
@@ -330,6 +366,13 @@ void rn_model_free(rn_model *m)
     free(m->blocks);
     rn_free(m->arena);
     free(m);
+}
+
+const char *rn_precision_name(int precision)
+{
+    static const char *const names[] = {[RN_PRECISION_FP32] = "fp32", [RN_PRECISION_BF16] = "bf16",
+                                        [RN_PRECISION_INT8] = "int8"};
+    return precision >= 0 && precision < (int)RN_ARRAY_LEN(names) ? names[precision] : "unknown";
 }
 
 const rn_model_info *rn_model_info_get(const rn_model *m)

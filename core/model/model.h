@@ -13,12 +13,19 @@ typedef struct rn_bn {
     int c;
     float *scale; /* (c): weight / sqrt(running_var + eps) */
     float *shift; /* (c): bias - running_mean * scale */
+    /* INT8 models: the scale of the u8 tensor it writes (from the file), and
+     * docs/int8.md's A and B (16 * ceil(c/16), padding zero; rn_model_pack) */
+    float out_scale;
+    float *qa, *qb;
 } rn_bn;
 
 /* Buffers the ops read and write. RN_BUF_INPUT is the caller's NCHW image;
  * the others are the context's, planned by walking the plan (rn_plan_sizes).
  * Each has a bf16 twin for BF16 models (rn_op.write_b, RN_OP_TO_BF16). */
-enum { RN_BUF_X, RN_BUF_D, RN_BUF_T1, RN_BUF_T2, RN_BUF_P, RN_BUF_COUNT, RN_BUF_INPUT = -1 };
+enum { RN_BUF_X, RN_BUF_D, RN_BUF_T1, RN_BUF_T2, RN_BUF_P, RN_BUF_Q, RN_BUF_COUNT, RN_BUF_INPUT = -1 };
+/* RN_BUF_Q: INT8 models only, the stem's u8 NHWC4 image (engine.h), made
+ * from the caller's input by the executor just before the stem runs. INT8
+ * models keep bytes in the buffers: u8 or s8 NCHW16c with a border. */
 
 enum rn_op_kind {
     RN_OP_CONV,     /* out = [relu](conv(in) + bias [+ out]) */
@@ -42,6 +49,11 @@ typedef struct rn_op {
     int relu, accumulate; /* conv: ReLU on the way out; out holds a residual on entry */
     int write_b;     /* BF16 models: write only the bf16 twin of out (every reader is a
                         BF16 convolution); out then holds no usable values */
+    /* INT8 models (rn_model_pack walks the plan): the scale and signedness
+     * of the tensor op reads, of the one it writes, and (accumulating
+     * convolutions) of the residual out held */
+    float q_in_scale, q_out_scale;
+    int q_in_s8, q_out_s8, q_res_s8;
 } rn_op;
 
 /* An output a caller may ask for by its PyTorch module name: the buffer
@@ -82,7 +94,10 @@ struct rn_model {
     float *fc_b;        /* (n_classes) */
     float *arena;       /* every float above lives here */
     void *packed;       /* every rn_conv.wp, .wb and .wu lives here (rn_model_pack), or NULL */
-    const struct rn_kernels *kern; /* the micro-kernels it runs on; NULL: im2col + BLAS */
+    const struct rn_kernels *kern; /* the micro-kernels it runs on; NULL: im2col + BLAS,
+                                      or INT8 */
+    const struct rn_qkernels *qkern; /* INT8 models: their micro-kernels */
+    float q_input_scale;             /* INT8 models: the image's scale (input_scale) */
     char **labels;      /* n_classes names, or NULL */
     char **meta_keys;   /* n_meta, NULL-terminated */
     char **meta_values;

@@ -1,6 +1,7 @@
 /* The model packed for the blocked engine: choose the kernel table, ask the
  * engine to pack each convolution of the plan (engine/pack.c), and keep only
- * what the packed engine still reads. */
+ * what the packed engine still reads. INT8 models get their scales walked
+ * through the plan and their convolutions packed for the INT8 tiles. */
 #include <string.h>
 
 #include "engine/cpu.h"
@@ -45,8 +46,12 @@ static int shrink_arena(rn_model *m, char *err, size_t errlen)
     } while (0)
     for (int i = 0; i < m->n_convs; i++) {
         rn_conv *c = &m->convs[i];
-        MOVE(c->b, c->out_c);
+        if (c->b)
+            MOVE(c->b, c->out_c);
         c->w = NULL;
+        c->qw = NULL; /* INT8: packed, with the scales folded into M and the bias */
+        c->qscale = NULL;
+        c->qbias = NULL;
     }
     for (int i = 0; i < m->n_bns; i++) {
         MOVE(m->bns[i].scale, m->bns[i].c);
@@ -61,6 +66,128 @@ static int shrink_arena(rn_model *m, char *err, size_t errlen)
     return RN_OK;
 }
 
+/* ---- INT8 (docs/int8.md) ----
+ * The plan is walked once to give every tensor its scale and signedness:
+ * the image's from the file, each convolution's and unfolded batch norm's
+ * output from the file, pooling keeping its input's. From them each
+ * convolution gets its input and residual scales (M and R when packed),
+ * and each batch norm its A and B. */
+
+static int walk_scales(rn_model *m, char *err, size_t errlen)
+{
+    float scale[RN_BUF_COUNT] = {0};
+    int s8[RN_BUF_COUNT] = {0}, image[RN_BUF_COUNT] = {0};
+    for (int i = 0; i < m->n_ops; i++) {
+        rn_op *op = &m->ops[i];
+        int in = op->in, is_image = in == RN_BUF_INPUT || (in >= 0 && image[in]);
+        op->q_in_scale = in >= 0 ? scale[in] : 0.0f;
+        op->q_in_s8 = in >= 0 ? s8[in] : 0;
+        int quantized_in = in >= 0 && scale[in] > 0;
+        float out_scale = 0.0f;
+        int out_s8 = 0;
+        switch (op->kind) {
+        case RN_OP_CONV: {
+            rn_conv *c = &m->convs[op->conv];
+            if (!quantized_in && !is_image)
+                return rn_errf(err, errlen, RN_ERR_INTERNAL, "INT8 plan: convolution %d reads no tensor", op->conv);
+            c->in_scale = is_image ? m->q_input_scale : scale[in];
+            c->res_scale = 0.0f;
+            if (op->accumulate) {
+                if (!(scale[op->out] > 0))
+                    return rn_errf(err, errlen, RN_ERR_INTERNAL, "INT8 plan: convolution %d adds no residual",
+                                   op->conv);
+                c->res_scale = scale[op->out];
+                op->q_res_s8 = s8[op->out];
+            }
+            if (!rn_qconv_ok(c, is_image))
+                return rn_errf(err, errlen, RN_ERR_UNSUPPORTED,
+                               "INT8: a %dx%d stride-%d convolution of %d to %d channels in %d groups%s "
+                               "has no INT8 kernel",
+                               c->kh, c->kw, c->stride, c->in_c, c->out_c, c->groups,
+                               is_image ? " on the image" : "");
+            out_scale = c->out_scale;
+            out_s8 = !op->relu;
+            break;
+        }
+        case RN_OP_BN_RELU:
+            if (!quantized_in)
+                return rn_errf(err, errlen, RN_ERR_UNSUPPORTED, "INT8: a batch norm on the image");
+            out_scale = m->bns[op->bn].out_scale;
+            break;
+        case RN_OP_MAXPOOL:
+        case RN_OP_AVGPOOL:
+            if (!quantized_in)
+                return rn_errf(err, errlen, RN_ERR_UNSUPPORTED, "INT8: pooling the image");
+            out_scale = scale[in];
+            out_s8 = s8[in];
+            break;
+        case RN_OP_GAP:
+            if (!quantized_in)
+                return rn_errf(err, errlen, RN_ERR_INTERNAL, "INT8 plan: the global pool reads no tensor");
+            break;
+        default: /* NORM_INPUT: a float image; TO_BF16: nothing; FC: floats */
+            break;
+        }
+        op->q_out_scale = out_scale;
+        op->q_out_s8 = out_s8;
+        if (rn_op_writes_buffer(op)) {
+            scale[op->out] = out_scale;
+            s8[op->out] = out_s8;
+            image[op->out] = op->kind == RN_OP_NORM_INPUT;
+        }
+    }
+    return RN_OK;
+}
+
+static int pack_int8(rn_model *m, int isa, char *err, size_t errlen)
+{
+    const rn_qkernels *qk = rn_qkernels_get(isa);
+    if (!qk) {
+        rn_log(RN_LOG_WARN, "no INT8 kernels for %s on this CPU: INT8 runs on plain C", rn_isa_name(isa));
+        qk = rn_qkernels_get(RN_ISA_C);
+    }
+    int rc = walk_scales(m, err, errlen);
+    if (rc < 0)
+        return rc;
+    size_t total = 0;
+    for (int i = 0; i < m->n_convs; i++)
+        total += rn_qconv_packed_bytes(&m->convs[i], reads_input(m, i));
+    for (int i = 0; i < m->n_bns; i++)
+        total += 2 * (size_t)rn_cblocks(m->bns[i].c) * 16 * sizeof(float);
+    if (!(m->packed = rn_alloc(total)))
+        return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory packing weights (%zu MB)", total >> 20);
+    char *p = m->packed;
+    for (int i = 0; i < m->n_convs; i++) {
+        int stem = reads_input(m, i);
+        rn_qconv_pack(&m->convs[i], stem, p);
+        p += rn_qconv_packed_bytes(&m->convs[i], stem);
+    }
+    for (int i = 0; i < m->n_ops; i++) {
+        const rn_op *op = &m->ops[i];
+        if (op->kind != RN_OP_BN_RELU)
+            continue;
+        rn_bn *b = &m->bns[op->bn];
+        size_t n = (size_t)rn_cblocks(b->c) * 16;
+        b->qa = (float *)(void *)p;
+        b->qb = b->qa + n;
+        p += 2 * n * sizeof(float);
+        memset(b->qa, 0, 2 * n * sizeof(float));
+        for (int c = 0; c < b->c; c++) {
+            b->qa[c] = op->q_in_scale * b->scale[c] / b->out_scale;
+            b->qb[c] = b->shift[c] / b->out_scale;
+        }
+    }
+    if ((rc = shrink_arena(m, err, errlen)) < 0) {
+        rn_model_unpack(m);
+        return rc;
+    }
+    m->qkern = qk;
+    m->info.isa = qk->isa;
+    m->info.precision = RN_PRECISION_INT8;
+    rn_log(RN_LOG_INFO, "kernels: %s, int8", qk->name);
+    return RN_OK;
+}
+
 int rn_model_pack(rn_model *m, int precision, int isa, char *err, size_t errlen)
 {
     if (m->packed)
@@ -68,6 +195,8 @@ int rn_model_pack(rn_model *m, int precision, int isa, char *err, size_t errlen)
     int rc = rn_isa_choose(isa, &isa, err, errlen);
     if (rc < 0)
         return rc;
+    if (precision == RN_PRECISION_INT8)
+        return pack_int8(m, isa == RN_ISA_BLAS ? RN_ISA_C : isa, err, errlen);
     m->info.isa = RN_ISA_BLAS;
     m->info.precision = RN_PRECISION_FP32;
     int n = m->n_convs;
@@ -127,8 +256,14 @@ void rn_model_unpack(rn_model *m)
         c->wb = NULL;
         c->wu = NULL;
         c->wub = NULL;
+        c->wq = NULL;
+        c->bq = NULL;
+        c->mq = NULL;
     }
+    for (int i = 0; i < m->n_bns; i++)
+        m->bns[i].qa = m->bns[i].qb = NULL;
     rn_free(m->packed);
     m->packed = NULL;
     m->kern = NULL;
+    m->qkern = NULL;
 }

@@ -139,12 +139,29 @@ static void walk(const rn_model *m, const rn_kernels *k, int h, int w, int last,
                  size_t sizes[RN_BUF_COUNT], size_t *col, int *shapes, int out[3])
 {
     int bufs[RN_BUF_COUNT][3] = {{0}}, input[3] = {3, h, w};
+    int int8 = m->info.precision == RN_PRECISION_INT8;
     memset(sizes, 0, RN_BUF_COUNT * sizeof *sizes);
     *col = 0;
     for (int i = 0; i <= last; i++) {
         const rn_op *op = &m->ops[i];
         const int *in = op->in >= 0 ? bufs[op->in] : input;
         rn_op_shape(m, op, in, out);
+        if (int8) {
+            /* bytes, in floats: bordered u8/s8 tensors, the stem's image in
+             * RN_BUF_Q, a float NCHW image after an input batch norm */
+            const rn_conv *cv = op->kind == RN_OP_CONV ? &m->convs[op->conv] : NULL;
+            if (cv && cv->q_stem)
+                sizes[RN_BUF_Q] = RN_MAX(sizes[RN_BUF_Q], (rn_qimage_bytes(1, in[1], in[2], cv->pad) + 3) / 4);
+            if (shapes)
+                memcpy(shapes + 3 * i, out, 3 * sizeof(int));
+            if (rn_op_writes_buffer(op)) {
+                memcpy(bufs[op->out], out, sizeof bufs[op->out]);
+                size_t f = op->kind == RN_OP_NORM_INPUT ? (size_t)out[0] * out[1] * out[2]
+                                                        : (rn_qbytes(1, out[0], out[1], out[2]) + 3) / 4;
+                sizes[op->out] = RN_MAX(sizes[op->out], f);
+            }
+            continue;
+        }
         if (op->kind == RN_OP_CONV) {
             const rn_conv *cv = &m->convs[op->conv];
             size_t s = k ? (cv->wu || cv->wub ? rn_conv_wino_floats(k, cv) : 0)
