@@ -410,6 +410,74 @@ char *rn_inspection_json(const rn_model *m, const rn_inspection *r, int topk, in
 int rn_inspection_png(const rn_model *m, const rn_inspection *r, int cls, const float *input,
                       int h, int w, void **png, size_t *len, char *err, size_t errlen);
 
+/* ---- INT8 quantization: what `resnet quantize` runs (docs/int8.md) --------
+ * A float model, calibration images run through it, and out come the
+ * tensors of an INT8 model file: int8 weights symmetric per output channel,
+ * int32 biases, one scale per activation from the calibration, the image's
+ * scale from the preprocessing's range.
+ *
+ *     rn_quantizer *q;
+ *     rn_quantizer_new("resnet50.safetensors", NULL, &q, err, sizeof err);
+ *     for each batch of images, preprocessed as rn_model_preprocess(
+ *             rn_quantizer_model(q)) says:
+ *         rn_quantizer_observe(q, x, n, crop, crop, err, sizeof err);
+ *     rn_quantizer_finish(q, err, sizeof err);
+ *     for (int i = 0; i < rn_quantizer_tensor_count(q); i++)
+ *         rn_quantizer_tensor(q, i, &t);  (write t; and the metadata)
+ *     rn_quantizer_free(q);
+ */
+enum rn_calib_method {
+    RN_CALIB_PERCENTILE = 0, /* the percentile of |x| (or x after a ReLU) */
+    RN_CALIB_MINMAX = 1,     /* the largest |x| seen */
+    RN_CALIB_MSE = 2,        /* the range whose rounding and clipping error is least */
+};
+
+typedef struct rn_quantize_params {
+    int method;        /* enum rn_calib_method */
+    double percentile; /* RN_CALIB_PERCENTILE: e.g. 99.999 */
+    int n_threads;     /* 0: every core */
+    int max_batch;     /* images per rn_quantizer_observe call, at most */
+} rn_quantize_params;
+
+rn_quantize_params rn_quantize_default_params(void);
+
+typedef struct rn_quantizer rn_quantizer;
+
+/* Open the float model at path (any format rn_model_load reads; not an INT8
+ * model). On failure *out is NULL. Free with rn_quantizer_free. */
+int rn_quantizer_new(const char *path, const rn_quantize_params *params, rn_quantizer **out,
+                     char *err, size_t errlen);
+void rn_quantizer_free(rn_quantizer *q); /* accepts NULL */
+
+/* The float model, for its preprocessing and information. */
+const rn_model *rn_quantizer_model(const rn_quantizer *q);
+
+/* Run n preprocessed images (NCHW floats, n <= max_batch) through the
+ * float model and add what every activation held to its statistics. */
+int rn_quantizer_observe(rn_quantizer *q, const float *input, int n, int h, int w, char *err,
+                         size_t errlen);
+
+/* Choose every scale and quantize the weights. RN_ERR_INVALID_ARG when no
+ * image was observed. */
+int rn_quantizer_finish(rn_quantizer *q, char *err, size_t errlen);
+
+/* One tensor of the INT8 model file, valid until rn_quantizer_free. */
+typedef struct rn_tensor_view {
+    const char *name;
+    const char *dtype; /* safetensors' names: "I8", "I32", "F32" */
+    int ndim;
+    int64_t shape[4];
+    const void *data;  /* little-endian */
+    size_t nbytes;
+} rn_tensor_view;
+
+/* After rn_quantizer_finish: the tensors, and the metadata (the float
+ * file's, and resnet.quantization), i from 0. */
+int rn_quantizer_tensor_count(const rn_quantizer *q);
+int rn_quantizer_tensor(const rn_quantizer *q, int i, rn_tensor_view *t);
+int rn_quantizer_meta_count(const rn_quantizer *q);
+const char *rn_quantizer_meta(const rn_quantizer *q, int i, const char **value);
+
 /* Numerically stable softmax of n values, in place. */
 void rn_softmax(float *x, int n);
 

@@ -16,6 +16,7 @@ static const struct {
     {"inspect", cmd_inspect, "inspect -m MODEL [--json] [--no-lesions] [--png OUT.png] [--exif-orient] IMAGE   what each block does"},
     {"bench-image", cmd_bench_image, "bench-image FILE... [--dct] [--seconds S]   decode + preprocess time per image"},
     {"bench", cmd_bench, "bench -m MODEL [--batch B] [--threads T] [--seconds S]   inference speed"},
+    {"quantize", cmd_quantize, "quantize -m MODEL --calib DIR -o OUT.safetensors [--method percentile|minmax|mse]   an INT8 model"},
     {"convert", cmd_convert, "convert --from tfjs MODEL.json -o OUT.safetensors   import other formats"},
 };
 

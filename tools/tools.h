@@ -13,6 +13,7 @@ int cmd_classify(int argc, char **argv); /* tools/classify.c */
 int cmd_convert(int argc, char **argv);  /* tools/convert.c */
 int cmd_bench_image(int argc, char **argv); /* tools/bench_image.c */
 int cmd_inspect(int argc, char **argv);  /* tools/inspect.c */
+int cmd_quantize(int argc, char **argv); /* tools/quantize.c */
 
 /* Write a formatted message into err (if not NULL) and return -1. */
 int tool_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -27,6 +27,17 @@
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
 #define NO_PTR_CHECK __attribute__((no_sanitize("pointer-overflow")))
 
+/* The 4 bytes at p in every lane (VPBROADCASTD from memory), as inline
+ * assembly: from _mm512_set1_epi32 GCC 12 loaded each value into a general
+ * register, spilled it to the stack and broadcast it from there, and ran
+ * ResNet-50's 1x1 convolutions at half the VNNI peak. */
+static inline VNNI __m512i bcast4(const uint8_t *p)
+{
+    __m512i r;
+    __asm__("vpbroadcastd %1, %0" : "=v"(r) : "m"(*(const int32_t *)(const void *)p));
+    return r;
+}
+
 static inline VNNI NO_PTR_CHECK __attribute__((always_inline)) void
 qtile(const rn_qtile *t, const int R, const int NB, const int S, const int CP)
 {
@@ -54,9 +65,7 @@ qtile(const rn_qtile *t, const int R, const int NB, const int S, const int CP)
                         wv[b] = _mm512_load_si512(wk + b * t->w_ob + c4 * 64);
 #pragma GCC unroll 14
                     for (int r = 0; r < R; r++) {
-                        int32_t v;
-                        __builtin_memcpy(&v, ip + r * S * CP + c4 * 4, 4);
-                        __m512i x = _mm512_set1_epi32(v);
+                        __m512i x = bcast4(ip + r * S * CP + c4 * 4);
 #pragma GCC unroll 2
                         for (int b = 0; b < NB; b++)
                             acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], x, wv[b]);

@@ -73,11 +73,34 @@ void rn_q_image(const rn_exec *ex, const float *in, int n, int c, int h, int w, 
     rn_pool_run(ex->pool, n * (h + 2 * pad), image_task, &j);
 }
 
+/* u8: the border's zeros are no larger than any value, so every window is
+ * the whole 3 x 3 in bordered coordinates, and the loop has no branch. */
+static void maxpool_u8(const struct qops_job *j, const uint8_t *in, uint8_t *out)
+{
+    size_t row = (size_t)(j->w + 2 * RN_QB) * 16;
+    for (int oy = 0; oy < j->oh; oy++)
+        for (int ox = 0; ox < j->ow; ox++) {
+            const uint8_t *p = in + (size_t)(oy * 2 + RN_QB - 1) * row + (size_t)(ox * 2 + RN_QB - 1) * 16;
+            uint8_t m[16];
+            memcpy(m, p, 16);
+            for (int y = 0; y < 3; y++)
+                for (int x = 0; x < 3; x++)
+                    for (int k = 0; k < 16; k++)
+                        m[k] = p[y * row + x * 16 + k] > m[k] ? p[y * row + x * 16 + k] : m[k];
+            memcpy(out + qat(j->ow, oy, ox), m, 16);
+        }
+}
+
 static void maxpool_task(void *arg, int t, int thread)
 {
     const struct qops_job *j = arg;
     const uint8_t *in = j->in + (size_t)t * rn_qplane(j->h, j->w);
     uint8_t *out = (uint8_t *)j->out + (size_t)t * rn_qplane(j->oh, j->ow);
+    if (!j->is_s8) {
+        maxpool_u8(j, in, out);
+        border(out, j->oh, j->ow);
+        return;
+    }
     for (int oy = 0; oy < j->oh; oy++) {
         int y0 = RN_MAX(oy * 2 - 1, 0), y1 = RN_MIN(oy * 2 + 2, j->h);
         for (int ox = 0; ox < j->ow; ox++) {

@@ -230,11 +230,12 @@ static void describe(const rn_ctx *ctx, const rn_op *op, char *s, size_t len)
     char groups[24] = "";
     if (c->groups > 1)
         snprintf(groups, sizeof groups, " groups %d", c->groups);
-    const char *path = !ctx->blocked ? "im2col + gemm"
+    const char *path = ctx->int8      ? "direct"
+                       : !ctx->blocked ? "im2col + gemm"
                        : c->wu || c->wub ? (c->wu_m == 4 ? "winograd F(4x4)" : "winograd F(2x2)")
                                          : "direct";
     snprintf(s, len, "conv %dx%d/%d %d->%d%s %s%s", c->kh, c->kw, c->stride, c->in_c, c->out_c,
-             groups, path, c->wb || c->wub ? " bf16" : "");
+             groups, path, c->wb || c->wub ? " bf16" : ctx->int8 ? " int8" : "");
 }
 
 int rn_ctx_profile_get(const rn_ctx *ctx, rn_op_profile *out, int cap)

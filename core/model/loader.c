@@ -368,11 +368,42 @@ static int fill_qconv(struct loader *L, const struct conv_src *s, int8_t *qw, fl
     return RN_OK;
 }
 
+/* NAME of NAME.weight, malloc'd; NULL when out of memory. */
+static char *module_name(const char *tensor)
+{
+    size_t n = strlen(tensor);
+    if (n > 7 && !strcmp(tensor + n - 7, ".weight"))
+        n -= 7;
+    return strndup(tensor, n);
+}
+
+/* The module names of the convolutions, batch norms and the classifier. */
+static int keep_names(struct loader *L)
+{
+    rn_model *m = L->m;
+    m->conv_names = calloc((size_t)m->n_convs + 1, sizeof *m->conv_names);
+    m->bn_names = calloc((size_t)m->n_bns + 1, sizeof *m->bn_names);
+    if (!m->conv_names || !m->bn_names)
+        return nomem(L);
+    for (int i = 0; i < L->n_srcs; i++)
+        if (!(m->conv_names[L->srcs[i].conv] = module_name(L->srcs[i].w->name)))
+            return nomem(L);
+    for (int i = 0; i < L->n_bsrcs; i++)
+        if (!(m->bn_names[L->bsrcs[i].bn] = module_name(L->bsrcs[i].t[0]->name)))
+            return nomem(L);
+    if (!(m->fc_names[0] = strdup(L->fc_w)) || !(m->fc_names[1] = strdup(L->fc_b)))
+        return nomem(L);
+    return RN_OK;
+}
+
 /* Allocate the arena and fill it: conv weights with batch norm folded in,
  * unfoldable batch norms as scale and shift, the classifier. */
 int ld_fill(struct loader *L)
 {
     rn_model *m = L->m;
+    int krc = keep_names(L);
+    if (krc < 0)
+        return krc;
     double eps = m->info.bn_eps;
     m->arena = rn_alloc(L->n_floats * sizeof(float));
     float *bn = malloc(4 * (size_t)(L->max_c + 1) * sizeof(float));

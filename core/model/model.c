@@ -261,8 +261,8 @@ static void free_loader(struct loader *L)
     free(L->bsrcs);
 }
 
-static int load(st_file *f, const rn_model_params *params, rn_model **out, char *err,
-                size_t errlen)
+int rn_model_from_file(st_file *f, const rn_model_params *params, rn_model **out, char *err,
+                       size_t errlen)
 {
     rn_model *m = calloc(1, sizeof *m);
     if (!m)
@@ -322,7 +322,7 @@ int rn_model_load(const char *path, const rn_model_params *params, rn_model **ou
     st_file f;
     if ((rc = rn_weights_open(path, &f, err, errlen)) < 0)
         return rc;
-    rc = load(&f, params, out, err, errlen);
+    rc = rn_model_from_file(&f, params, out, err, errlen);
     st_close(&f);
     if (rc < 0)
         rn_err_prefix(err, errlen, "%s", path);
@@ -339,7 +339,7 @@ int rn_model_load_buffer(const void *data, size_t size, const rn_model_params *p
     st_file f;
     if ((rc = rn_weights_parse(data, size, &f, err, errlen)) < 0)
         return rc;
-    rc = load(&f, params, out, err, errlen);
+    rc = rn_model_from_file(&f, params, out, err, errlen);
     st_close(&f);
     return rc;
 }
@@ -358,6 +358,14 @@ void rn_model_free(rn_model *m)
     }
     free(m->meta_keys);
     free(m->meta_values);
+    for (int i = 0; m->conv_names && i < m->n_convs; i++)
+        free(m->conv_names[i]);
+    for (int i = 0; m->bn_names && i < m->n_bns; i++)
+        free(m->bn_names[i]);
+    free(m->conv_names);
+    free(m->bn_names);
+    free(m->fc_names[0]);
+    free(m->fc_names[1]);
     rn_model_unpack(m);
     free(m->convs);
     free(m->bns);

@@ -99,6 +99,10 @@ struct rn_model {
     const struct rn_qkernels *qkern; /* INT8 models: their micro-kernels */
     float q_input_scale;             /* INT8 models: the image's scale (input_scale) */
     char **labels;      /* n_classes names, or NULL */
+    /* The PyTorch module names the file gave: convs[i] is conv_names[i]
+     * ("layer1.0.conv1"), bns[i] bn_names[i]; the classifier's two tensors */
+    char **conv_names, **bn_names;
+    char *fc_names[2];
     char **meta_keys;   /* n_meta, NULL-terminated */
     char **meta_values;
     int n_meta;
@@ -133,6 +137,12 @@ int rn_op_writes_buffer(const rn_op *op);
 /* Multiply-adds x2 of op, given its output's shape (convolutions and the
  * classifier; the other ops count 0). */
 double rn_op_flops(const rn_model *m, const rn_op *op, const int out[3]);
+
+/* rn_model_load on a tensor source already open (core/model/model.c); f
+ * stays the caller's. */
+struct st_file;
+int rn_model_from_file(struct st_file *f, const rn_model_params *params, rn_model **out, char *err,
+                       size_t errlen);
 
 /* Choose the micro-kernels (isa: enum rn_isa, see rn_isa_choose) and pack
  * every convolution's weights for the blocked engine (core/model/pack.c,
