@@ -146,6 +146,18 @@ typedef struct rn_qtile {
  * NHWC4 image). 1 <= r <= the table's qrmax for nb; w 64-byte aligned. */
 typedef void (*rn_qtile_fn)(const rn_qtile *t, int r);
 
+/* y rounded to the nearest integer, ties to even, for |y| < 2^22: adding
+ * and taking away 1.5 * 2^23 leaves no fraction bits to keep (the default
+ * rounding mode does the rounding), the same result as nearbyintf without
+ * its libm call (the x86-64 baseline has no ROUNDSS). IEEE arithmetic
+ * in float (SSE, NEON: no excess precision) and a build that does not
+ * reassociate (no -ffast-math) keep the two operations as written. */
+static inline __attribute__((always_inline)) float rn_rint_small(float y)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    return (y + magic) - magic;
+}
+
 /* One output of an INT8 tile from its int32 sum: the requantization of
  * docs/int8.md in scalar form, which every table's vector form matches bit
  * for bit (IEEE float32, a multiply and an add, never fused; rint to
@@ -160,7 +172,7 @@ static inline __attribute__((always_inline)) int rn_requant(int32_t acc, float m
     }
     float lo = relu ? 0.0f : -128.0f, hi = relu ? 255.0f : 127.0f;
     y = y < lo ? lo : y > hi ? hi : y;
-    return (int)__builtin_nearbyintf(y);
+    return (int)rn_rint_small(y);
 }
 
 /* rn_qkernels.tile's first index: NCHW16c input, or the stem's NHWC4 */

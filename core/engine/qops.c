@@ -27,7 +27,7 @@ static inline int qload(const uint8_t *p, size_t i, int is_s8)
 static inline int qround(float y, float lo, float hi)
 {
     y = y < lo ? lo : y > hi ? hi : y;
-    return (int)__builtin_nearbyintf(y);
+    return (int)rn_rint_small(y);
 }
 
 /* The border of a whole oh x ow output plane. */
@@ -48,7 +48,9 @@ static inline size_t qat(int w, int y, int x)
     return ((size_t)(y + RN_QB) * (w + 2 * RN_QB) + x + RN_QB) * 16;
 }
 
-/* Task t: image t / (h + 2 pad), padded row t % (h + 2 pad). */
+/* Task t: image t / (h + 2 pad), padded row t % (h + 2 pad). A channel's
+ * row at a time into bytes (a loop the compiler vectorizes), then the
+ * channels interleaved into the NHWC4 row. */
 static void image_task(void *arg, int t, int thread)
 {
     const struct qops_job *j = arg;
@@ -58,10 +60,18 @@ static void image_task(void *arg, int t, int thread)
     if (y < 0 || y >= j->h)
         return;
     const float *in = j->fin + (size_t)img * j->c * j->h * j->w + (size_t)y * j->w;
-    for (int x = 0; x < j->w; x++)
-        for (int ch = 0; ch < j->c; ch++) {
-            float v = in[(size_t)ch * j->h * j->w + x] * j->q;
-            o[(size_t)(x + j->pad) * 4 + ch] = (uint8_t)(128 + qround(v, -127.0f, 127.0f));
+    uint8_t row[512];
+    for (int ch = 0; ch < j->c; ch++)
+        for (int x0 = 0; x0 < j->w; x0 += (int)sizeof row) {
+            int n = RN_MIN((int)sizeof row, j->w - x0);
+            const float *p = in + (size_t)ch * j->h * j->w + x0;
+            for (int x = 0; x < n; x++) {
+                float v = p[x] * j->q;
+                v = v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v;
+                row[x] = (uint8_t)(128 + (int)rn_rint_small(v));
+            }
+            for (int x = 0; x < n; x++)
+                o[(size_t)(x0 + x + j->pad) * 4 + ch] = row[x];
         }
 }
 
