@@ -46,7 +46,9 @@ static void log_models(const struct config *cfg)
             continue;
         const char *runs = models_precision_name(m->info->precision);
         char prec[160];
-        if (m->info->precision != cfg->precision)
+        if (m->info->precision == RN_PRECISION_INT8) /* the file says so, not the flag */
+            snprintf(prec, sizeof prec, "%s (a quantized model)", runs);
+        else if (m->info->precision != cfg->precision)
             snprintf(prec, sizeof prec,
                      "%s (%s requested: not available for this model here, see the warning before)",
                      runs, models_precision_name(cfg->precision));

@@ -30,7 +30,7 @@ void model_release(struct model *m)
 
 const char *models_precision_name(int precision)
 {
-    return precision == RN_PRECISION_BF16 ? "bf16" : "fp32";
+    return rn_precision_name(precision);
 }
 
 /* Load one model with n_workers contexts (and the lone context when threads
