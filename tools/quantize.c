@@ -4,14 +4,16 @@
  *
  *   resnet quantize -m resnet50.safetensors --calib photos/ -o resnet50-int8.safetensors
  *
- * The photos are the folder's files in name order (the first --images of
- * them); one that does not decode is named and skipped. A progress bar on a
+ * The photos are the folder's image files (by extension: JPEG, PNG, WebP,
+ * GIF, BMP, TIFF) in name order, the first --images of them; one that does
+ * not decode is named and skipped. A progress bar on a
  * terminal, a line per tenth otherwise. The output is written whole or not
  * at all (tools/st_write.c). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,7 +32,22 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The regular files of dir, sorted, at most max; *n of them. */
+/* 1 if name ends in an image file's extension (any case): a calibration
+ * folder may hold a README or labels beside its photos. */
+static int image_name(const char *name)
+{
+    static const char *const ext[] = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        size_t e = strlen(ext[i]);
+        if (n > e && !strcasecmp(name + n - e, ext[i]))
+            return 1;
+    }
+    return 0;
+}
+
+/* The image files of dir (regular files, image extensions), sorted, at
+ * most max; *n of them. */
 static char **list_files(const char *dir, int max, int *n)
 {
     *n = 0;
@@ -43,7 +60,7 @@ static char **list_files(const char *dir, int max, int *n)
     int cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
+        if (e->d_name[0] == '.' || !image_name(e->d_name))
             continue;
         size_t len = strlen(dir) + strlen(e->d_name) + 2;
         char *path = malloc(len);
@@ -146,7 +163,7 @@ int cmd_quantize(int argc, char **argv)
     int n_files = 0, status = 1, done = 0, used = 0, tty = isatty(2);
     char **files = list_files(calib, images, &n_files);
     if (!files || !n_files) {
-        fprintf(stderr, "resnet quantize: %s: no files to calibrate with\n", calib);
+        fprintf(stderr, "resnet quantize: %s: no images to calibrate with (.jpg .png .webp .gif .bmp .tif)\n", calib);
         free(files);
         return 1;
     }

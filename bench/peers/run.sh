@@ -24,10 +24,10 @@
 # once into bench/out/peers and remade when the model, the scripts or
 # BENCH_CALIB change. Beside their rows: GMAC/s (img/s x half the GFLOP per
 # image) and the fraction of the INT8 VPDPBUSD peak (build/peak).
-# Our own INT8 row, ours-int8, runs only when BENCH_INT8_MODEL names a model
-# for it (resnet bench -m BENCH_INT8_MODEL $BENCH_INT8_ARGS), e.g. the output
-# of resnet quantize with BENCH_INT8_ARGS="--precision int8"; it is then
-# compared with the INT8 peers as ours is with the FP32 ones.
+# Our own INT8 row, ours-int8: the model resnet quantize makes from the same
+# weights and calibration images (or BENCH_INT8_MODEL, run as resnet bench -m
+# BENCH_INT8_MODEL $BENCH_INT8_ARGS), compared with the INT8 peers as ours is
+# with the FP32 ones.
 #
 #   BUILD=build BENCH_MODEL=... BENCH_THREADS=2 BENCH_SECONDS=8 BENCH_ROUNDS=3 \
 #   BENCH_BATCHES="1 8" BENCH_PEAK_SECONDS=0.5 BENCH_CALIB=... \
@@ -146,6 +146,28 @@ INT8_ARGS=(${BENCH_INT8_ARGS:-})
 if [ -n "$INT8_MODEL" ] && [ ! -f "$INT8_MODEL" ]; then
     echo "bench-peers: BENCH_INT8_MODEL=$INT8_MODEL: no such file: ours-int8 skipped"
     INT8_MODEL=
+elif [ -z "$INT8_MODEL" ]; then
+    # ours-int8: resnet quantize on the INT8 peers' calibration images (a
+    # folder of links to calib.py's list), made again when they change
+    INT8_MODEL=$STEM-int8.safetensors
+    if stale "$INT8_MODEL" "$args" || [ "$BUILD/resnet" -nt "$INT8_MODEL" ]; then
+        rm -rf "$OUT/calib" "$INT8_MODEL.args"
+        mkdir -p "$OUT/calib"
+        if /usr/bin/python3 -c 'import sys; sys.path.insert(0, "bench/peers"); import calib
+print("\n".join(calib.image_paths(sys.argv[1:])))' ${CALIB[@]:+"${CALIB[@]}"} >"$OUT/calib.txt"; then
+            i=0
+            while read -r f; do
+                ln -s "$(realpath "$f")" "$OUT/calib/$(printf %05d $i)-$(basename "$f")"
+                i=$((i + 1))
+            done <"$OUT/calib.txt"
+        fi
+        if "$BUILD/resnet" quantize -m "$MODEL" --calib "$OUT/calib" -o "$INT8_MODEL" 2>"$OUT/quantize.err"; then
+            echo "$args" >"$INT8_MODEL.args"
+        else
+            echo "bench-peers: resnet quantize failed ($(tail -1 "$OUT/quantize.err")): ours-int8 skipped"
+            INT8_MODEL=
+        fi
+    fi
 fi
 
 # engine batch round -> $OUT/ENGINE-bBATCH-rROUND.json (last JSON line of the run)

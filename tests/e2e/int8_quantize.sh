@@ -102,10 +102,10 @@ wait $PID 2>/dev/null
     not_ok "quantizing an INT8 model was accepted" || {
         grep -q "already an INT8 model" "$TMP/e1" && ok "an INT8 model is not quantized again" ||
             not_ok "quantize of an INT8 model: $(cat "$TMP/e1")"; }
-mkdir -p "$TMP/empty"
+mkdir -p "$TMP/empty" && echo "calibration photos go here" >"$TMP/empty/README"
 "$RESNET" quantize -m "$MODEL" --calib "$TMP/empty" -o "$TMP/x.safetensors" 2>"$TMP/e2" &&
     not_ok "an empty calibration folder was accepted" || {
-        grep -q "no files to calibrate with" "$TMP/e2" && ok "an empty calibration folder is refused" ||
+        grep -q "no images to calibrate with" "$TMP/e2" && ok "an empty calibration folder is refused" ||
             not_ok "empty folder: $(cat "$TMP/e2")"; }
 "$RESNET" quantize -m "$MODEL" --calib "$TMP/calib" --method best -o "$TMP/x.safetensors" 2>"$TMP/e3"
 check_eq "--method best: usage error" "$?" 2
