@@ -67,6 +67,7 @@ static void image_task(void *arg, int t, int thread)
             const float *p = in + (size_t)ch * j->h * j->w + x0;
             for (int x = 0; x < n; x++) {
                 float v = p[x] * j->q;
+                v = v == v ? v : 0.0f; /* NaN reads as 0 (docs/int8.md) */
                 v = v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v;
                 row[x] = (uint8_t)(128 + (int)rn_rint_small(v));
             }

@@ -2,6 +2,7 @@
  * engine to pack each convolution of the plan (engine/pack.c), and keep only
  * what the packed engine still reads. INT8 models get their scales walked
  * through the plan and their convolutions packed for the INT8 tiles. */
+#include <math.h>
 #include <string.h>
 
 #include "engine/cpu.h"
@@ -157,10 +158,17 @@ static int pack_int8(rn_model *m, int isa, char *err, size_t errlen)
     if (!(m->packed = rn_alloc(total)))
         return rn_errf(err, errlen, RN_ERR_NOMEM, "out of memory packing weights (%zu MB)", total >> 20);
     char *p = m->packed;
-    for (int i = 0; i < m->n_convs; i++) {
+    for (int i = 0; i < m->n_convs && rc == RN_OK; i++) {
+        rn_conv *c = &m->convs[i];
         int stem = reads_input(m, i);
-        rn_qconv_pack(&m->convs[i], stem, p);
-        p += rn_qconv_packed_bytes(&m->convs[i], stem);
+        rn_qconv_pack(c, stem, p);
+        p += rn_qconv_packed_bytes(c, stem);
+        /* finite scales can still make an infinite multiplier (a tiny output scale) */
+        for (int o = 0; o < c->out_c && rc == RN_OK; o++)
+            if (!isfinite(c->mq[o]) || !isfinite(c->rq))
+                rc = rn_errf(err, errlen, RN_ERR_FORMAT,
+                             "%s: its scales make an infinite requantization multiplier (channel %d)",
+                             m->conv_names ? m->conv_names[i] : "a convolution", o);
     }
     for (int i = 0; i < m->n_ops; i++) {
         const rn_op *op = &m->ops[i];
@@ -175,7 +183,15 @@ static int pack_int8(rn_model *m, int isa, char *err, size_t errlen)
         for (int c = 0; c < b->c; c++) {
             b->qa[c] = op->q_in_scale * b->scale[c] / b->out_scale;
             b->qb[c] = b->shift[c] / b->out_scale;
+            if (rc == RN_OK && !(isfinite(b->qa[c]) && isfinite(b->qb[c])))
+                rc = rn_errf(err, errlen, RN_ERR_FORMAT,
+                             "%s: its scales make an infinite batch norm constant (channel %d)",
+                             m->bn_names ? m->bn_names[op->bn] : "a batch norm", c);
         }
+    }
+    if (rc < 0) {
+        rn_model_unpack(m);
+        return rc;
     }
     if ((rc = shrink_arena(m, err, errlen)) < 0) {
         rn_model_unpack(m);

@@ -147,6 +147,7 @@ static void ref_conv(const rn_conv *c, const int *in, const float *fimg, float q
                                 size_t at = (((size_t)i * c->in_c + ch) * ih + y) * iw + x;
                                 if (fimg) {
                                     float t = fimg[at] * qimg;
+                                    t = t == t ? t : 0.0f; /* NaN reads as 0 */
                                     t = t < -127.0f ? -127.0f : t > 127.0f ? 127.0f : t;
                                     v = (int)rintf(t);
                                 } else {
@@ -264,6 +265,8 @@ static void test_qconv_stem(void **state)
         float *img = malloc(ni * sizeof(float));
         for (size_t i = 0; i < ni; i++)
             img[i] = rnd_f(-3.0f, 3.0f); /* some beyond the scale's range: clamped */
+        img[ni / 3] = NAN; /* a hostile caller's tensor */
+        img[ni / 2] = INFINITY;
         int oh = rn_out_dim(ih, c.kh, c.stride, c.pad), ow = rn_out_dim(iw, c.kw, c.stride, c.pad);
         assert_true(rn_qconv_ok(&c, 1));
         void *packed = rn_alloc(rn_qconv_packed_bytes(&c, 1));
