@@ -357,8 +357,16 @@ static int metadata(rn_quantizer *q)
     static const char *const methods[] = {"percentile", "minmax", "mse"};
     const rn_model *m = q->m;
     for (int i = 0; i < m->n_meta; i++)
-        if (strcmp(m->meta_keys[i], "resnet.quantization") && add_meta(q, m->meta_keys[i], m->meta_values[i]) < 0)
+        if (strcmp(m->meta_keys[i], "resnet.quantization") && strcmp(m->meta_keys[i], "resnet.stem_relu") &&
+            add_meta(q, m->meta_keys[i], m->meta_values[i]) < 0)
             return RN_ERR_NOMEM;
+    /* a v2 stem whose norm (and so its ReLU) is folded away: say so */
+    for (int i = 0; i < m->n_convs; i++)
+        if (!strcmp(m->conv_names[i], "stem.conv"))
+            for (int k = 0; k < m->n_ops; k++)
+                if (m->ops[k].kind == RN_OP_CONV && m->ops[k].conv == i &&
+                    add_meta(q, "resnet.stem_relu", m->ops[k].relu ? "true" : "false") < 0)
+                    return RN_ERR_NOMEM;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "version", 1);
     cJSON_AddStringToObject(j, "weights", "s8 per-channel");

@@ -97,7 +97,8 @@ static int stem(struct loader *L, int *out_c)
         /* .bias: zero, or the convolution's own (an ONNX export's); with
          * stem.norm (MXNet's v2: pre-activation blocks after a stem that
          * normalises and activates its output), folded, and a ReLU */
-        int norm = ld_has(L, "stem.norm.weight");
+        const char *relu = st_meta(L->f, "resnet.stem_relu"); /* an INT8 file: the norm is folded */
+        int norm = ld_has(L, "stem.norm.weight") || (L->quant && relu && !strcmp(relu, "true"));
         if ((rc = ld_conv(L, "stem.conv.weight", norm ? "stem.norm" : NULL, 3, -1, -1, 1, 2, &c)) < 0 ||
             (rc = ld_op(L, (rn_op){.kind = RN_OP_CONV, .conv = c, .in = in0,
                                    .out = RN_BUF_T1, .bias = 1, .relu = norm})) < 0)
