@@ -257,7 +257,8 @@ static int add(rn_quantizer *q, const char *name, const char *suffix, const char
     snprintf(full, len, "%s%s%s", name, *suffix ? "." : "", suffix);
     rn_tensor_view *t = &q->t[q->n_t];
     *t = (rn_tensor_view){.name = full, .dtype = dtype, .ndim = ndim, .data = data, .nbytes = nbytes};
-    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim)
+        memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
     q->data[q->n_t++] = data;
     return RN_OK;
 }
