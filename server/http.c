@@ -187,7 +187,7 @@ static void request_free(struct request *r)
 
 /* ---- jobs ---- */
 
-static void on_job_done(struct job *job)
+static void on_job_done(struct infer_job *job)
 {
     struct request *r = job->user;
     pthread_mutex_lock(&r->lock);
@@ -199,7 +199,7 @@ static void on_job_done(struct job *job)
 
 /* Whether the peer of a suspended connection has closed it: a read-side
  * peek that never consumes data, so the connection is untouched otherwise. */
-static int client_gone(struct job *job)
+static int client_gone(struct infer_job *job)
 {
     struct request *r = job->user;
     const union MHD_ConnectionInfo *ci =

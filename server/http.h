@@ -59,12 +59,12 @@ struct request {
     int topk;
     int layer, pool;        /* /v1/embed?layer=&pool=: rn_model_layer_find, enum rn_pooling;
                                layer -1: the logits and the embedding */
-    int inspect, lesions, png_class; /* /v1/inspect?lesions=&format=png&class= (struct job) */
+    int inspect, lesions, png_class; /* /v1/inspect?lesions=&format=png&class= (struct infer_job) */
     int exif_orient;        /* ?orient=exif on any route that decodes images */
 
     /* inference */
-    struct job job;
-    struct job_image *images;
+    struct infer_job job;
+    struct infer_image *images;
     float *outputs;         /* per image: n_classes logits then embed_dim floats, or
                                the layer's floats (layer_floats) */
     size_t layer_floats;

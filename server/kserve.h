@@ -17,7 +17,7 @@ enum { V2_OUT_LOGITS, V2_OUT_PROBS, V2_N_OUT };
 struct v2_request {
     float *tensor;              /* FP32 input, n x 3 x h x w */
     char **blobs;               /* BYTES input decoded from base64, n of them */
-    struct job_image *images;   /* n; data points into the body, blobs or tensor */
+    struct infer_image *images;   /* n; data points into the body, blobs or tensor */
     int n, h, w;
     char id[256];
     int has_id;

@@ -307,7 +307,7 @@ void v1_images_end(struct request *r)
 static int reply_failure(struct request *r)
 {
     for (int i = 0; i < r->job.n; i++) {
-        const struct job_image *it = &r->images[i];
+        const struct infer_image *it = &r->images[i];
         if (it->status == SRV_OK)
             continue;
         if (r->mp)
@@ -373,7 +373,7 @@ static void reply_images(struct request *r, const char *key, int classify)
     }
     cJSON *results = r->mp ? cJSON_AddArrayToObject(o, "results") : NULL;
     for (int i = 0; i < r->job.n; i++) {
-        struct job_image *it = &r->images[i];
+        struct infer_image *it = &r->images[i];
         cJSON *v = classify ? predictions(r->model, it->logits, r->topk)
                    : r->layer >= 0 ? floats(it->layer_out, r->layer_floats)
                                    : floats(it->embed, (size_t)r->model->info->embed_dim);
@@ -423,7 +423,7 @@ void v1_inspect_finish(struct request *r)
 {
     if (reply_failure(r))
         return;
-    struct job_image *it = &r->images[0];
+    struct infer_image *it = &r->images[0];
     if (it->png) {
         void *png = it->png;
         it->png = NULL; /* the response frees it */

@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (req.n < 1 || req.n > 64 || !req.images || req.n_order < 1 || req.n_order > V2_N_OUT)
             abort();
         for (int i = 0; i < req.n; i++) {
-            const struct job_image *im = &req.images[i];
+            const struct infer_image *im = &req.images[i];
             if (im->data) {
                 volatile unsigned char x = 0;
                 for (size_t k = 0; k < im->len; k++) /* the image bytes are readable */
