@@ -1,20 +1,25 @@
-/* The HTTP front end. libmicrohttpd calls on_access several times per
- * request: first with the headers (we check the framing, route, check
+/* The HTTP transport, and the request API (request.h) over its per-request
+ * state. It knows no route: it finds the request's in the table it was given
+ * and calls that route's handlers. libmicrohttpd calls
+ * on_access several times per request: first with the headers (we check the
+ * framing, find the route, let it read its query (begin), check
  * Content-Length, Content-Type and the queue, and refuse at once what will be
  * refused), then with each piece of the body (appended or fed to the
  * multipart parser; past the cap or on a malformed part the reply is decided
  * and the rest of the body dropped), then with no data once the body is
- * complete (the route parses it and either answers or queues a job and
- * suspends the connection), and once more after a worker resumes the
- * connection (the route builds the reply). Replies are queued on that last
- * call, when the connection can stay open; only refusals of a request with a
- * body go out with the headers, closing it. Per-request state is created on
+ * complete (the route's end() parses it and either answers or queues a job
+ * and suspends the connection), and once more after a worker resumes the
+ * connection (the route's finish() builds the reply). Replies are queued on
+ * that last call, when the connection can stay open; only refusals of a
+ * request with a body go out with the headers, closing it. Per-request state is created on
  * the first call and freed only in on_completed, which libmicrohttpd also
  * calls when a client goes away mid-request. */
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +29,48 @@
 
 #include "log.h"
 #include "metrics.h"
-#include "routes.h"
+#include "multipart.h"
+
+/* The transport's state of one request. Routes see it only through the
+ * request API (request.h); what a route keeps of its own (its query, its
+ * model, its job) is its state, which this one owns and frees. */
+struct request {
+    struct server *srv;
+    struct MHD_Connection *conn;
+    const struct route *route;
+    char *url;              /* the path as sent, whole: request_path */
+    char method[16];
+    char path[256];         /* the path for the access log */
+    char client[64];
+    char model[64];         /* for the access log: request_log_model, "" when none */
+    int64_t t_start_ns;
+    int late;               /* arrived while draining */
+    int has_body;           /* Content-Length other than 0, or Transfer-Encoding */
+
+    /* body, read incrementally, never more than cfg->max_body_bytes */
+    int64_t body_seen;
+    char *body;             /* raw bodies (images, v2 JSON); NUL-terminated */
+    size_t body_len, body_cap;
+    mp_parser *mp;          /* multipart bodies go here instead */
+    struct upload *uploads;
+    int n_uploads, uploads_cap, in_upload;
+    int body_complete;      /* the whole body was read */
+
+    /* the route's own state, freed with the request */
+    void *state;
+    void (*free_state)(void *);
+
+    /* inference */
+    struct infer_job *job;  /* the route's (in its state), once submitted */
+    pthread_mutex_t lock;   /* orders suspend against the worker's resume */
+    int submitted, suspended, job_done;
+
+    /* reply */
+    struct MHD_Response *resp;
+    int status, queued;
+    size_t bytes_out;
+    char error[256];
+};
 
 /* ---- replies ---- */
 
@@ -108,6 +154,12 @@ void reply_error(struct request *r, enum srv_err e, const char *fmt, ...)
                  srv_err_retry(e) ? "Retry-After" : NULL, "1");
 }
 
+void reply_header(struct request *r, const char *name, const char *value)
+{
+    if (r->resp)
+        MHD_add_response_header(r->resp, name, value);
+}
+
 cJSON *json_float(float v)
 {
     char buf[32];
@@ -125,6 +177,58 @@ const char *request_header(struct request *r, const char *key)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
 }
 
+const char *request_path(const struct request *r)
+{
+    return r->url;
+}
+
+const char *request_body(const struct request *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body;
+}
+
+int request_multipart(const struct request *r)
+{
+    return r->mp != NULL;
+}
+
+int request_n_uploads(const struct request *r)
+{
+    return r->n_uploads;
+}
+
+const struct upload *request_upload(const struct request *r, int i)
+{
+    return &r->uploads[i];
+}
+
+const struct config *request_config(const struct request *r)
+{
+    return r->srv->cfg;
+}
+
+int request_draining(const struct request *r)
+{
+    return atomic_load(&r->srv->draining);
+}
+
+void request_log_model(struct request *r, const char *name)
+{
+    snprintf(r->model, sizeof r->model, "%s", name);
+}
+
+void request_set_state(struct request *r, void *state, void (*free_state)(void *))
+{
+    r->state = state;
+    r->free_state = free_state;
+}
+
+void *request_state(const struct request *r)
+{
+    return r->state;
+}
+
 /* ---- request life ---- */
 
 static struct request *request_new(struct server *s, struct MHD_Connection *c, const char *url,
@@ -133,12 +237,14 @@ static struct request *request_new(struct server *s, struct MHD_Connection *c, c
     struct request *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
+    r->url = strdup(url);
+    if (!r->url) {
+        free(r);
+        return NULL;
+    }
     r->srv = s;
     r->conn = c;
     r->t_start_ns = now_ns();
-    r->topk = 5;
-    r->png_class = -1;
-    r->layer = -1;
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
     snprintf(r->client, sizeof r->client, "-");
@@ -166,21 +272,15 @@ static void request_free(struct request *r)
     pthread_mutex_unlock(&r->lock);
     pthread_mutex_destroy(&r->lock);
     if (r->free_state)
-        r->free_state(r->route_state);
+        r->free_state(r->state); /* with the job, whose images point into the body */
     if (r->resp)
         MHD_destroy_response(r->resp);
-    model_release(r->model);
     mp_free(r->mp);
     for (int i = 0; i < r->n_uploads; i++)
         free(r->uploads[i].data);
     free(r->uploads);
     free(r->body);
-    for (int i = 0; r->images && i < r->job.n; i++) {
-        rn_inspection_free(r->images[i].inspection);
-        free(r->images[i].png);
-    }
-    free(r->images);
-    free(r->outputs);
+    free(r->url);
     atomic_fetch_sub(&r->srv->active, 1);
     free(r);
 }
@@ -211,53 +311,25 @@ static int client_gone(struct infer_job *job)
     return n == 0;
 }
 
-void request_submit(struct request *r, int n)
+void request_submit(struct request *r, struct infer_job *job)
 {
-    const rn_model_info *info = r->model->info;
-    size_t per = (size_t)info->n_classes + (size_t)info->embed_dim;
-    if (r->layer >= 0) {
-        int shape[3] = {0, 0, 0};
-        rn_model_layer_shape(r->model->m, r->layer, r->images[0].h, r->images[0].w, shape);
-        r->layer_floats = (size_t)shape[0] * (r->pool == RN_POOL_AVG ? 1 : (size_t)shape[1] * shape[2]);
-        per = r->layer_floats;
-    }
-    r->outputs = malloc(sizeof(float) * per * (size_t)(n > 0 ? n : 1));
-    if (!r->outputs) {
-        reply_error(r, SRV_ERR_NOMEM, "out of memory for %d images", n);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        if (r->layer >= 0) {
-            r->images[i].layer_out = r->outputs + per * (size_t)i;
-            continue;
-        }
-        r->images[i].logits = r->outputs + per * (size_t)i;
-        r->images[i].embed = r->images[i].logits + info->n_classes;
-    }
-    r->job.layer = r->layer;
-    r->job.pool = r->pool;
-    r->job.inspect = r->inspect;
-    r->job.lesions = r->lesions;
-    r->job.png_class = r->png_class;
-    r->job.exif_orient = r->exif_orient;
-    r->job.model = r->model;
-    r->job.images = r->images;
-    r->job.n = n;
-    r->job.deadline_ns = now_ns() + (int64_t)r->srv->cfg->request_timeout_ms * 1000000;
-    r->job.done = on_job_done;
-    r->job.gone = client_gone;
-    r->job.user = r;
+    const struct config *cfg = r->srv->cfg;
+    int n = job->n;
+    job->deadline_ns = now_ns() + (int64_t)cfg->request_timeout_ms * 1000000;
+    job->done = on_job_done;
+    job->gone = client_gone;
+    job->user = r;
+    r->job = job;
 
     pthread_mutex_lock(&r->lock);
-    enum srv_err e = batcher_submit(r->srv->batcher, &r->job);
+    enum srv_err e = batcher_submit(r->srv->batcher, job);
     if (e != SRV_OK) {
         pthread_mutex_unlock(&r->lock);
         if (e == SRV_ERR_QUEUE_FULL)
             reply_error(r, e, "queue full (%d images waiting at most), retry later",
-                        r->srv->cfg->max_queue);
+                        cfg->max_queue);
         else if (e == SRV_ERR_TOO_MANY_IMAGES)
-            reply_error(r, e, "%d images in one request, at most %d", n,
-                        r->srv->cfg->max_queue);
+            reply_error(r, e, "%d images in one request, at most %d", n, cfg->max_queue);
         else
             reply_error(r, e, "server shutting down");
         return;
@@ -347,7 +419,7 @@ static void body_begin(struct request *r)
                     cfg->max_queue);
         return;
     }
-    if (r->route->body != BODY_IMAGES)
+    if (r->route->body_kind != BODY_IMAGES)
         return;
     const char *ct = request_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!ct)
@@ -381,7 +453,7 @@ static void body_data(struct request *r, const char *data, size_t n)
                     (long long)cfg->max_body_bytes);
         return;
     }
-    if (!r->route->body)
+    if (!r->route->body_kind)
         return; /* a body sent to a GET route is ignored */
     if (r->mp) {
         if (mp_feed(r->mp, data, n) < 0)
@@ -466,6 +538,38 @@ static enum MHD_Result flush(struct request *r)
     return MHD_YES;
 }
 
+const struct route *route_find(const struct route_table *t, const char *path)
+{
+    for (int i = 0; i < t->n; i++) {
+        const struct route *rt = &t->routes[i];
+        if (rt->path ? strcmp(path, rt->path) == 0 : rt->match(path))
+            return rt;
+    }
+    return NULL;
+}
+
+/* r's route from its path, or a 404; a 405 (with Allow) when the route
+ * takes another method. HEAD is GET without the body (libmicrohttpd drops
+ * it). r->route is set for the metrics even on a 405. Returns 0, or -1 when
+ * the request is refused. */
+static int find_route(struct request *r, const char *url)
+{
+    const struct route *rt = route_find(r->srv->routes, url);
+    if (!rt) {
+        reply_error(r, SRV_ERR_NOT_FOUND, "no route %.200s", url);
+        return -1;
+    }
+    r->route = rt;
+    int head_ok = strcmp(rt->method, "GET") == 0 && strcmp(r->method, "HEAD") == 0;
+    if (strcmp(r->method, rt->method) != 0 && !head_ok) {
+        reply_error(r, SRV_ERR_METHOD, "%s %s: method not allowed, use %s", r->method, url,
+                    rt->method);
+        reply_header(r, MHD_HTTP_HEADER_ALLOW, rt->method);
+        return -1;
+    }
+    return 0;
+}
+
 /* The first call, with the headers: route, and refuse what will be refused
  * before any body is read (libmicrohttpd then sends no 100 Continue). */
 static void request_begin(struct request *r, const char *url)
@@ -473,8 +577,11 @@ static void request_begin(struct request *r, const char *url)
     check_framing(r);
     if (r->resp)
         return;
-    routes_dispatch(r, url);
-    if (r->resp || !r->route || !r->route->body)
+    if (find_route(r, url) < 0)
+        return;
+    if (r->route->begin)
+        r->route->begin(r);
+    if (r->resp || !r->route->body_kind)
         return;
     if (r->late) {
         reply_error(r, SRV_ERR_NOT_READY, "server shutting down");
@@ -562,20 +669,21 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                  "; connection closed");
     double total_ms = (double)(now_ns() - r->t_start_ns) / 1e6;
     double q = 0, cmp = 0;
-    int n_img = r->submitted ? r->job.n : 0;
+    int n_img = r->submitted ? r->job->n : 0;
     for (int i = 0; i < n_img; i++) {
-        if (r->images[i].queue_s > q)
-            q = r->images[i].queue_s;
-        if (r->images[i].compute_s > cmp)
-            cmp = r->images[i].compute_s;
+        const struct infer_image *it = &r->job->images[i];
+        if (it->queue_s > q)
+            q = it->queue_s;
+        if (it->compute_s > cmp)
+            cmp = it->compute_s;
     }
-    metrics_request(r->route ? r->route->metric : route_not_found.metric, r->status,
+    metrics_request(r->route ? r->route->metric : r->srv->routes->unmatched_metric, r->status,
                     total_ms / 1e3);
     struct access_entry e = {
         .method = r->method, .path = r->path, .client = r->client, .status = r->status,
         .bytes_out = r->bytes_out, .images = n_img, .queue_ms = q * 1e3,
         .compute_ms = cmp * 1e3, .total_ms = total_ms,
-        .model = r->model ? r->model->name : NULL,
+        .model = r->model[0] ? r->model : NULL,
         .error = r->error[0] ? r->error
                  : toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? "connection closed early"
                                                               : NULL,
@@ -584,9 +692,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     request_free(r);
 }
 
-int http_start(struct server *s, char *err, size_t errlen)
+int http_start(struct server *s, const struct route_table *table, char *err, size_t errlen)
 {
     const struct config *cfg = s->cfg;
+    s->routes = table;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     /* poll(), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll mode

@@ -1,7 +1,9 @@
 /* The jobs handed to the batcher: a request's images, what to compute for
  * them (logits and embedding, one layer's output, or an inspection) and
- * where each image's results go. A route fills one, the transport queues it
- * (batcher_submit), the workers compute it and call its done(). */
+ * where each image's results go. A route fills one in its own state
+ * (infer_job_init, its images, infer_job_outputs), the transport queues it
+ * (request_submit, batcher_submit), the workers compute it and call its
+ * done(), the route reads the results and frees it (infer_job_free). */
 #ifndef RESNETD_JOB_H
 #define RESNETD_JOB_H
 
@@ -20,11 +22,12 @@ struct infer_image {
     size_t len;
     const float *tensor;    /* or an already preprocessed 3 x h x w tensor */
     int h, w;               /* input size; the model's crop for encoded images */
-    float *logits;          /* out: n_classes floats, owned by the job's owner */
-    float *embed;           /* out: embed_dim floats */
-    float *layer_out;       /* out, for a job with a layer: that layer's floats */
-    rn_inspection *inspection; /* out, for an inspect job (owned by the job's owner) */
-    void *png;              /* out, for an inspect job with png_class: the heat map */
+    float *logits;          /* out: n_classes floats, in the job's outputs */
+    float *embed;           /* out: embed_dim floats, in the job's outputs */
+    float *layer_out;       /* out, for a job with a layer: its floats, in the outputs */
+    rn_inspection *inspection; /* out, for an inspect job; freed with the job */
+    void *png;              /* out, for an inspect job with png_class: the heat map;
+                               freed with the job unless taken (set to NULL) */
     size_t png_len;
     enum srv_err status;    /* out: SRV_OK, or why this image failed */
     char err[256];          /* out: message when status != SRV_OK */
@@ -37,9 +40,12 @@ struct infer_image {
 /* A request's images. All are queued at once and done() is called, from a
  * worker, once the last is finished (computed, failed or timed out). */
 struct infer_job {
-    struct model *model;        /* referenced by the owner for the job's life */
-    struct infer_image *images;
+    struct model *model;        /* referenced by the job's owner for the job's life */
+    struct infer_image *images; /* n, malloc'd; owned by the job */
     int n;
+    float *outputs;             /* what the images' logits, embed or layer_out point
+                                   into (infer_job_outputs); owned by the job */
+    size_t layer_floats;        /* floats per image of a job with a layer */
     int64_t t_submit_ns;        /* CLOCK_MONOTONIC */
     int64_t deadline_ns;        /* past it, images are answered 504 uncomputed */
     atomic_int pending;
@@ -55,5 +61,19 @@ struct infer_job {
     int (*gone)(struct infer_job *job); /* optional: the client went away, skip the job */
     void *user;
 };
+
+/* Zero job and set what it computes by default: the logits and the
+ * embedding (layer -1), no inspection, no heat map (png_class -1). */
+void infer_job_init(struct infer_job *job);
+
+/* Allocate job's outputs for its n images (model, images with their h and
+ * w, layer and pool set) and point each image at its share: n_classes
+ * logits then embed_dim floats, or the layer's output at the first image's
+ * size (layer_floats per image). Returns 0, or -1 when out of memory. */
+int infer_job_outputs(struct infer_job *job);
+
+/* Free the images (with their inspections and heat maps) and the outputs of
+ * job; not its model. Accepts a job set by infer_job_init only. */
+void infer_job_free(struct infer_job *job);
 
 #endif
