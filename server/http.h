@@ -13,7 +13,8 @@
 
 #include "batcher.h"
 #include "config.h"
-#include "request.h"
+
+struct route_table; /* request.h */
 
 struct server {
     const struct config *cfg;
