@@ -36,8 +36,8 @@ static struct request *request_new(struct server *s, struct MHD_Connection *c, c
     struct request *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->url = strdup(url);
-    if (!r->url) {
+    r->path = strdup(url);
+    if (!r->path) {
         free(r);
         return NULL;
     }
@@ -45,7 +45,7 @@ static struct request *request_new(struct server *s, struct MHD_Connection *c, c
     r->conn = c;
     r->t_start_ns = now_ns();
     snprintf(r->method, sizeof r->method, "%s", method);
-    snprintf(r->path, sizeof r->path, "%s", url);
+    snprintf(r->log_path, sizeof r->log_path, "%s", url);
     snprintf(r->client, sizeof r->client, "-");
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -82,7 +82,7 @@ static void request_free(struct request *r)
         free(r->uploads[i].data);
     free(r->uploads);
     free(r->body);
-    free(r->url);
+    free(r->path);
     atomic_fetch_sub(&r->srv->active, 1);
     free(r);
 }
@@ -306,10 +306,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     metrics_request(r->route ? r->route->metric : r->srv->routes->unmatched_metric, r->status,
                     total_ms / 1e3);
     struct access_entry e = {
-        .method = r->method, .path = r->path, .client = r->client, .status = r->status,
+        .method = r->method, .path = r->log_path, .client = r->client, .status = r->status,
         .bytes_out = r->bytes_out, .images = n_img, .queue_ms = q * 1e3,
         .compute_ms = cmp * 1e3, .total_ms = total_ms,
-        .model = r->model[0] ? r->model : NULL,
+        .model = r->model_name[0] ? r->model_name : NULL,
         .error = r->error[0] ? r->error
                  : toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? "connection closed early"
                                                               : NULL,

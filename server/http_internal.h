@@ -24,11 +24,11 @@ struct request {
     struct server *srv;
     struct MHD_Connection *conn;
     const struct route *route;
-    char *url;              /* the path as sent, whole: request_path */
+    char *path;             /* as sent, without the query: request_path */
     char method[16];
-    char path[256];         /* the path for the access log */
+    char log_path[256];     /* the path as the access log shows it */
     char client[64];
-    char model[64];         /* for the access log (request_log_model); "" when none */
+    char model_name[64];    /* for the access log (request_log_model); "" when none */
     int64_t t_start_ns;
     int late;               /* arrived while draining */
     int has_body;           /* Content-Length other than 0, or Transfer-Encoding */

@@ -33,7 +33,7 @@ const char *request_header(struct request *r, const char *key)
 
 const char *request_path(const struct request *r)
 {
-    return r->url;
+    return r->path;
 }
 
 const char *request_body(const struct request *r, size_t *len)
@@ -69,7 +69,7 @@ int request_draining(const struct request *r)
 
 void request_log_model(struct request *r, const char *name)
 {
-    snprintf(r->model, sizeof r->model, "%s", name);
+    snprintf(r->model_name, sizeof r->model_name, "%s", name);
 }
 
 void request_set_state(struct request *r, void *state, void (*free_state)(void *))

@@ -38,7 +38,8 @@ struct route {
     void (*begin)(struct request *r);   /* optional; headers in, no body read yet:
                                            read the query, take the model; may reply
                                            (a refusal: the body is then not read) */
-    void (*end)(struct request *r);     /* body complete: reply, or request_submit */
+    void (*end)(struct request *r);     /* the body is complete (a route without one:
+                                           at once): reply, or request_submit */
     void (*finish)(struct request *r);  /* the submitted job is done: reply */
 };
 
