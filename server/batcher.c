@@ -50,7 +50,7 @@ struct worker {
     struct batcher *b;
     int id;
     pthread_t thread;
-    struct job_image **batch; /* max_batch entries */
+    struct infer_image **batch; /* max_batch entries */
     float *in, *logits, *embed, *layer;
     size_t in_cap, logits_cap, embed_cap, layer_cap; /* in floats */
     _Atomic int64_t busy_since_ns; /* start of the current batch, 0 when idle */
@@ -61,7 +61,7 @@ struct batcher {
     pthread_mutex_t lock;
     pthread_cond_t nonempty; /* signalled when images are queued or on stop */
     pthread_cond_t idle;     /* broadcast when a worker finishes a batch */
-    struct job_image *head, *tail;
+    struct infer_image *head, *tail;
     int queued;              /* images in the queue */
     int running;             /* images being computed */
     int lone;                /* a batch runs on lent threads: the others wait */
@@ -77,7 +77,7 @@ int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-enum srv_err batcher_submit(batcher *b, struct job *job)
+enum srv_err batcher_submit(batcher *b, struct infer_job *job)
 {
     if (job->n > b->p.max_queue)
         return SRV_ERR_TOO_MANY_IMAGES;
@@ -95,7 +95,7 @@ enum srv_err batcher_submit(batcher *b, struct job *job)
         return SRV_ERR_QUEUE_FULL;
     }
     for (int i = 0; i < job->n; i++) {
-        struct job_image *it = &job->images[i];
+        struct infer_image *it = &job->images[i];
         it->job = job;
         it->next = NULL;
         it->status = SRV_OK;
@@ -132,12 +132,12 @@ int batcher_depth(batcher *b)
 
 /* Move queued images that can join batch[0..n) into it, in arrival order.
  * With n == 0 the oldest image starts the batch. Called with the lock held. */
-static int take(struct batcher *b, struct job_image **batch, int n)
+static int take(struct batcher *b, struct infer_image **batch, int n)
 {
-    struct job_image *prev = NULL, *it = b->head;
+    struct infer_image *prev = NULL, *it = b->head;
     while (it && n < b->p.max_batch) {
-        struct job_image *next = it->next;
-        const struct job *j0 = n ? batch[0]->job : NULL;
+        struct infer_image *next = it->next;
+        const struct infer_job *j0 = n ? batch[0]->job : NULL;
         if (n == 0 || (!it->job->inspect && !j0->inspect && it->job->model == j0->model &&
                        it->h == batch[0]->h &&
                        it->w == batch[0]->w && it->job->layer == j0->layer &&
@@ -171,7 +171,7 @@ static int grow(float **buf, size_t *cap, size_t need)
     return 0;
 }
 
-static void fail_image(struct job_image *it, enum srv_err e, const char *msg)
+static void fail_image(struct infer_image *it, enum srv_err e, const char *msg)
 {
     it->status = e;
     snprintf(it->err, sizeof it->err, "%s", msg);
@@ -179,10 +179,10 @@ static void fail_image(struct job_image *it, enum srv_err e, const char *msg)
 }
 
 /* An inspection: rn_inspect on the image, then its heat map if asked for. */
-static void inspect_one(struct job_image *it, rn_ctx *ctx, const float *x, int h, int w,
+static void inspect_one(struct infer_image *it, rn_ctx *ctx, const float *x, int h, int w,
                         int64_t t0, int lone)
 {
-    const struct job *j = it->job;
+    const struct infer_job *j = it->job;
     char msg[256];
     rn_inspect_params ip = rn_inspect_default_params();
     ip.lesions = j->lesions;
@@ -208,12 +208,12 @@ static void inspect_one(struct job_image *it, rn_ctx *ctx, const float *x, int h
  * scatter the results. */
 static void run_batch(struct worker *w, int n, int lone)
 {
-    struct job_image **batch = w->batch;
+    struct infer_image **batch = w->batch;
     struct model *m = batch[0]->job->model;
     int h = batch[0]->h, wd = batch[0]->w;
     size_t sz = (size_t)3 * h * wd;
     int nc = m->info->n_classes, ed = m->info->embed_dim;
-    const struct job *j0 = batch[0]->job;
+    const struct infer_job *j0 = batch[0]->job;
     int64_t t0 = now_ns();
     char msg[256];
     size_t per = 0; /* floats of the layer per image */
@@ -234,7 +234,7 @@ static void run_batch(struct worker *w, int n, int lone)
     ip.max_pixels = w->b->p.max_pixels;
     int idx[256], k = 0;
     for (int i = 0; i < n; i++) {
-        struct job_image *it = batch[i];
+        struct infer_image *it = batch[i];
         it->queue_s = (double)(t0 - it->job->t_submit_ns) / 1e9;
         metrics_queue_wait(it->queue_s);
         if (atomic_load(&it->job->failed))
@@ -272,7 +272,7 @@ static void run_batch(struct worker *w, int n, int lone)
                             : rn_infer(ctx, w->in, k, h, wd, w->logits, w->embed, msg, sizeof msg);
     double dt = (double)(now_ns() - t0) / 1e9;
     for (int j = 0; j < k; j++) {
-        struct job_image *it = batch[idx[j]];
+        struct infer_image *it = batch[idx[j]];
         it->compute_s = dt;
         if (st < 0) {
             fail_image(it, srv_err_from_rn(st), msg);
@@ -345,7 +345,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&b->lock);
         /* Step 6; after done() the job may be freed at any moment. */
         for (int i = 0; i < n; i++) {
-            struct job *job = w->batch[i]->job;
+            struct infer_job *job = w->batch[i]->job;
             if (atomic_fetch_sub(&job->pending, 1) == 1)
                 job->done(job);
         }

@@ -1,129 +1,32 @@
-/* The HTTP front end. libmicrohttpd calls on_access several times per
- * request: first with the headers (we check the framing, route, check
- * Content-Length, Content-Type and the queue, and refuse at once what will be
- * refused), then with each piece of the body (appended or fed to the
- * multipart parser; past the cap or on a malformed part the reply is decided
- * and the rest of the body dropped), then with no data once the body is
- * complete (the route parses it and either answers or queues a job and
- * suspends the connection), and once more after a worker resumes the
- * connection (the route builds the reply). Replies are queued on that last
- * call, when the connection can stay open; only refusals of a request with a
- * body go out with the headers, closing it. Per-request state is created on
- * the first call and freed only in on_completed, which libmicrohttpd also
+/* The HTTP transport: libmicrohttpd's callbacks, a request's life, and
+ * suspend/resume around the batcher. It knows no route: it finds the
+ * request's in the table it was given and calls that route's handlers.
+ *
+ * libmicrohttpd calls on_access several times per request: first with the
+ * headers (we check the framing, find the route, let it read its query
+ * (begin), check Content-Length, Content-Type and the queue, and refuse at
+ * once what will be refused), then with each piece of the body (appended or
+ * fed to the multipart parser, http_body.c; past the cap or on a malformed
+ * part the reply is decided and the rest of the body dropped), then with no
+ * data once the body is complete (the route's end() parses it and either
+ * answers or submits a job, which suspends the connection), and once more
+ * after a worker resumes the connection (the route's finish() builds the
+ * reply). Replies are queued on that last call, when the connection can stay
+ * open; only refusals of a request with a body go out with the headers,
+ * closing it. Per-request state (struct request, http_internal.h) is created
+ * on the first call and freed only in on_completed, which libmicrohttpd also
  * calls when a client goes away mid-request. */
-#include "http.h"
+#include "http_internal.h"
 
 #include <arpa/inet.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
-#include "routes.h"
-
-/* ---- replies ---- */
-
-static void set_reply(struct request *r, int status, struct MHD_Response *resp, size_t len)
-{
-    if (!resp)
-        return;
-    if (r->resp || r->queued) { /* the first reply wins */
-        MHD_destroy_response(resp);
-        return;
-    }
-    r->resp = resp;
-    r->status = status;
-    r->bytes_out = len;
-}
-
-void reply_buffer(struct request *r, int status, const char *content_type, char *data,
-                  size_t len, const char *header, const char *value)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(data);
-        return; /* on_access returns MHD_NO: the connection is closed */
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    if (header)
-        MHD_add_response_header(resp, header, value);
-    set_reply(r, status, resp, len);
-}
-
-void reply_json(struct request *r, int status, cJSON *body)
-{
-    char *s = body ? cJSON_PrintUnformatted(body) : NULL;
-    cJSON_Delete(body);
-    if (!s) {
-        reply_error(r, SRV_ERR_NOMEM, "out of memory building the reply");
-        return;
-    }
-    size_t n = strlen(s);
-    char *t = realloc(s, n + 2); /* a final newline for people using curl */
-    if (t) {
-        t[n++] = '\n';
-        t[n] = '\0';
-        s = t;
-    }
-    reply_buffer(r, status, "application/json", s, n, NULL, NULL);
-}
-
-void reply_error(struct request *r, enum srv_err e, const char *fmt, ...)
-{
-    if (r->resp || r->queued)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->error, sizeof r->error, fmt, ap);
-    va_end(ap);
-    char *s = NULL;
-    cJSON *o = cJSON_CreateObject();
-    if (o && cJSON_AddStringToObject(o, "error", r->error) &&
-        cJSON_AddStringToObject(o, "code", srv_err_code(e)))
-        s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    size_t n = 0;
-    if (s) {
-        n = strlen(s);
-        char *t = realloc(s, n + 2);
-        if (t) {
-            t[n++] = '\n';
-            t[n] = '\0';
-            s = t;
-        }
-    } else {
-        static const char oom[] = "{\"error\":\"out of memory\",\"code\":\"out_of_memory\"}\n";
-        s = strdup(oom);
-        n = s ? strlen(s) : 0;
-        if (!s)
-            return;
-    }
-    reply_buffer(r, srv_err_http(e), "application/json", s, n,
-                 srv_err_retry(e) ? "Retry-After" : NULL, "1");
-}
-
-cJSON *json_float(float v)
-{
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.9g", (double)v);
-    return cJSON_CreateNumber(strtod(buf, NULL));
-}
-
-const char *request_arg(struct request *r, const char *key)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-const char *request_header(struct request *r, const char *key)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
-}
 
 /* ---- request life ---- */
 
@@ -133,14 +36,16 @@ static struct request *request_new(struct server *s, struct MHD_Connection *c, c
     struct request *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
+    r->path = strdup(url);
+    if (!r->path) {
+        free(r);
+        return NULL;
+    }
     r->srv = s;
     r->conn = c;
     r->t_start_ns = now_ns();
-    r->topk = 5;
-    r->png_class = -1;
-    r->layer = -1;
     snprintf(r->method, sizeof r->method, "%s", method);
-    snprintf(r->path, sizeof r->path, "%s", url);
+    snprintf(r->log_path, sizeof r->log_path, "%s", url);
     snprintf(r->client, sizeof r->client, "-");
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -159,6 +64,9 @@ static struct request *request_new(struct server *s, struct MHD_Connection *c, c
     return r;
 }
 
+/* Only from on_completed: after the route's last handler call, and after
+ * its job's done() (libmicrohttpd completes a suspended connection only
+ * once it is resumed), so the route's state goes with it. */
 static void request_free(struct request *r)
 {
     /* A worker may still be unlocking after its resume call. */
@@ -166,28 +74,22 @@ static void request_free(struct request *r)
     pthread_mutex_unlock(&r->lock);
     pthread_mutex_destroy(&r->lock);
     if (r->free_state)
-        r->free_state(r->route_state);
+        r->free_state(r->state); /* with the job, whose images point into the body */
     if (r->resp)
         MHD_destroy_response(r->resp);
-    model_release(r->model);
     mp_free(r->mp);
     for (int i = 0; i < r->n_uploads; i++)
         free(r->uploads[i].data);
     free(r->uploads);
     free(r->body);
-    for (int i = 0; r->images && i < r->job.n; i++) {
-        rn_inspection_free(r->images[i].inspection);
-        free(r->images[i].png);
-    }
-    free(r->images);
-    free(r->outputs);
+    free(r->path);
     atomic_fetch_sub(&r->srv->active, 1);
     free(r);
 }
 
 /* ---- jobs ---- */
 
-static void on_job_done(struct job *job)
+static void on_job_done(struct infer_job *job)
 {
     struct request *r = job->user;
     pthread_mutex_lock(&r->lock);
@@ -199,7 +101,7 @@ static void on_job_done(struct job *job)
 
 /* Whether the peer of a suspended connection has closed it: a read-side
  * peek that never consumes data, so the connection is untouched otherwise. */
-static int client_gone(struct job *job)
+static int client_gone(struct infer_job *job)
 {
     struct request *r = job->user;
     const union MHD_ConnectionInfo *ci =
@@ -211,53 +113,25 @@ static int client_gone(struct job *job)
     return n == 0;
 }
 
-void request_submit(struct request *r, int n)
+void request_submit(struct request *r, struct infer_job *job)
 {
-    const rn_model_info *info = r->model->info;
-    size_t per = (size_t)info->n_classes + (size_t)info->embed_dim;
-    if (r->layer >= 0) {
-        int shape[3] = {0, 0, 0};
-        rn_model_layer_shape(r->model->m, r->layer, r->images[0].h, r->images[0].w, shape);
-        r->layer_floats = (size_t)shape[0] * (r->pool == RN_POOL_AVG ? 1 : (size_t)shape[1] * shape[2]);
-        per = r->layer_floats;
-    }
-    r->outputs = malloc(sizeof(float) * per * (size_t)(n > 0 ? n : 1));
-    if (!r->outputs) {
-        reply_error(r, SRV_ERR_NOMEM, "out of memory for %d images", n);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        if (r->layer >= 0) {
-            r->images[i].layer_out = r->outputs + per * (size_t)i;
-            continue;
-        }
-        r->images[i].logits = r->outputs + per * (size_t)i;
-        r->images[i].embed = r->images[i].logits + info->n_classes;
-    }
-    r->job.layer = r->layer;
-    r->job.pool = r->pool;
-    r->job.inspect = r->inspect;
-    r->job.lesions = r->lesions;
-    r->job.png_class = r->png_class;
-    r->job.exif_orient = r->exif_orient;
-    r->job.model = r->model;
-    r->job.images = r->images;
-    r->job.n = n;
-    r->job.deadline_ns = now_ns() + (int64_t)r->srv->cfg->request_timeout_ms * 1000000;
-    r->job.done = on_job_done;
-    r->job.gone = client_gone;
-    r->job.user = r;
+    const struct config *cfg = r->srv->cfg;
+    int n = job->n;
+    job->deadline_ns = now_ns() + (int64_t)cfg->request_timeout_ms * 1000000;
+    job->done = on_job_done;
+    job->gone = client_gone;
+    job->user = r;
+    r->job = job;
 
     pthread_mutex_lock(&r->lock);
-    enum srv_err e = batcher_submit(r->srv->batcher, &r->job);
+    enum srv_err e = batcher_submit(r->srv->batcher, job);
     if (e != SRV_OK) {
         pthread_mutex_unlock(&r->lock);
         if (e == SRV_ERR_QUEUE_FULL)
             reply_error(r, e, "queue full (%d images waiting at most), retry later",
-                        r->srv->cfg->max_queue);
+                        cfg->max_queue);
         else if (e == SRV_ERR_TOO_MANY_IMAGES)
-            reply_error(r, e, "%d images in one request, at most %d", n,
-                        r->srv->cfg->max_queue);
+            reply_error(r, e, "%d images in one request, at most %d", n, cfg->max_queue);
         else
             reply_error(r, e, "server shutting down");
         return;
@@ -273,189 +147,18 @@ void request_submit(struct request *r, int n)
         r->route->finish(r);
 }
 
-/* ---- body ---- */
-
-static int on_part_begin(void *user, const struct mp_part *part)
-{
-    struct request *r = user;
-    r->in_upload = part->has_filename;
-    if (!r->in_upload)
-        return 0; /* plain form fields are ignored */
-    if (r->n_uploads == r->uploads_cap) {
-        int cap = r->uploads_cap ? r->uploads_cap * 2 : 4;
-        struct upload *u = realloc(r->uploads, sizeof *u * (size_t)cap);
-        if (!u)
-            return 1;
-        r->uploads = u;
-        r->uploads_cap = cap;
-    }
-    struct upload *u = &r->uploads[r->n_uploads++];
-    memset(u, 0, sizeof *u);
-    snprintf(u->name, sizeof u->name, "%s", part->filename[0] ? part->filename : part->name);
-    return 0;
-}
-
-static int append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap : 65536;
-        while (c < *len + n + 1)
-            c *= 2;
-        char *b = realloc(*buf, c);
-        if (!b)
-            return -1;
-        *buf = b;
-        *cap = c;
-    }
-    memcpy(*buf + *len, data, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-    return 0;
-}
-
-static int on_part_data(void *user, const char *data, size_t len)
-{
-    struct request *r = user;
-    if (!r->in_upload)
-        return 0;
-    struct upload *u = &r->uploads[r->n_uploads - 1];
-    return append(&u->data, &u->len, &u->cap, data, len) < 0;
-}
-
-static int on_part_end(void *user)
-{
-    ((struct request *)user)->in_upload = 0;
-    return 0;
-}
-
-static const struct mp_callbacks mp_cb = {on_part_begin, on_part_data, on_part_end};
-
-/* Headers are in: check the declared length, the queue and the media type. */
-static void body_begin(struct request *r)
-{
-    const struct config *cfg = r->srv->cfg;
-    const char *cl = request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoll(cl, NULL, 10) > cfg->max_body_bytes) {
-        reply_error(r, SRV_ERR_TOO_LARGE, "body of %s bytes is over the limit of %lld bytes", cl,
-                    (long long)cfg->max_body_bytes);
-        return;
-    }
-    /* A request holds at least one image: with the queue full it would get
-     * 503 after its upload; it gets it now instead. */
-    if (batcher_queued(r->srv->batcher) >= cfg->max_queue) {
-        reply_error(r, SRV_ERR_QUEUE_FULL, "queue full (%d images waiting at most), retry later",
-                    cfg->max_queue);
-        return;
-    }
-    if (r->route->body != BODY_IMAGES)
-        return;
-    const char *ct = request_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (!ct)
-        return;
-    char boundary[MP_MAX_BOUNDARY + 1];
-    int rc = mp_boundary(ct, boundary);
-    if (rc == -2) {
-        reply_error(r, SRV_ERR_BAD_REQUEST,
-                    "multipart/form-data without a valid boundary parameter");
-    } else if (rc == 0) {
-        r->mp = mp_new(boundary, &mp_cb, r);
-        if (!r->mp)
-            reply_error(r, SRV_ERR_NOMEM, "out of memory");
-    } else if (strncasecmp(ct, "multipart/", 10) == 0 || strncasecmp(ct, "text/", 5) == 0 ||
-               strncasecmp(ct, "application/json", 16) == 0 ||
-               strncasecmp(ct, "application/xml", 15) == 0) {
-        reply_error(r, SRV_ERR_MEDIA_TYPE,
-                    "Content-Type %.100s: send an image as the body, or multipart/form-data",
-                    ct);
-    }
-}
-
-static void body_data(struct request *r, const char *data, size_t n)
-{
-    const struct config *cfg = r->srv->cfg;
-    r->body_seen += (int64_t)n;
-    if (r->resp)
-        return; /* refused mid-body: the rest is read and dropped (see on_access) */
-    if (r->body_seen > cfg->max_body_bytes) {
-        reply_error(r, SRV_ERR_TOO_LARGE, "body over the limit of %lld bytes",
-                    (long long)cfg->max_body_bytes);
-        return;
-    }
-    if (!r->route->body)
-        return; /* a body sent to a GET route is ignored */
-    if (r->mp) {
-        if (mp_feed(r->mp, data, n) < 0)
-            reply_error(r, strcmp(mp_error(r->mp), "stopped") ? SRV_ERR_BAD_REQUEST
-                                                               : SRV_ERR_NOMEM,
-                        "multipart body: %s", mp_error(r->mp));
-    } else if (append(&r->body, &r->body_len, &r->body_cap, data, n) < 0) {
-        reply_error(r, SRV_ERR_NOMEM, "out of memory for the body");
-    }
-}
-
-/* Collects the values of one header (MHD_get_connection_values_n). */
-struct header_scan {
-    const char *name;
-    int count, differ;
-    const char *first;
-};
-
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   size_t key_len, const char *value, size_t value_len)
-{
-    (void)kind;
-    (void)value_len;
-    struct header_scan *h = cls;
-    if (strlen(h->name) != key_len || strncasecmp(key, h->name, key_len) != 0)
-        return MHD_YES;
-    if (h->count++ == 0)
-        h->first = value;
-    else if (strcmp(h->first, value) != 0)
-        h->differ = 1;
-    return MHD_YES;
-}
-
-/* How the body is framed (RFC 9112 6): whether there is one, and 400 for
- * framings a proxy in front could read differently from us (two different
- * Content-Length values; Transfer-Encoding with Content-Length; a transfer
- * coding other than chunked). libmicrohttpd 0.9.75 itself reads the first
- * Content-Length, or Transfer-Encoding over Content-Length. */
-static void check_framing(struct request *r)
-{
-    struct header_scan cl = {MHD_HTTP_HEADER_CONTENT_LENGTH, 0, 0, NULL};
-    struct header_scan te = {MHD_HTTP_HEADER_TRANSFER_ENCODING, 0, 0, NULL};
-    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &cl);
-    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &te);
-    r->has_body = te.count > 0 || (cl.count > 0 && strcmp(cl.first, "0") != 0);
-    if (cl.differ) {
-        r->has_body = 1;
-        reply_error(r, SRV_ERR_BAD_REQUEST,
-                    "two different Content-Length headers: the body's length is unknown");
-    } else if (te.count && cl.count) {
-        reply_error(r, SRV_ERR_BAD_REQUEST,
-                    "both Transfer-Encoding and Content-Length: send only one");
-    } else if (te.count > 1 || (te.count && strcasecmp(te.first, "chunked") != 0)) {
-        reply_error(r, SRV_ERR_BAD_REQUEST,
-                    "Transfer-Encoding %.60s: only chunked is supported", te.first);
-    }
-}
-
 /* ---- libmicrohttpd callbacks ---- */
 
 /* Queue the reply decided, if any. libmicrohttpd 0.9.75 accepts one only with
  * the headers (then it reads no body and closes the connection: the refusals)
- * or once the whole request is in (then the connection stays open). */
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0'
-         : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
+ * or once the whole request is in (then the connection stays open). A reply
+ * that could not be made closes the connection (MHD_NO). */
 static enum MHD_Result flush(struct request *r)
 {
-    if (!r->resp || r->queued)
+    if (r->queued)
         return MHD_YES;
+    if (!r->resp)
+        return r->reply_lost ? MHD_NO : MHD_YES;
     if (!r->body_complete)
         MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (MHD_queue_response(r->conn, (unsigned)r->status, r->resp) != MHD_YES)
@@ -466,21 +169,44 @@ static enum MHD_Result flush(struct request *r)
     return MHD_YES;
 }
 
+/* r's route from its path, or a 404; a 405 (with Allow) when the route
+ * takes another method. HEAD is GET without the body (libmicrohttpd drops
+ * it). r->route is set for the metrics even on a 405. Returns 0, or -1 when
+ * the request is refused. */
+static int find_route(struct request *r, const char *url)
+{
+    const struct route *rt = route_find(r->srv->routes, url);
+    if (!rt) {
+        reply_error(r, SRV_ERR_NOT_FOUND, "no route %.200s", url);
+        return -1;
+    }
+    r->route = rt;
+    int head_ok = strcmp(rt->method, "GET") == 0 && strcmp(r->method, "HEAD") == 0;
+    if (strcmp(r->method, rt->method) != 0 && !head_ok) {
+        reply_error(r, SRV_ERR_METHOD, "%s %s: method not allowed, use %s", r->method, url,
+                    rt->method);
+        reply_header(r, MHD_HTTP_HEADER_ALLOW, rt->method);
+        return -1;
+    }
+    return 0;
+}
+
 /* The first call, with the headers: route, and refuse what will be refused
  * before any body is read (libmicrohttpd then sends no 100 Continue). */
 static void request_begin(struct request *r, const char *url)
 {
-    check_framing(r);
-    if (r->resp)
+    http_check_framing(r);
+    if (request_replied(r) || find_route(r, url) < 0)
         return;
-    routes_dispatch(r, url);
-    if (r->resp || !r->route || !r->route->body)
+    if (r->route->begin)
+        r->route->begin(r);
+    if (request_replied(r) || !r->route->body_kind)
         return;
     if (r->late) {
         reply_error(r, SRV_ERR_NOT_READY, "server shutting down");
         return;
     }
-    body_begin(r);
+    http_body_begin(r);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -498,32 +224,39 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         request_begin(r, url);
         /* A refusal goes out now only when there is a body not to read; a
          * reply queued on this first call would close the connection. */
+        if (r->reply_lost)
+            return MHD_NO;
         return r->resp && r->has_body ? flush(r) : MHD_YES;
     }
     if (*upload_size) {
-        body_data(r, upload_data, *upload_size);
+        http_body_data(r, upload_data, *upload_size);
         *upload_size = 0;
         /* An error mid-body is answered once the body is in, so that the
          * reply can be sent at all; a chunked body going on past twice the
          * limit is cut without one. */
-        if (r->resp && r->body_seen > 2 * s->cfg->max_body_bytes)
+        if (r->reply_lost || (r->resp && r->body_seen > 2 * s->cfg->max_body_bytes))
             return MHD_NO;
         return MHD_YES;
     }
     r->body_complete = 1;
-    if (r->resp || r->queued)
+    if (request_replied(r))
         return flush(r);
     if (r->submitted) {
         if (r->job_done)
             r->route->finish(r);
         return flush(r);
     }
-    if (r->mp && mp_finish(r->mp) < 0) {
-        reply_error(r, SRV_ERR_BAD_REQUEST, "multipart body: %s", mp_error(r->mp));
-        return flush(r);
-    }
-    r->route->end(r);
+    http_body_end(r);
+    if (!request_replied(r))
+        r->route->end(r);
     return flush(r);
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
 /* libmicrohttpd's unescaping, but "%00" stays as it is: a NUL would cut the
@@ -562,20 +295,21 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                  "; connection closed");
     double total_ms = (double)(now_ns() - r->t_start_ns) / 1e6;
     double q = 0, cmp = 0;
-    int n_img = r->submitted ? r->job.n : 0;
+    int n_img = r->submitted ? r->job->n : 0;
     for (int i = 0; i < n_img; i++) {
-        if (r->images[i].queue_s > q)
-            q = r->images[i].queue_s;
-        if (r->images[i].compute_s > cmp)
-            cmp = r->images[i].compute_s;
+        const struct infer_image *it = &r->job->images[i];
+        if (it->queue_s > q)
+            q = it->queue_s;
+        if (it->compute_s > cmp)
+            cmp = it->compute_s;
     }
-    metrics_request(r->route ? r->route->metric : route_not_found.metric, r->status,
+    metrics_request(r->route ? r->route->metric : r->srv->routes->unmatched_metric, r->status,
                     total_ms / 1e3);
     struct access_entry e = {
-        .method = r->method, .path = r->path, .client = r->client, .status = r->status,
+        .method = r->method, .path = r->log_path, .client = r->client, .status = r->status,
         .bytes_out = r->bytes_out, .images = n_img, .queue_ms = q * 1e3,
         .compute_ms = cmp * 1e3, .total_ms = total_ms,
-        .model = r->model ? r->model->name : NULL,
+        .model = r->model_name[0] ? r->model_name : NULL,
         .error = r->error[0] ? r->error
                  : toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? "connection closed early"
                                                               : NULL,
@@ -584,9 +318,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     request_free(r);
 }
 
-int http_start(struct server *s, char *err, size_t errlen)
+int http_start(struct server *s, const struct route_table *table, char *err, size_t errlen)
 {
     const struct config *cfg = s->cfg;
+    s->routes = table;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     /* poll(), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll mode

@@ -2,22 +2,61 @@
  * health, and inference with FP32 [N,3,H,W] tensors or BYTES inputs holding
  * encoded images, in JSON or with the binary tensor data extension
  * (Inference-Header-Content-Length), and the classification extension. */
-#include "routes.h"
-
 #include "kserve.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The parsed request (kserve.h), owned by the request as its route state. */
+#include "kserve_request.h"
+#include "routes.h"
+
+/* The state of a /v2/models/NAME route (request_state), made by begin(),
+ * freed with the request. */
+struct v2_state {
+    struct model *model;    /* NAME, referenced; released with the state */
+    struct v2_request req;  /* the parsed inference request (kserve_request.c) */
+    struct infer_job job;   /* its images, handed to the batcher */
+};
+
 static void v2_state_free(void *p)
 {
-    struct v2_request *st = p;
+    struct v2_state *st = p;
     if (!st)
         return;
-    v2_request_free(st);
+    infer_job_free(&st->job);
+    v2_request_free(&st->req); /* the images' bytes and tensors */
+    model_release(st->model);
     free(st);
+}
+
+/* The state, with the model the path names; NULL after a reply. */
+static struct v2_state *v2_begin(struct request *r)
+{
+    struct v2_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        reply_error(r, SRV_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    request_set_state(r, st, v2_state_free);
+    infer_job_init(&st->job);
+    char name[256];
+    routes_v2_path(request_path(r), name, sizeof name);
+    st->model = routes_take_model(r, name);
+    st->job.model = st->model;
+    return st->model ? st : NULL;
+}
+
+void v2_model_begin(struct request *r)
+{
+    v2_begin(r);
+}
+
+void v2_infer_begin(struct request *r)
+{
+    struct v2_state *st = v2_begin(r);
+    if (st)
+        routes_parse_orient(r, &st->job.exif_orient);
 }
 
 /* ---- metadata and health ---- */
@@ -41,7 +80,7 @@ void v2_live(struct request *r)
 
 void v2_ready(struct request *r)
 {
-    if (atomic_load(&r->srv->draining)) {
+    if (request_draining(r)) {
         reply_error(r, SRV_ERR_NOT_READY, "shutting down");
         return;
     }
@@ -61,7 +100,8 @@ static cJSON *tensor_meta(const char *name, const char *dtype, const int *shape,
 
 void v2_model_meta(struct request *r)
 {
-    const struct model *m = r->model;
+    const struct v2_state *st = request_state(r);
+    const struct model *m = st->model;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", m->name);
     const char *versions[] = {"1"};
@@ -95,46 +135,46 @@ void v2_model_meta(struct request *r)
 
 void v2_model_ready(struct request *r)
 {
+    const struct v2_state *st = request_state(r);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", r->model->name);
-    cJSON_AddBoolToObject(o, "ready", !atomic_load(&r->srv->draining));
-    reply_json(r, atomic_load(&r->srv->draining) ? 503 : 200, o);
+    cJSON_AddStringToObject(o, "name", st->model->name);
+    cJSON_AddBoolToObject(o, "ready", !request_draining(r));
+    reply_json(r, request_draining(r) ? 503 : 200, o);
 }
 
 /* ---- inference ---- */
 
 void v2_infer_end(struct request *r)
 {
-    struct v2_request *st = calloc(1, sizeof *st);
-    if (!st) {
-        reply_error(r, SRV_ERR_NOMEM, "out of memory");
-        return;
-    }
-    r->route_state = st;
-    r->free_state = v2_state_free;
+    struct v2_state *st = request_state(r);
+    struct infer_job *job = &st->job;
+    const struct model *m = st->model;
+    size_t len;
+    const char *body = request_body(r, &len);
     char err[256];
-    enum srv_err e = v2_parse_request(r->body, r->body_len,
+    enum srv_err e = v2_parse_request(body, len,
                                       request_header(r, "Inference-Header-Content-Length"),
-                                      r->model->pp->crop, r->srv->cfg->max_queue, st, err,
+                                      m->pp->crop, request_config(r)->max_queue, &st->req, err,
                                       sizeof err);
     if (e != SRV_OK) {
         reply_error(r, e, "%s", err);
         return;
     }
-    if (st->layer[0]) {
-        r->layer = rn_model_layer_find(r->model->m, st->layer);
-        r->pool = st->layer_pool;
-        if (r->layer < 0) {
+    if (st->req.layer[0]) {
+        job->layer = rn_model_layer_find(m->m, st->req.layer);
+        job->pool = st->req.layer_pool;
+        if (job->layer < 0) {
             reply_error(r, SRV_ERR_BAD_REQUEST,
                         "unknown output '%.60s': outputs are \"logits\", \"probabilities\" or a "
                         "layer of model %s (GET /v2/models/%s lists them)",
-                        st->layer, r->model->name, r->model->name);
+                        st->req.layer, m->name, m->name);
             return;
         }
     }
-    r->images = st->images; /* the request frees its images */
-    st->images = NULL;
-    request_submit(r, st->n);
+    job->images = st->req.images; /* the job frees its images */
+    job->n = st->req.n;
+    st->req.images = NULL;
+    routes_submit(r, job);
 }
 
 /* ---- reply ---- */
@@ -162,20 +202,20 @@ static int blob_put(struct blob *b, const void *d, size_t n)
 }
 
 /* One output tensor: values[n][nc], or its top-k "value:index:label" strings. */
-static cJSON *output_json(struct request *r, int k, float **values, struct blob *bin)
+static cJSON *output_json(const struct v2_state *st, int k, float **values, struct blob *bin)
 {
-    struct v2_request *st = r->route_state;
-    const struct model *m = r->model;
-    int n = st->n, nc = m->info->n_classes;
+    const struct v2_request *req = &st->req;
+    const struct model *m = st->model;
+    int n = req->n, nc = m->info->n_classes;
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "name", v2_out_names[k]);
     size_t start = bin->len;
-    int cls = st->out[k].cls < nc ? st->out[k].cls : nc;
-    if (st->out[k].cls) {
+    int cls = req->out[k].cls < nc ? req->out[k].cls : nc;
+    if (req->out[k].cls) {
         cJSON_AddStringToObject(t, "datatype", "BYTES");
         int shape[2] = {n, cls};
         cJSON_AddItemToObject(t, "shape", cJSON_CreateIntArray(shape, 2));
-        cJSON *data = st->out[k].binary ? NULL : cJSON_AddArrayToObject(t, "data");
+        cJSON *data = req->out[k].binary ? NULL : cJSON_AddArrayToObject(t, "data");
         int *idx = malloc(sizeof *idx * (size_t)cls);
         for (int i = 0; idx && i < n; i++) {
             int got = rn_topk(values[i], nc, cls, idx);
@@ -200,7 +240,7 @@ static cJSON *output_json(struct request *r, int k, float **values, struct blob 
         cJSON_AddStringToObject(t, "datatype", "FP32");
         int shape[2] = {n, nc};
         cJSON_AddItemToObject(t, "shape", cJSON_CreateIntArray(shape, 2));
-        cJSON *data = st->out[k].binary ? NULL : cJSON_AddArrayToObject(t, "data");
+        cJSON *data = req->out[k].binary ? NULL : cJSON_AddArrayToObject(t, "data");
         for (int i = 0; i < n; i++)
             for (int j = 0; j < nc; j++) {
                 if (data)
@@ -209,7 +249,7 @@ static cJSON *output_json(struct request *r, int k, float **values, struct blob 
                     blob_put(bin, &values[i][j], sizeof(float));
             }
     }
-    if (st->out[k].binary) {
+    if (req->out[k].binary) {
         cJSON *p = cJSON_AddObjectToObject(t, "parameters");
         cJSON_AddNumberToObject(p, "binary_data_size", (double)(bin->len - start));
     }
@@ -217,27 +257,30 @@ static cJSON *output_json(struct request *r, int k, float **values, struct blob 
 }
 
 /* A layer output: one FP32 tensor [n, c] or [n, c, h, w] named after it. */
-static void reply_layer(struct request *r, struct v2_request *st)
+static void reply_layer(struct request *r, const struct v2_state *st)
 {
-    int shape[4] = {st->n, 0, 0, 0}, sh[3];
-    rn_model_layer_shape(r->model->m, r->layer, r->images[0].h, r->images[0].w, sh);
+    const struct v2_request *req = &st->req;
+    const struct infer_job *job = &st->job;
+    const struct model *m = st->model;
+    int shape[4] = {req->n, 0, 0, 0}, sh[3];
+    rn_model_layer_shape(m->m, job->layer, job->images[0].h, job->images[0].w, sh);
     memcpy(shape + 1, sh, sizeof sh);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model_name", r->model->name);
+    cJSON_AddStringToObject(o, "model_name", m->name);
     cJSON_AddStringToObject(o, "model_version", "1");
-    if (st->has_id)
-        cJSON_AddStringToObject(o, "id", st->id);
+    if (req->has_id)
+        cJSON_AddStringToObject(o, "id", req->id);
     cJSON *t = cJSON_CreateObject();
     cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "outputs"), t);
-    cJSON_AddStringToObject(t, "name", rn_model_layer_name(r->model->m, r->layer));
+    cJSON_AddStringToObject(t, "name", rn_model_layer_name(m->m, job->layer));
     cJSON_AddStringToObject(t, "datatype", "FP32");
-    cJSON_AddItemToObject(t, "shape", cJSON_CreateIntArray(shape, r->pool == RN_POOL_AVG ? 2 : 4));
-    size_t per = r->layer_floats, total = per * (size_t)st->n;
-    if (!st->layer_binary) {
+    cJSON_AddItemToObject(t, "shape", cJSON_CreateIntArray(shape, job->pool == RN_POOL_AVG ? 2 : 4));
+    size_t per = job->layer_floats, total = per * (size_t)req->n;
+    if (!req->layer_binary) {
         cJSON *data = cJSON_AddArrayToObject(t, "data");
-        for (int i = 0; i < st->n; i++)
+        for (int i = 0; i < req->n; i++)
             for (size_t j = 0; j < per; j++)
-                cJSON_AddItemToArray(data, json_float(r->images[i].layer_out[j]));
+                cJSON_AddItemToArray(data, json_float(job->images[i].layer_out[j]));
         reply_json(r, 200, o);
         return;
     }
@@ -254,8 +297,8 @@ static void reply_layer(struct request *r, struct v2_request *st)
     }
     memcpy(body, json, jl);
     cJSON_free(json);
-    for (int i = 0; i < st->n; i++) /* the images' outputs are consecutive */
-        memcpy(body + jl + (size_t)i * per * sizeof(float), r->images[i].layer_out, per * sizeof(float));
+    for (int i = 0; i < req->n; i++) /* the images' outputs are consecutive */
+        memcpy(body + jl + (size_t)i * per * sizeof(float), job->images[i].layer_out, per * sizeof(float));
     char hl[32];
     snprintf(hl, sizeof hl, "%zu", jl);
     reply_buffer(r, 200, "application/octet-stream", body, jl + total * sizeof(float),
@@ -264,18 +307,21 @@ static void reply_layer(struct request *r, struct v2_request *st)
 
 void v2_infer_finish(struct request *r)
 {
-    struct v2_request *st = r->route_state;
-    for (int i = 0; i < st->n; i++)
-        if (r->images[i].status != SRV_OK) {
-            reply_error(r, r->images[i].status, "input %d: %s", i, r->images[i].err);
+    const struct v2_state *st = request_state(r);
+    const struct v2_request *req = &st->req;
+    const struct infer_job *job = &st->job;
+    const struct model *m = st->model;
+    for (int i = 0; i < req->n; i++)
+        if (job->images[i].status != SRV_OK) {
+            reply_error(r, job->images[i].status, "input %d: %s", i, job->images[i].err);
             return;
         }
-    if (r->layer >= 0) {
+    if (job->layer >= 0) {
         reply_layer(r, st);
         return;
     }
-    int nc = r->model->info->n_classes;
-    size_t n = st->n > 0 ? (size_t)st->n : 1;
+    int nc = m->info->n_classes;
+    size_t n = req->n > 0 ? (size_t)req->n : 1;
     float **logits = calloc(n, sizeof *logits);
     float *probs = malloc(sizeof *probs * (size_t)nc * n);
     float **pp = calloc(n, sizeof *pp);
@@ -286,24 +332,24 @@ void v2_infer_finish(struct request *r)
         reply_error(r, SRV_ERR_NOMEM, "out of memory building the reply");
         return;
     }
-    for (int i = 0; i < st->n; i++) {
-        logits[i] = r->images[i].logits;
+    for (int i = 0; i < req->n; i++) {
+        logits[i] = job->images[i].logits;
         pp[i] = probs + (size_t)nc * i;
         memcpy(pp[i], logits[i], sizeof *probs * (size_t)nc);
         rn_softmax(pp[i], nc);
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model_name", r->model->name);
+    cJSON_AddStringToObject(o, "model_name", m->name);
     cJSON_AddStringToObject(o, "model_version", "1");
-    if (st->has_id)
-        cJSON_AddStringToObject(o, "id", st->id);
+    if (req->has_id)
+        cJSON_AddStringToObject(o, "id", req->id);
     cJSON *outs = cJSON_AddArrayToObject(o, "outputs");
     struct blob bin = {0};
     int any_binary = 0;
-    for (int i = 0; i < st->n_order; i++) {
-        int k = st->order[i];
-        cJSON_AddItemToArray(outs, output_json(r, k, k == V2_OUT_LOGITS ? logits : pp, &bin));
-        any_binary |= st->out[k].binary;
+    for (int i = 0; i < req->n_order; i++) {
+        int k = req->order[i];
+        cJSON_AddItemToArray(outs, output_json(st, k, k == V2_OUT_LOGITS ? logits : pp, &bin));
+        any_binary |= req->out[k].binary;
     }
     free(logits);
     free(probs);

@@ -1,50 +1,24 @@
-/* The KServe v2 inference request reader, apart from HTTP: a body (JSON, and
- * with the binary tensor data extension, raw bytes after it) in, a parsed
- * request with one job image per input element out. Split from kserve.c so
- * that it can be tested and fuzzed without a connection. */
+/* The KServe v2 API's handlers (kserve.c), for the route table: server and
+ * model metadata, health, and inference. The request body's reader is
+ * kserve_request.h. */
 #ifndef RESNETD_KSERVE_H
 #define RESNETD_KSERVE_H
 
-#include <stddef.h>
+#include "request.h"
 
-#include "batcher.h"
-#include "errors.h"
+/* GET /v2, /v2/health/live, /v2/health/ready */
+void v2_server_meta(struct request *r);
+void v2_live(struct request *r);
+void v2_ready(struct request *r);
 
-#define V2_MAX_SIDE 512 /* FP32 inputs: h, w from 32 to this */
+/* GET /v2/models/NAME[/versions/V][/ready] */
+void v2_model_begin(struct request *r);
+void v2_model_meta(struct request *r);
+void v2_model_ready(struct request *r);
 
-enum { V2_OUT_LOGITS, V2_OUT_PROBS, V2_N_OUT };
-
-struct v2_request {
-    float *tensor;              /* FP32 input, n x 3 x h x w */
-    char **blobs;               /* BYTES input decoded from base64, n of them */
-    struct job_image *images;   /* n; data points into the body, blobs or tensor */
-    int n, h, w;
-    char id[256];
-    int has_id;
-    struct {
-        int want, binary, cls;  /* requested; binary data; top-k classification */
-    } out[V2_N_OUT];
-    int order[V2_N_OUT], n_order; /* outputs in the order the request named them */
-    /* an output that is neither: a model layer by name (kserve.c resolves it),
-     * alone in the request; parameters {"pool": "avg" (default) | "none"} */
-    char layer[64];
-    int layer_pool, layer_binary; /* enum rn_pooling */
-};
-
-/* The output names, indexed by V2_OUT_*. */
-extern const char *const v2_out_names[V2_N_OUT];
-
-/* Parse a v2 inference request. body holds body_len bytes (it need not be
- * NUL-terminated); header_len is the Inference-Header-Content-Length header
- * or NULL (the whole body is JSON); crop is the model's input side, given to
- * encoded images; more than max_images inputs are refused. On SRV_OK *req is
- * filled and its images point into body, which must outlive them; on error
- * err says why. Either way the caller releases *req with v2_request_free. */
-enum srv_err v2_parse_request(const char *body, size_t body_len, const char *header_len,
-                              int crop, int max_images, struct v2_request *req, char *err,
-                              size_t errlen);
-
-/* Free what req holds and zero it; accepts a zeroed request. */
-void v2_request_free(struct v2_request *req);
+/* POST /v2/models/NAME[/versions/V]/infer */
+void v2_infer_begin(struct request *r);
+void v2_infer_end(struct request *r);
+void v2_infer_finish(struct request *r);
 
 #endif

@@ -2,7 +2,7 @@
  * input tensor (FP32 [N,3,H,W] as numbers or binary; BYTES as base64 strings
  * or length-prefixed binary elements) and the requested outputs. Every size
  * is checked against the body before it is used. */
-#include "kserve.h"
+#include "kserve_request.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "models.h"
 #include "notify.h"
+#include "routes.h"
 
 static int usable_cores(void)
 {
@@ -151,7 +152,7 @@ int main(int argc, char **argv)
         models_shutdown();
         return 1;
     }
-    if (http_start(&srv, err, sizeof err) < 0) {
+    if (http_start(&srv, &routes_table, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
         batcher_stop(srv.batcher);
         models_shutdown();

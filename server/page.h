@@ -1,16 +1,16 @@
-/* The static files of the inspection page (server/ui/), compiled in. */
+/* The documents resnetd serves by GET, for the route table: the inspection
+ * page's files (server/ui/, compiled in), the OpenAPI description and the
+ * Prometheus metrics. */
 #ifndef RESNETD_PAGE_H
 #define RESNETD_PAGE_H
 
-extern const char ui_index_html[], ui_index_html_end[], ui_app_js[], ui_app_js_end[],
-    ui_style_css[], ui_style_css_end[], ui_icon_svg[], ui_icon_svg_end[];
+#include "request.h"
 
-struct page_asset {
-    const char *path, *type;
-    const char *start, *end;
-};
-
-/* Every asset by its URL path; the last entry's path is NULL. */
-extern const struct page_asset page_assets[];
+/* GET /, /ui/app.js, /ui/style.css, /ui/icon.svg */
+void page_asset(struct request *r);
+/* GET /openapi.json */
+void openapi_page(struct request *r);
+/* GET /metrics */
+void metrics_page(struct request *r);
 
 #endif

@@ -1,31 +1,27 @@
-/* The routing table: which handler serves which method and path. */
+/* The routes resnetd serves: the table main.c hands to the transport, and
+ * what the routes of more than one API share (the model a request names, the
+ * query values they all read, handing a job to the batcher). */
 #ifndef RESNETD_ROUTES_H
 #define RESNETD_ROUTES_H
 
-#include "http.h"
+#include <stddef.h>
 
-enum body_kind {
-    BODY_NONE = 0,  /* GET routes */
-    BODY_IMAGES,    /* one raw image, or multipart/form-data with image files */
-    BODY_RAW,       /* anything, kept whole (v2 JSON, binary extension) */
-};
+#include "job.h"
+#include "models.h"
+#include "request.h"
 
-struct route {
-    const char *method;
-    int metric;                        /* enum metric_route */
-    int body;                          /* enum body_kind */
-    void (*end)(struct request *r);    /* body complete: reply or request_submit */
-    void (*finish)(struct request *r); /* the job is done: reply */
-};
-
-/* Find r's route from its method and url, take the model reference the path
- * or the query names, and parse the query. On a miss replies 404/405/400 and
- * leaves r->route NULL. */
-void routes_dispatch(struct request *r, const char *url);
+/* Every route of the daemon, for http_start (main.c). */
+extern const struct route_table routes_table;
 
 /* The route serving path url (no query), or NULL; a model named in a
  * /v2/models/NAME path goes to name (namelen bytes; "" otherwise). */
 const struct route *routes_match(const char *url, char *name, size_t namelen);
+
+/* /v2/models/NAME[/versions/V][/ready|/infer]: which of the three, NAME
+ * into name (namelen bytes); 0 when url is none of them or NAME does not
+ * fit. */
+enum { ROUTES_V2_MODEL = 1, ROUTES_V2_READY, ROUTES_V2_INFER };
+int routes_v2_path(const char *url, char *name, size_t namelen);
 
 /* The topk query value: decimal digits of a number of at least 1 into *k,
  * those past INT_MAX read as INT_MAX (the caller cuts it to the number of
@@ -37,27 +33,17 @@ int routes_parse_topk(const char *s, int *k);
 #define ROUTES_MAX_NAME 63
 int routes_valid_name(const char *s);
 
-/* The route of unknown paths, for metrics. */
-extern const struct route route_not_found;
+/* A new reference to the model called name (NULL: the default one), which
+ * the access log line then names; NULL after a 400 (invalid name) or a 404
+ * (no such model) reply. The caller releases it (model_release). */
+struct model *routes_take_model(struct request *r, const char *name);
 
-/* v1 handlers (routes.c) */
-void v1_images_end(struct request *r);
-void v1_classify_finish(struct request *r);
-void v1_inspect_end(struct request *r);
-void v1_inspect_finish(struct request *r);
-void page_asset(struct request *r);
-void v1_embed_finish(struct request *r);
-void v1_models(struct request *r);
-void metrics_page(struct request *r);
-void openapi_page(struct request *r);
+/* ?orient=exif|none, for every route that decodes images, into *exif_orient.
+ * Returns 0, or -1 after a 400 reply. */
+int routes_parse_orient(struct request *r, int *exif_orient);
 
-/* KServe v2 handlers (kserve.c) */
-void v2_server_meta(struct request *r);
-void v2_live(struct request *r);
-void v2_ready(struct request *r);
-void v2_model_meta(struct request *r);
-void v2_model_ready(struct request *r);
-void v2_infer_end(struct request *r);
-void v2_infer_finish(struct request *r);
+/* Allocate job's outputs (infer_job_outputs) and submit it (request_submit);
+ * out of memory, the reply says so. Call from end() only. */
+void routes_submit(struct request *r, struct infer_job *job);
 
 #endif

@@ -2,15 +2,49 @@
  * (server/kserve_request.c). The first input line, when it starts with a
  * digit, is the Inference-Header-Content-Length header; the rest is the body,
  * copied to an exact-size buffer without a terminating NUL so that any read
- * past it is caught. Every accepted request must be self-consistent. */
+ * past it is caught. Every accepted request must be self-consistent: its
+ * images readable and of the right size, its outputs one of the two forms
+ * outputs_consistent() states. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kserve.h"
+#include "kserve_request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* What an accepted request asks for (kserve_request.c's parse_outputs): a
+ * model layer by name, alone (no logits or probabilities beside it), pooled
+ * or not; or no layer, and then order[0..n_order) lists each wanted output
+ * once: both when "outputs" is absent, none for an empty "outputs" array. */
+static int outputs_consistent(const struct v2_request *req)
+{
+    if (memchr(req->layer, '\0', sizeof req->layer) == NULL)
+        return 0;
+    if (req->layer[0]) {
+        if (req->n_order != 0 || (req->layer_pool != 0 && req->layer_pool != 1) ||
+            (req->layer_binary != 0 && req->layer_binary != 1))
+            return 0;
+        for (int k = 0; k < V2_N_OUT; k++)
+            if (req->out[k].want)
+                return 0;
+        return 1;
+    }
+    if (req->n_order < 0 || req->n_order > V2_N_OUT)
+        return 0;
+    int listed[V2_N_OUT] = {0};
+    for (int i = 0; i < req->n_order; i++) {
+        int k = req->order[i];
+        if (k < 0 || k >= V2_N_OUT || listed[k]++)
+            return 0;
+    }
+    for (int k = 0; k < V2_N_OUT; k++)
+        if (req->out[k].want != listed[k] || req->out[k].cls < 0 ||
+            (req->out[k].binary != 0 && req->out[k].binary != 1))
+            return 0;
+    return 1;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -30,10 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256];
     enum srv_err e = v2_parse_request(body, size, hlp, 224, 64, &req, err, sizeof err);
     if (e == SRV_OK) {
-        if (req.n < 1 || req.n > 64 || !req.images || req.n_order < 1 || req.n_order > V2_N_OUT)
+        if (req.n < 1 || req.n > 64 || !req.images || !outputs_consistent(&req))
             abort();
         for (int i = 0; i < req.n; i++) {
-            const struct job_image *im = &req.images[i];
+            const struct infer_image *im = &req.images[i];
             if (im->data) {
                 volatile unsigned char x = 0;
                 for (size_t k = 0; k < im->len; k++) /* the image bytes are readable */

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "kserve.h"
+#include "kserve_request.h"
 #include "routes.h"
 
 static struct v2_request req;
