@@ -9,6 +9,7 @@
 #   core/inspect               model, engine
 #   server/, tools/            core's public header (tools/convert.c also
 #                              formats/weights.h: it writes what it reads)
+#   server/http*.c             the transport: no route's header, no route by name
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
@@ -68,5 +69,23 @@ for f in $(git ls-files server tools | grep -E '\.(c|h)$'); do
     done < <(includes "$f")
 done
 check_eq "server/ and tools/ use core's public header only" "${violations[*]:-}" ""
+
+# The transport knows no routes: server/http*.c include no header that
+# declares a handler (a function taking struct request *; the request API
+# itself, request.h, is what routes see) and call none by name.
+violations=()
+for f in server/http*.c; do
+    while read -r inc; do
+        h=server/$inc
+        [ -f "$h" ] || continue
+        case $inc in http.h | http_internal.h | request.h) continue ;; esac
+        if grep -qE '^[a-z].*\(struct request \*[a-z_]*\)' "$h"; then
+            violations+=("$f includes $inc, which declares route handlers")
+        fi
+    done < <(includes "$f")
+    grep -qE '\broutes_dispatch\b|\bv1_[a-z_]+\(|\bv2_[a-z_]+\(' "$f" &&
+        violations+=("$f calls a route by name")
+done
+check_eq "server/http*.c know no route" "${violations[*]:-}" ""
 
 tap_done
