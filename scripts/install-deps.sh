@@ -4,12 +4,14 @@
 #   scripts/install-deps.sh            build + runtime + test packages
 #   scripts/install-deps.sh --dev      also the tools for regenerating fixtures
 #                                      (python3-torch) and benchmarks
+#   scripts/install-deps.sh --fuzz     also clang and its libFuzzer runtime
+#                                      (make fuzz; .ci/run)
 set -eu
 PKGS=(
     build-essential pkg-config ca-certificates
     libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libtiff-dev zlib1g-dev
     libmicrohttpd-dev libsystemd-dev
-    # ONNX models (core/onnx.c): protobuf-c, and C generated at build time
+    # ONNX models (core/formats/onnx.c): protobuf-c, and C generated at build time
     # from the onnx.proto that libonnx-dev ships
     libprotobuf-c-dev protobuf-c-compiler libonnx-dev
     libcmocka-dev curl jq python3 python3-yaml python3-jsonschema python3-pil nodejs npm darknet wrk nginx
@@ -23,6 +25,9 @@ PKGS=(
     libwebp-dev:arm64 libtiff-dev:arm64 zlib1g-dev:arm64
     libopenblas0:arm64 libmicrohttpd-dev:arm64 libsystemd-dev:arm64 libprotobuf-c-dev:arm64
 )
+if [ "${1:-}" = "--fuzz" ]; then
+    PKGS+=(clang libclang-rt-14-dev)
+fi
 if [ "${1:-}" = "--dev" ]; then
     PKGS+=(python3-torch python3-torchvision python3-onnx python3-pil python3-numpy darknet
            imagemagick valgrind clang libclang-rt-14-dev time)
