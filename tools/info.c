@@ -81,7 +81,8 @@ static void print_text(const rn_model *m, const char *path)
     printf("embedding:    %d\n", in->embed_dim);
     printf("parameters:   %lld\n", (long long)in->n_params);
     printf("GFLOP/image:  %.2f at 224x224\n", in->gflops);
-    printf("kernels:      %s, %s (RN_ISA to force one)\n", rn_isa_name(in->isa), rn_precision_name(in->precision));
+    printf("kernels:      %s (RN_ISA to force one)\n", rn_isa_name(in->isa));
+    printf("precision:    %s\n", rn_precision_name(in->precision));
     printf("bn eps:       %g\n", in->bn_eps);
     int crop = rn_model_preprocess(m)->crop, shape[3];
     printf("layers:       (outputs at %dx%d, for resnet infer --layer)\n", crop, crop);
