@@ -49,5 +49,6 @@ run test_safetensors
 run test_image
 run test_inspect
 run test_qconv
+run test_int8_parity
 # not test_kernels: it checks the im2col + BLAS path with 1-3 threads, natively
 exit $failed

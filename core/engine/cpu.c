@@ -6,6 +6,10 @@
 #include "cpu.h"
 #include "kernels.h"
 
+#if defined(__aarch64__)
+#include <sys/auxv.h> /* getauxval; HWCAP_ASIMDDP from glibc's bits/hwcap.h */
+#endif
+
 unsigned rn_cpu_features(void)
 {
     unsigned f = 0;
@@ -23,6 +27,9 @@ unsigned rn_cpu_features(void)
         f |= RN_CPU_AVX512_VNNI;
 #elif defined(__aarch64__)
     f |= RN_CPU_NEON; /* Advanced SIMD is part of every ARMv8-A core */
+    /* optional before ARMv8.4; the kernel says whether this core has it */
+    if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP)
+        f |= RN_CPU_NEON_DOTPROD;
 #endif
     return f;
 }
@@ -89,6 +96,12 @@ const rn_qkernels *rn_qkernels_get(int isa)
 #if defined(__x86_64__)
     case RN_ISA_AVX512:
         return f & RN_CPU_AVX512_VNNI ? &rn_qkernels_avx512 : NULL;
+#endif
+#if defined(__aarch64__)
+    case RN_ISA_NEON:
+        if (!(f & RN_CPU_NEON))
+            return NULL;
+        return f & RN_CPU_NEON_DOTPROD ? &rn_qkernels_neon_dot : &rn_qkernels_neon;
 #endif
     case RN_ISA_C:
         return &rn_qkernels_c;

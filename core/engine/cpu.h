@@ -10,6 +10,7 @@ enum {
     RN_CPU_AVX512_BF16 = 1 << 2, /* avx512_bf16: VDPBF16PS, VCVTNEPS2BF16 */
     RN_CPU_NEON = 1 << 3,        /* aarch64 Advanced SIMD */
     RN_CPU_AVX512_VNNI = 1 << 4, /* avx512_vnni: VPDPBUSD */
+    RN_CPU_NEON_DOTPROD = 1 << 5, /* aarch64 asimddp: UDOT, SDOT (ARMv8.2) */
 };
 
 /* RN_CPU_* flags of the CPU this runs on. */

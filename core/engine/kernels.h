@@ -181,7 +181,7 @@ enum { RN_QIN_C16, RN_QIN_NHWC4, RN_QIN_COUNT };
 /* The INT8 micro-kernels of one ISA (kern_int8_*.c), chosen apart from the
  * FP32 table: an AVX-512 CPU without VNNI runs AVX-512 FP32 and AVX2 INT8. */
 typedef struct rn_qkernels {
-    const char *name; /* "avx512-vnni", "avx2", "neon", "c" */
+    const char *name; /* "avx512-vnni", "avx2", "neon-dotprod", "neon", "c" */
     int isa;          /* the enum rn_isa it belongs to */
     /* [RN_QIN_*][stride 2][RN_NB_*]; NULL where the table has none (every
      * table has nb 1) */
@@ -244,6 +244,10 @@ const rn_kernels *rn_kernels_get(int isa);
 
 #if defined(__x86_64__)
 extern const rn_qkernels rn_qkernels_avx512; /* needs avx512_vnni */
+#endif
+#if defined(__aarch64__)
+extern const rn_qkernels rn_qkernels_neon_dot; /* needs asimddp (ARMv8.2 dot products) */
+extern const rn_qkernels rn_qkernels_neon;     /* any aarch64 core */
 #endif
 extern const rn_qkernels rn_qkernels_c;
 
