@@ -4,8 +4,8 @@
 #   make test       every test (unit, parity, end-to-end); ends "N passed, N failed"
 #   make asan       the same build and tests with -fsanitize=address,undefined in build-asan/
 #   make test-aarch64  cross build (gcc-aarch64-linux-gnu, arm64 multiarch -dev
-#                   packages) in build-aarch64/, then test_blocked (NEON),
-#                   test_parity, test_safetensors, test_image, test_kernels
+#                   packages) in build-aarch64/, then the tests of
+#                   AARCH64_TESTS (the NEON FP32 and INT8 tables among them)
 #                   under qemu-aarch64-static (tests/aarch64.sh); correctness
 #                   only, qemu's timings mean nothing. Part of make test
 #                   (tests/e2e/aarch64_qemu.sh), skipped without the toolchain.
