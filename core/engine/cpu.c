@@ -95,7 +95,11 @@ const rn_qkernels *rn_qkernels_get(int isa)
     switch (isa) {
 #if defined(__x86_64__)
     case RN_ISA_AVX512:
-        return f & RN_CPU_AVX512_VNNI ? &rn_qkernels_avx512 : NULL;
+        /* the AVX-512 tiles are VPDPBUSD's: an AVX-512 CPU without VNNI
+         * (Skylake-SP) runs its INT8 on the AVX2 ones */
+        return f & RN_CPU_AVX512_VNNI ? &rn_qkernels_avx512 : f & RN_CPU_AVX512 ? &rn_qkernels_avx2 : NULL;
+    case RN_ISA_AVX2:
+        return f & RN_CPU_AVX2_FMA ? &rn_qkernels_avx2 : NULL;
 #endif
 #if defined(__aarch64__)
     case RN_ISA_NEON:

@@ -244,6 +244,7 @@ const rn_kernels *rn_kernels_get(int isa);
 
 #if defined(__x86_64__)
 extern const rn_qkernels rn_qkernels_avx512; /* needs avx512_vnni */
+extern const rn_qkernels rn_qkernels_avx2;
 #endif
 #if defined(__aarch64__)
 extern const rn_qkernels rn_qkernels_neon_dot; /* needs asimddp (ARMv8.2 dot products) */

@@ -102,6 +102,8 @@ static const struct qshape shapes[] = {
     {64, 128, 3, 2, 4, 8, 8, 2},   /* grouped 3x3 stride 2 */
     {3, 1, 3, 1, 1, 1, 1, 1},      /* one pixel: all border but the centre */
     {48, 80, 3, 1, 1, 14, 14, 1},  /* several chunks */
+    {32, 48, 3, 2, 1, 7, 9, 1},    /* stride 2, rows of 5 (a table's tiles of 3 and 2) */
+    {24, 16, 1, 2, 1, 3, 1, 2},    /* stride 2, rows of 1 */
 };
 
 /* A convolution with random int8 weights, bias and scales. */
@@ -245,13 +247,17 @@ static void test_qconv_shapes(void **state)
 }
 
 /* The stem: the float image quantized with zero point 128 into the padded
- * NHWC4 buffer, a 7x7 stride-2 convolution (and a deep stem's 3x3 stride 2). */
+ * NHWC4 buffer, a 7x7 stride-2 convolution (and a deep stem's 3x3 stride
+ * 2, and a 3x3 stride 1). */
 static void test_qconv_stem(void **state)
 {
     const rn_qkernels *k = rn_qkernels_get((int)(intptr_t)*state);
     if (!k)
         skip();
-    static const int cases[][5] = {{7, 2, 3, 23, 19}, {3, 2, 1, 17, 16}, {7, 2, 3, 32, 32}};
+    /* k, stride, pad, ih, iw: rows of 10, 8, 16, 5 and 1 pixels, and a
+     * stride-1 stem (CIFAR's 3x3) with rows of 9 and 1 */
+    static const int cases[][5] = {{7, 2, 3, 23, 19}, {3, 2, 1, 17, 16}, {7, 2, 3, 32, 32}, {7, 2, 3, 9, 9},
+                                   {7, 2, 3, 6, 1},   {3, 1, 1, 8, 9},   {3, 1, 1, 4, 1}};
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         rn_conv c = {.in_c = 3, .out_c = 24, .kh = cases[t][0], .kw = cases[t][0], .stride = cases[t][1],
                      .pad = cases[t][2], .groups = 1};

@@ -1,0 +1,231 @@
+/* AVX2 INT8 micro-kernels (core/engine/kernels.h, docs/int8.md): x86-64
+ * CPUs with AVX2 but without AVX-512 VNNI (AMD Zen 3, Intel Haswell to
+ * Skylake client; also an AVX-512 CPU without VNNI, core/engine/cpu.c).
+ *
+ * Exact, as every table: AVX2 has no VPDPBUSD, and VPMADDUBSW (u8 x s8
+ * pairs summed into int16) saturates (255 * 127 * 2 > 32767), which gives
+ * bytes other than the C table's on some inputs. Every product here goes
+ * through VPMADDWD (s16 x s16 pairs summed into int32): a pair is at most
+ * 2 * 255 * 128 in magnitude, and the whole sum with its bias stays inside
+ * int32 (rn_qconv_ok bounds it), so the sums are exact, in any order.
+ *
+ * Operands, from the packing rn_qconv_pack shares with the VNNI table (32
+ * bytes = 8 output channels x 4 input channels, i%4 innermost): seen as 16
+ * int16, lane 2o holds inputs 0 and 1 of channel o and lane 2o+1 inputs 2
+ * and 3. Shifts split them into the even inputs (0, 2: VPSLLW 8 then
+ * VPSRAW 8, sign-extended) and the odd ones (1, 3: VPSRAW 8). The pixel's
+ * 4 bytes, broadcast to every 32-bit lane (VPBROADCASTD from memory, a
+ * load), split the same way (VPAND 0x00ff: bytes 0 and 2; VPSRLW 8: bytes
+ * 1 and 3, zero-extended). Then VPMADDWD(even x, even w) + VPMADDWD(odd x,
+ * odd w) is each of the 8 channels' 4-input sum in its own int32 lane: one
+ * accumulator per 8 channels, already in channel order.
+ *
+ * Why this one, measured on AMD EPYC (Zen 4) running this AVX2 code, one
+ * thread: VPMADDWD runs 2 a cycle; VPSHUFB and VPMOVSXBW share a pipe with
+ * it (a madd + shuffle mix runs 3 instructions a cycle), shifts and logic
+ * do not (madd + shift: 4 a cycle). The obvious formulation, 16 weight
+ * bytes (4 channels x 4 inputs) sign-extended by VPMOVSXBW and the pixel's
+ * 4 bytes zero-extended into every 64-bit lane by VPSHUFB, gives two
+ * partial sums per channel (4 accumulators per pixel, 3-pixel tiles) and
+ * spends its preparation on the madd pipe: 3x3 256->256 at 14x14 67 GMAC/s,
+ * 3x3 64->64 at 56x56 65, 1x1 1024->256 at 14x14 58, the 7x7/2 stem 48;
+ * this one 74, 76, 64 and 56 (medians, batch 8; the stem's 4th channel, the
+ * image's padding, counted as no work). Widening the first one's input
+ * pixels to int16 once per input block and tap row, so that every use is a
+ * plain broadcast load, won 4% on the 3x3 64->64 and lost 20% on 1x1
+ * convolutions (a buffer written and read back for 4 steps). Compiled from
+ * intrinsics, this one with 2 output blocks x 2 pixels ran 1-5% behind
+ * 1 block x 4 pixels (its weights split twice as often): nb 1 only. Not
+ * measured on Intel, where the shifts share ports 0 and 1 with VPMADDWD and
+ * the shuffles run on port 5: there the balance may favour the shuffles.
+ *
+ * Tile: R <= 4 output pixels of one row x 16 output channels: 8
+ * accumulators, 4 weight registers (even and odd x two halves), the
+ * pixel's even and odd halves and 2 products: the 16 ymm registers. Per 4
+ * input channels: 2 weight loads and 6 shifts, then per pixel a broadcast,
+ * 2 splitting instructions, 4 VPMADDWD and 4 VPADDD: 46 instructions for
+ * 256 multiply-adds, about 21 multiply-adds a cycle on Zen 4 where the
+ * VPMADDWD + VPADDD pair alone reaches 25 (32 for VPMADDWD alone).
+ *
+ * The epilogue is rn_requant's sequence in vector form: convert, multiply,
+ * [residual: convert, multiply, add], clamp, round to nearest even
+ * (VCVTPS2DQ in the default rounding mode), narrow to bytes with the
+ * output's sign; separate multiply and add instructions (the build does not
+ * contract them, -ffp-contract=off), so every table gives the same bytes.
+ */
+#include "kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* Compiled for AVX2 whatever the build flags; core/engine/cpu.c decides at
+ * run time whether it runs (rn_qkernels_get). */
+#define AVX2 __attribute__((target("avx2,fma")))
+#define NO_PTR_CHECK __attribute__((no_sanitize("pointer-overflow")))
+
+static const uint16_t lo_bytes[16] __attribute__((aligned(32))) = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+/* One step of 4 input channels, in inline assembly: from intrinsics GCC 12
+ * reassociated the adds of the unrolled loop (sums of products first),
+ * hoisted the next step's loads and ran out of the 16 registers, spilling
+ * accumulators to the stack inside the loop. The compiler allocates the 8
+ * accumulators (ymm0-7); ymm8-15 are the step's: even and odd weights of
+ * channels 0-7 (9, 8) and 8-15 (11, 10), the pixel's even and odd halves
+ * (12, 13), products (14, 15). */
+#define SPLIT_W                                                     \
+    "vmovdqa %[w0], %%ymm8\n\t"                                     \
+    "vpsllw $8, %%ymm8, %%ymm9\n\t"                                 \
+    "vpsraw $8, %%ymm8, %%ymm8\n\t"                                 \
+    "vpsraw $8, %%ymm9, %%ymm9\n\t"                                 \
+    "vmovdqa %[w1], %%ymm10\n\t"                                    \
+    "vpsllw $8, %%ymm10, %%ymm11\n\t"                               \
+    "vpsraw $8, %%ymm10, %%ymm10\n\t"                               \
+    "vpsraw $8, %%ymm11, %%ymm11\n\t"
+/* pixel X into accumulators A0 (channels 0-7) and A1 (8-15) */
+#define PIXEL(X, A0, A1)                                            \
+    "vpbroadcastd %[" #X "], %%ymm12\n\t"                           \
+    "vpsrlw $8, %%ymm12, %%ymm13\n\t"                               \
+    "vpand %[lo], %%ymm12, %%ymm12\n\t"                             \
+    "vpmaddwd %%ymm9, %%ymm12, %%ymm14\n\t"                         \
+    "vpmaddwd %%ymm8, %%ymm13, %%ymm15\n\t"                         \
+    "vpaddd %%ymm14, %" #A0 ", %" #A0 "\n\t"                        \
+    "vpaddd %%ymm15, %" #A0 ", %" #A0 "\n\t"                        \
+    "vpmaddwd %%ymm11, %%ymm12, %%ymm12\n\t"                        \
+    "vpmaddwd %%ymm10, %%ymm13, %%ymm13\n\t"                        \
+    "vpaddd %%ymm12, %" #A1 ", %" #A1 "\n\t"                        \
+    "vpaddd %%ymm13, %" #A1 ", %" #A1 "\n\t"
+#define STEP_OPERANDS                                                                               \
+    : "+x"(acc[0][0]), "+x"(acc[0][1]), "+x"(acc[1][0]), "+x"(acc[1][1]), "+x"(acc[2][0]),          \
+      "+x"(acc[2][1]), "+x"(acc[3][0]), "+x"(acc[3][1])                                             \
+    : [x0] "m"(*(const uint32_t *)(const void *)x0), [x1] "m"(*(const uint32_t *)(const void *)x1), \
+      [x2] "m"(*(const uint32_t *)(const void *)x2), [x3] "m"(*(const uint32_t *)(const void *)x3), \
+      [w0] "m"(*(const __m256i *)(const void *)w), [w1] "m"(*(const __m256i *)(const void *)(w + 32)), \
+      [lo] "m"(*(const __m256i *)(const void *)lo_bytes)                                            \
+    : "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
+
+/* acc[r] += the 4 input channels at x + r * XS (r < R) times the 16
+ * channels' weights at w (64 bytes, 64-byte aligned) */
+static inline AVX2 NO_PTR_CHECK __attribute__((always_inline)) void
+step(__m256i acc[4][2], const uint8_t *x, const int8_t *w, const int R, const int XS)
+{
+    const uint8_t *x0 = x, *x1 = R > 1 ? x + XS : x, *x2 = R > 2 ? x + 2 * XS : x,
+                  *x3 = R > 3 ? x + 3 * XS : x;
+    if (R == 4)
+        __asm__(SPLIT_W PIXEL(x0, 0, 1) PIXEL(x1, 2, 3) PIXEL(x2, 4, 5) PIXEL(x3, 6, 7) STEP_OPERANDS);
+    else if (R == 3)
+        __asm__(SPLIT_W PIXEL(x0, 0, 1) PIXEL(x1, 2, 3) PIXEL(x2, 4, 5) STEP_OPERANDS);
+    else if (R == 2)
+        __asm__(SPLIT_W PIXEL(x0, 0, 1) PIXEL(x1, 2, 3) STEP_OPERANDS);
+    else
+        __asm__(SPLIT_W PIXEL(x0, 0, 1) STEP_OPERANDS);
+}
+
+/* One pixel's 16 int32 sums (channels 0-7 in a0, 8-15 in a1) requantized
+ * into its 16 bytes at out; res: the residual's 16 bytes, or NULL. */
+static inline AVX2 __attribute__((always_inline)) void requant16(const rn_qtile *t, __m256i a0, __m256i a1,
+                                                                 __m256 m0, __m256 m1, __m256 lo, __m256 hi,
+                                                                 const uint8_t *res, uint8_t *out)
+{
+    __m256 y0 = _mm256_mul_ps(_mm256_cvtepi32_ps(a0), m0);
+    __m256 y1 = _mm256_mul_ps(_mm256_cvtepi32_ps(a1), m1);
+    if (res) {
+        __m128i rb = _mm_loadu_si128((const __m128i *)(const void *)res);
+        __m256i r0, r1;
+        if (t->res_s8) {
+            r0 = _mm256_cvtepi8_epi32(rb);
+            r1 = _mm256_cvtepi8_epi32(_mm_srli_si128(rb, 8));
+        } else {
+            r0 = _mm256_cvtepu8_epi32(rb);
+            r1 = _mm256_cvtepu8_epi32(_mm_srli_si128(rb, 8));
+        }
+        __m256 rmul = _mm256_set1_ps(t->rmul);
+        y0 = _mm256_add_ps(y0, _mm256_mul_ps(_mm256_cvtepi32_ps(r0), rmul));
+        y1 = _mm256_add_ps(y1, _mm256_mul_ps(_mm256_cvtepi32_ps(r1), rmul));
+    }
+    y0 = _mm256_min_ps(_mm256_max_ps(y0, lo), hi);
+    y1 = _mm256_min_ps(_mm256_max_ps(y1, lo), hi);
+    /* clamped, so no pack saturates; VPACKSSDW works within 128-bit lanes
+     * (channels 0-3 8-11 | 4-7 12-15), VPERMQ puts them back in order */
+    __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(_mm256_cvtps_epi32(y0), _mm256_cvtps_epi32(y1)), 0xd8);
+    __m128i pl = _mm256_castsi256_si128(p), ph = _mm256_extracti128_si256(p, 1);
+    __m128i b = t->relu ? _mm_packus_epi16(pl, ph) : _mm_packs_epi16(pl, ph);
+    _mm_storeu_si128((__m128i *)(void *)out, b);
+}
+
+/* R pixels (<= 4) of stride S, CP bytes per input pixel (16, or 4 for the
+ * stem's NHWC4 image), one output block. */
+static inline AVX2 NO_PTR_CHECK __attribute__((always_inline)) void qtile(const rn_qtile *t, const int R,
+                                                                          const int S, const int CP)
+{
+    __m256i acc[4][2];
+    __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)t->bias);
+    __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(t->bias + 8));
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+        acc[r][0] = b0;
+        acc[r][1] = b1;
+    }
+    const int taps = t->kh * t->kw;
+    for (int ib = 0; ib < t->ib_n; ib++) {
+        const uint8_t *in = t->in + ib * t->in_ib;
+        const int8_t *w = t->w + (size_t)ib * taps * CP * 16;
+        for (int ky = 0; ky < t->kh; ky++)
+            for (int kx = 0; kx < t->kw; kx++) {
+                const uint8_t *ip = in + ky * t->irow + kx * CP;
+                const int8_t *wk = w + (ky * t->kw + kx) * CP * 16;
+#pragma GCC unroll 4
+                for (int c4 = 0; c4 < CP / 4; c4++)
+                    step(acc, ip + c4 * 4, wk + c4 * 64, R, S * CP);
+            }
+    }
+    const __m256 lo = _mm256_set1_ps(t->relu ? 0.0f : -128.0f), hi = _mm256_set1_ps(t->relu ? 255.0f : 127.0f);
+    const __m256 m0 = _mm256_loadu_ps(t->mult), m1 = _mm256_loadu_ps(t->mult + 8);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        requant16(t, acc[r][0], acc[r][1], m0, m1, lo, hi, t->res ? t->res + r * 16 : NULL, t->out + r * 16);
+}
+
+/* Instances of 4, 3, 2 and 1 pixels; a width r runs as 4-pixel tiles from
+ * the left and the rest as 3 + 2 (5), 3 + 3 (6), 3 or 2: a 1-pixel tile,
+ * which splits every weight for one pixel, only for a row of 1. Any cut
+ * gives the same bytes. */
+#define QTILE_FN(name, S, CP)                                                \
+    static AVX2 void name(const rn_qtile *t, int r)                          \
+    {                                                                        \
+        rn_qtile u = *t;                                                     \
+        while (r > 0) {                                                      \
+            int w = r >= 4 && r != 5 && r != 6 ? 4 : r >= 3 ? 3 : r;         \
+            switch (w) {                                                     \
+            case 4: qtile(&u, 4, S, CP); break;                              \
+            case 3: qtile(&u, 3, S, CP); break;                              \
+            case 2: qtile(&u, 2, S, CP); break;                              \
+            default: qtile(&u, 1, S, CP); break;                             \
+            }                                                                \
+            u.in += (size_t)w * S * CP;                                      \
+            u.out += (size_t)w * 16;                                         \
+            if (u.res)                                                       \
+                u.res += (size_t)w * 16;                                     \
+            r -= w;                                                          \
+        }                                                                    \
+    }
+
+QTILE_FN(qtile_s1, 1, 16)
+QTILE_FN(qtile_s2, 2, 16)
+QTILE_FN(qtile_s1_nhwc4, 1, 4)
+QTILE_FN(qtile_s2_nhwc4, 2, 4)
+
+const rn_qkernels rn_qkernels_avx2 = {
+    .name = "avx2",
+    .isa = RN_ISA_AVX2,
+    .tile = {
+        [RN_QIN_C16] = {{qtile_s1}, {qtile_s2}},
+        [RN_QIN_NHWC4] = {{qtile_s1_nhwc4}, {qtile_s2_nhwc4}},
+    },
+    /* whole rows (the tile cuts them), so a row never ends in a 1-pixel
+     * remainder the driver made */
+    .rmax = {1024, 0, 0},
+    .chunk_pixels = 256,
+};
+
+#endif
