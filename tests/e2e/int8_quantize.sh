@@ -91,6 +91,10 @@ if wait_ready "http://127.0.0.1:$PORT"; then
     want=$("$RESNET" classify -m "$INT8" --topk 1 --json /usr/share/darknet/data/dog.jpg 2>/dev/null |
            jq -r '.predictions[0].index')
     check_eq "/v1/classify on the INT8 model: the top-1 of resnet classify" "$top" "$want"
+    code=$(curl -s -o "$TMP/insp.json" -w '%{http_code}' --data-binary @/usr/share/darknet/data/dog.jpg \
+           "http://127.0.0.1:$PORT/v1/inspect")
+    check_eq "/v1/inspect on an INT8 model: 422 unsupported_for_model" "$code $(jq -r .code "$TMP/insp.json")" \
+        "422 unsupported_for_model"
 else
     not_ok "resnetd did not become ready with the INT8 model: $(tail -3 "$TMP/d.log")"
 fi
