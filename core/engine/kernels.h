@@ -143,7 +143,7 @@ typedef struct rn_qtile {
  * rint(clamp(y, 0, 255)) (relu) or rint(clamp(y, -128, 127)), with no
  * contraction of the multiply and the add. Pixel q reads input at
  * t->in + q * S * CP (CP: bytes per input pixel, 16, or 4 for the stem's
- * NHWC4 image). 1 <= r <= the table's qrmax for nb; w 64-byte aligned. */
+ * NHWC4 image). 1 <= r <= the table's rmax for nb (rn_qkernels); w 64-byte aligned. */
 typedef void (*rn_qtile_fn)(const rn_qtile *t, int r);
 
 /* y rounded to the nearest integer, ties to even, for |y| < 2^22: adding
