@@ -175,6 +175,12 @@ static inline __attribute__((always_inline)) int rn_requant(int32_t acc, float m
     return (int)rn_rint_small(y);
 }
 
+/* Zero the border (engine.h, RN_QB) of rows [y0, y1) of one bordered
+ * h x w plane of 16 channels, and its top and bottom border rows when the
+ * range holds the first or the last row: every op writing an INT8 tensor
+ * writes its border, since buffers are reused at other sizes (qops.c). */
+void rn_qborder(uint8_t *plane, int h, int w, int y0, int y1);
+
 /* rn_qkernels.tile's first index: NCHW16c input, or the stem's NHWC4 */
 enum { RN_QIN_C16, RN_QIN_NHWC4, RN_QIN_COUNT };
 

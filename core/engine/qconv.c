@@ -29,22 +29,6 @@ struct qconv_job {
     size_t w_ob;
 };
 
-/* The border of rows [y0, y1) of an output plane (oh x ow), and the top
- * and bottom border rows when the range holds the first or the last row. */
-static void zero_border(uint8_t *p, int oh, int ow, int y0, int y1)
-{
-    size_t row = (size_t)(ow + 2 * RN_QB) * 16;
-    if (y0 == 0)
-        memset(p, 0, row * RN_QB);
-    if (y1 == oh)
-        memset(p + (size_t)(oh + RN_QB) * row, 0, row * RN_QB);
-    for (int y = y0; y < y1; y++) {
-        uint8_t *r = p + (size_t)(y + RN_QB) * row;
-        memset(r, 0, RN_QB * 16);
-        memset(r + (size_t)(ow + RN_QB) * 16, 0, RN_QB * 16);
-    }
-}
-
 static void qconv_task(void *arg, int task, int thread)
 {
     const struct qconv_job *j = arg;
@@ -76,7 +60,7 @@ static void qconv_task(void *arg, int task, int thread)
         }
     }
     for (int b = 0; b < j->nb; b++)
-        zero_border(out + b * j->out_plane, j->oh, j->ow, y0, y1);
+        rn_qborder(out + b * j->out_plane, j->oh, j->ow, y0, y1);
 }
 
 /* The widest group of output blocks the table has tiles for that divides a

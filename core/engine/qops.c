@@ -30,15 +30,17 @@ static inline int qround(float y, float lo, float hi)
     return (int)rn_rint_small(y);
 }
 
-/* The border of a whole oh x ow output plane. */
-static void border(uint8_t *p, int oh, int ow)
+void rn_qborder(uint8_t *p, int h, int w, int y0, int y1)
 {
-    size_t row = (size_t)(ow + 2 * RN_QB) * 16;
-    memset(p, 0, row * RN_QB);
-    memset(p + (size_t)(oh + RN_QB) * row, 0, row * RN_QB);
-    for (int y = 0; y < oh; y++) {
-        memset(p + (size_t)(y + RN_QB) * row, 0, RN_QB * 16);
-        memset(p + (size_t)(y + RN_QB) * row + (size_t)(ow + RN_QB) * 16, 0, RN_QB * 16);
+    size_t row = (size_t)(w + 2 * RN_QB) * 16;
+    if (y0 == 0)
+        memset(p, 0, row * RN_QB);
+    if (y1 == h)
+        memset(p + (size_t)(h + RN_QB) * row, 0, row * RN_QB);
+    for (int y = y0; y < y1; y++) {
+        uint8_t *r = p + (size_t)(y + RN_QB) * row;
+        memset(r, 0, RN_QB * 16);
+        memset(r + (size_t)(w + RN_QB) * 16, 0, RN_QB * 16);
     }
 }
 
@@ -109,7 +111,7 @@ static void maxpool_task(void *arg, int t, int thread)
     uint8_t *out = (uint8_t *)j->out + (size_t)t * rn_qplane(j->oh, j->ow);
     if (!j->is_s8) {
         maxpool_u8(j, in, out);
-        border(out, j->oh, j->ow);
+        rn_qborder(out, j->oh, j->ow, 0, j->oh);
         return;
     }
     for (int oy = 0; oy < j->oh; oy++) {
@@ -128,7 +130,7 @@ static void maxpool_task(void *arg, int t, int thread)
             }
         }
     }
-    border(out, j->oh, j->ow);
+    rn_qborder(out, j->oh, j->ow, 0, j->oh);
 }
 
 void rn_q_maxpool3x3s2(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
@@ -160,7 +162,7 @@ static void avgpool_task(void *arg, int t, int thread)
             }
         }
     }
-    border(out, j->oh, j->ow);
+    rn_qborder(out, j->oh, j->ow, 0, j->oh);
 }
 
 void rn_q_avgpool2x2(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
@@ -186,7 +188,7 @@ static void bn_relu_task(void *arg, int t, int thread)
                 out[at + k] = (uint8_t)qround(v, 0.0f, 255.0f);
             }
         }
-    border(out, j->h, j->w);
+    rn_qborder(out, j->h, j->w, 0, j->h);
 }
 
 void rn_q_bn_relu(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,

@@ -202,6 +202,14 @@ static double threshold(const struct hist *h, const rn_quantize_params *p, int l
     return best;
 }
 
+/* The scale of a tensor of `levels` steps above zero; 1 for one that held
+ * only zeros (any scale represents it). */
+static float hist_scale(const struct hist *h, const rn_quantize_params *p, int levels)
+{
+    float s = (float)(threshold(h, p, levels) / levels);
+    return s > 0 ? s : 1.0f;
+}
+
 int rn_quantizer_observe(rn_quantizer *q, const float *input, int n, int h, int w, char *err,
                          size_t errlen)
 {
@@ -284,6 +292,19 @@ static int copy_tensor(rn_quantizer *q, const char *name, char *err, size_t errl
         return rc;
     }
     return add(q, name, "", "F32", s->ndim, s->shape, d, (size_t)s->numel * sizeof(float));
+}
+
+/* The four tensors of batch norm `name` (kept float in an INT8 file). */
+static int copy_norm(rn_quantizer *q, const char *name, char *err, size_t errlen)
+{
+    static const char *const f[4] = {"weight", "bias", "running_mean", "running_var"};
+    int rc = RN_OK;
+    for (int k = 0; k < 4 && rc == RN_OK; k++) {
+        char full[200];
+        snprintf(full, sizeof full, "%s.%s", name, f[k]);
+        rc = copy_tensor(q, full, err, errlen);
+    }
+    return rc;
 }
 
 /* Convolution c's int8 weights, scales and int32 bias for input scale
@@ -405,32 +426,17 @@ int rn_quantizer_finish(rn_quantizer *q, char *err, size_t errlen)
             if (!(q->input_scale > 0))
                 q->input_scale = 1;
             *(float *)q->data[0] = q->input_scale;
-            for (int k = 0; k < 4 && rc == RN_OK; k++) {
-                static const char *const f[4] = {"weight", "bias", "running_mean", "running_var"};
-                char name[200];
-                snprintf(name, sizeof name, "%s.%s", m->bn_names[op->bn], f[k]);
-                rc = copy_tensor(q, name, err, errlen);
-            }
+            rc = copy_norm(q, m->bn_names[op->bn], err, errlen);
             break;
         case RN_OP_CONV: {
             const rn_conv *c = &m->convs[op->conv];
-            int levels = op->relu ? 255 : 127;
-            s_out = (float)(threshold(q->h[i], &q->p, levels) / levels);
-            if (!(s_out > 0))
-                s_out = 1;
+            s_out = hist_scale(q->h[i], &q->p, op->relu ? 255 : 127);
             rc = add_conv(q, c, m->conv_names[op->conv], is_image ? q->input_scale : scale[in], s_out);
             break;
         }
         case RN_OP_BN_RELU:
-            s_out = (float)(threshold(q->h[i], &q->p, 255) / 255);
-            if (!(s_out > 0))
-                s_out = 1;
-            for (int k = 0; k < 4 && rc == RN_OK; k++) {
-                static const char *const f[4] = {"weight", "bias", "running_mean", "running_var"};
-                char name[200];
-                snprintf(name, sizeof name, "%s.%s", m->bn_names[op->bn], f[k]);
-                rc = copy_tensor(q, name, err, errlen);
-            }
+            s_out = hist_scale(q->h[i], &q->p, 255);
+            rc = copy_norm(q, m->bn_names[op->bn], err, errlen);
             if (rc == RN_OK)
                 rc = add_scale(q, m->bn_names[op->bn], "output_scale", s_out);
             break;
