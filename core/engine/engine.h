@@ -49,11 +49,13 @@ typedef struct rn_conv {
      * packing: the file's int8 weights (out_c, in_c/groups * kh * kw), their
      * per-channel scales and int32 bias (out_c); the scales of the tensor it
      * reads (the image's, for the stem), of the tensor it writes, and of the
-     * residual it adds (0: none). */
+     * residual it adds (0: none); the zero points of the image (the stem's
+     * in_zp, u8) and of an s8 output (out_zp; a ReLU's u8 output has 0). */
     const int8_t *qw;
     const float *qscale;
     const int32_t *qbias;
     float in_scale, out_scale, res_scale;
+    int in_zp, out_zp;
     /* Set by rn_qconv_pack: weights for 4-channel dot products,
      * (ceil(out_c/16), wp_ibg, kh, kw, cpix/4, 16 out, 4 in), cpix 16 bytes
      * per pixel of a block, or 4 for the stem's NHWC4 image (q_stem); the
@@ -197,13 +199,15 @@ void rn_global_avgpool_blocked(const rn_exec *ex, const float *in, int n, int c,
                                float *out);
 
 /* ---- INT8 (docs/int8.md) ----
- * Activations are u8 (after a ReLU) or s8, zero point 0, in NCHW16c with a
- * border of RN_QB zero pixels around every image's plane of each block:
+ * Activations are u8 with zero point 0 (after a ReLU: what convolutions
+ * read) or s8 with a zero point of their own, in NCHW16c with a border of
+ * RN_QB zero pixels around every image's plane of each block:
  * (n, ceil(c/16), h + 2*RN_QB, w + 2*RN_QB, 16) bytes. The border is the
  * convolutions' zero padding, so their tiles never meet an edge; each op
- * that writes a tensor writes its border too. The image the stem reads is
- * u8 with zero point 128, NHWC4 (3 channels and one of 128), its border of
- * the stem's padding filled with 128: (n, h + 2*pad, w + 2*pad, 4). */
+ * that writes a tensor writes its border too (only convolutions read it).
+ * The image the stem reads is u8 with its zero point z (128 in files of
+ * our own), NHWC4 (3 channels and one of z), its border of the stem's
+ * padding filled with z: (n, h + 2*pad, w + 2*pad, 4). */
 #define RN_QB 1
 
 /* Bytes of one image's plane of one block of 16 channels. */
@@ -237,7 +241,8 @@ typedef struct rn_qconv_args {
     int n, ih, iw;
     void *out;          /* u8 (relu) or s8 NCHW16c */
     const void *res;    /* the residual, s8 or u8 NCHW16c of out's shape, or NULL; may be out */
-    int res_s8, relu;
+    int res_s8, res_zp; /* its type and zero point */
+    int relu;           /* u8 out (zero point 0), else s8 with zero point c->out_zp */
 } rn_qconv_args;
 
 /* out = requantized(conv(in) + bias [+ res * R]) as docs/int8.md defines it,
@@ -246,25 +251,26 @@ typedef struct rn_qconv_args {
 void rn_qconv_forward(const rn_exec *ex, const rn_qconv_args *a);
 
 /* The NCHW float image (n, c, h, w), c <= 4, as the stem's u8 NHWC4 image
- * padded by pad: 128 + rint(clamp(x * q, -127, 127)), q = 1 / the image's
- * scale; the border and the channels past c 128. */
-void rn_q_image(const rn_exec *ex, const float *in, int n, int c, int h, int w, float q, int pad,
-                uint8_t *out);
+ * padded by pad: z + rint(clamp(x * q, -z, 255 - z)), q = 1 / the image's
+ * scale, z its zero point; the border and the channels past c z. */
+void rn_q_image(const rn_exec *ex, const float *in, int n, int c, int h, int w, float q, int z,
+                int pad, uint8_t *out);
 /* Max pool 3x3, stride 2, padding 1 of u8 or s8 (is_s8) tensors. */
 void rn_q_maxpool3x3s2(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
                        void *out);
 /* Average pool 2x2, stride 2, ceil mode (ResNet-D): rint(sum / count). */
 void rn_q_avgpool2x2(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
                      void *out);
-/* out (u8) = rint(clamp(in * a[c] + b[c], 0, 255)) per channel; a and b
- * (16 * ceil(c/16)), padding zero. */
-void rn_q_bn_relu(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
+/* out (u8) = rint(clamp((in - zp) * a[c] + b[c], 0, 255)) per channel; a
+ * and b (16 * ceil(c/16)), padding zero; zp: in's zero point. */
+void rn_q_bn_relu(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8, int zp,
                   const float *a, const float *b, uint8_t *out);
-/* out (n, c) = f32(sum) * (scale / hw) per channel: the global average pool. */
+/* out (n, c) = f32(sum of (in - zp)) * (scale / hw) per channel: the global
+ * average pool. */
 void rn_q_global_avgpool(const rn_exec *ex, const void *in, int n, int c, int h, int w,
-                         int is_s8, float scale, float *out);
-/* out (n, c, h, w) NCHW floats = in * scale. */
+                         int is_s8, int zp, float scale, float *out);
+/* out (n, c, h, w) NCHW floats = (in - zp) * scale. */
 void rn_q_dequantize(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
-                     float scale, float *out);
+                     int zp, float scale, float *out);
 
 #endif

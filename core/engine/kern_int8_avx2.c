@@ -140,6 +140,9 @@ static inline AVX2 __attribute__((always_inline)) void requant16(const rn_qtile 
             r1 = _mm256_cvtepu8_epi32(_mm_srli_si128(rb, 8));
         }
         __m256 rmul = _mm256_set1_ps(t->rmul);
+        __m256i zr = _mm256_set1_epi32(t->zres);
+        r0 = _mm256_sub_epi32(r0, zr);
+        r1 = _mm256_sub_epi32(r1, zr);
         y0 = _mm256_add_ps(y0, _mm256_mul_ps(_mm256_cvtepi32_ps(r0), rmul));
         y1 = _mm256_add_ps(y1, _mm256_mul_ps(_mm256_cvtepi32_ps(r1), rmul));
     }
@@ -147,7 +150,9 @@ static inline AVX2 __attribute__((always_inline)) void requant16(const rn_qtile 
     y1 = _mm256_min_ps(_mm256_max_ps(y1, lo), hi);
     /* clamped, so no pack saturates; VPACKSSDW works within 128-bit lanes
      * (channels 0-3 8-11 | 4-7 12-15), VPERMQ puts them back in order */
-    __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(_mm256_cvtps_epi32(y0), _mm256_cvtps_epi32(y1)), 0xd8);
+    __m256i zo = _mm256_set1_epi32(t->relu ? 0 : t->zout);
+    __m256i q0 = _mm256_add_epi32(_mm256_cvtps_epi32(y0), zo), q1 = _mm256_add_epi32(_mm256_cvtps_epi32(y1), zo);
+    __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
     __m128i pl = _mm256_castsi256_si128(p), ph = _mm256_extracti128_si256(p, 1);
     __m128i b = t->relu ? _mm_packus_epi16(pl, ph) : _mm_packs_epi16(pl, ph);
     _mm_storeu_si128((__m128i *)(void *)out, b);
@@ -179,7 +184,8 @@ static inline AVX2 NO_PTR_CHECK __attribute__((always_inline)) void qtile(const 
                     step(acc, ip + c4 * 4, wk + c4 * 64, R, S * CP);
             }
     }
-    const __m256 lo = _mm256_set1_ps(t->relu ? 0.0f : -128.0f), hi = _mm256_set1_ps(t->relu ? 255.0f : 127.0f);
+    const __m256 lo = _mm256_set1_ps(t->relu ? 0.0f : (float)(-128 - t->zout));
+    const __m256 hi = _mm256_set1_ps(t->relu ? 255.0f : (float)(127 - t->zout));
     const __m256 m0 = _mm256_loadu_ps(t->mult), m1 = _mm256_loadu_ps(t->mult + 8);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)

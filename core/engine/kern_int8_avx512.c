@@ -84,8 +84,11 @@ qtile(const rn_qtile *t, const int R, const int NB, const int S, const int CP)
                 }
             }
     }
-    const __m512 lo = _mm512_set1_ps(t->relu ? 0.0f : -128.0f), hi = _mm512_set1_ps(t->relu ? 255.0f : 127.0f);
+    const int zout = t->relu ? 0 : t->zout;
+    const __m512 lo = _mm512_set1_ps(t->relu ? 0.0f : (float)(-128 - zout));
+    const __m512 hi = _mm512_set1_ps(t->relu ? 255.0f : (float)(127 - zout));
     const __m512 rmul = _mm512_set1_ps(t->rmul);
+    const __m512i zo = _mm512_set1_epi32(zout), zr = _mm512_set1_epi32(t->zres);
 #pragma GCC unroll 2
     for (int b = 0; b < NB; b++) {
         __m512 m = _mm512_loadu_ps(t->mult + b * 16);
@@ -97,10 +100,12 @@ qtile(const rn_qtile *t, const int R, const int NB, const int S, const int CP)
             if (res) {
                 __m128i rb = _mm_loadu_si128((const __m128i *)(const void *)(res + r * 16));
                 __m512i ri = t->res_s8 ? _mm512_cvtepi8_epi32(rb) : _mm512_cvtepu8_epi32(rb);
+                ri = _mm512_sub_epi32(ri, zr);
                 y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(ri), rmul));
             }
             y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
-            _mm_storeu_si128((__m128i *)(void *)(out + r * 16), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(y)));
+            __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(y), zo);
+            _mm_storeu_si128((__m128i *)(void *)(out + r * 16), _mm512_cvtepi32_epi8(q));
         }
     }
 }

@@ -38,7 +38,8 @@ static inline __attribute__((always_inline)) void qtile(const rn_qtile *t, const
             if (t->res)
                 res = t->res_s8 ? (int8_t)t->res[r * 16 + k] : t->res[r * 16 + k];
             t->out[r * 16 + k] =
-                (uint8_t)rn_requant(acc[r][k], t->mult[k], t->res != NULL, res, t->rmul, t->relu);
+                (uint8_t)rn_requant(acc[r][k], t->mult[k], t->res != NULL, res, t->zres, t->rmul, t->relu,
+                                    t->zout);
         }
 }
 

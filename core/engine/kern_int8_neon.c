@@ -107,7 +107,8 @@ INLINE size_t next_tap(const rn_qtile *t, size_t off, int *ky, int *kx, const in
 /* One pixel's 16 output channels: out = rn_requant(acc, mult, res, ...),
  * as in kern_int8_c.c. */
 INLINE void requant16(const int32x4_t acc[4], const float *mult, const uint8_t *res, int res_s8,
-                      float32x4_t rmul, float32x4_t lo, float32x4_t hi, uint8_t *out)
+                      int32x4_t zr, float32x4_t rmul, float32x4_t lo, float32x4_t hi, int32x4_t zo,
+                      uint8_t *out)
 {
     float32x4_t y[4];
 #pragma GCC unroll 4
@@ -126,13 +127,14 @@ INLINE void requant16(const int32x4_t acc[4], const float *mult, const uint8_t *
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
             int32x4_t ri = q % 2 ? vmovl_high_s16(r16[q / 2]) : vmovl_s16(vget_low_s16(r16[q / 2]));
+            ri = vsubq_s32(ri, zr);
             y[q] = vaddq_f32(y[q], vmulq_f32(vcvtq_f32_s32(ri), rmul));
         }
     }
     int32x4_t n[4];
 #pragma GCC unroll 4
     for (int q = 0; q < 4; q++)
-        n[q] = vcvtnq_s32_f32(vminq_f32(vmaxq_f32(y[q], lo), hi));
+        n[q] = vaddq_s32(vcvtnq_s32_f32(vminq_f32(vmaxq_f32(y[q], lo), hi)), zo);
     /* UZP1 keeps the low half of each lane: a truncating narrow, 8 lanes
      * an instruction */
     int16x8_t h0 = vuzp1q_s16(vreinterpretq_s16_s32(n[0]), vreinterpretq_s16_s32(n[1]));
@@ -143,12 +145,14 @@ INLINE void requant16(const int32x4_t acc[4], const float *mult, const uint8_t *
 /* The epilogue of a tile of R pixels. */
 INLINE void store(const rn_qtile *t, int32x4_t acc[][4], const int R)
 {
-    const float32x4_t lo = vdupq_n_f32(t->relu ? 0.0f : -128.0f);
-    const float32x4_t hi = vdupq_n_f32(t->relu ? 255.0f : 127.0f);
+    const int zout = t->relu ? 0 : t->zout;
+    const float32x4_t lo = vdupq_n_f32(t->relu ? 0.0f : (float)(-128 - zout));
+    const float32x4_t hi = vdupq_n_f32(t->relu ? 255.0f : (float)(127 - zout));
     const float32x4_t rmul = vdupq_n_f32(t->rmul);
+    const int32x4_t zr = vdupq_n_s32(t->zres), zo = vdupq_n_s32(zout);
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++)
-        requant16(acc[r], t->mult, t->res ? t->res + r * 16 : NULL, t->res_s8, rmul, lo, hi,
+        requant16(acc[r], t->mult, t->res ? t->res + r * 16 : NULL, t->res_s8, zr, rmul, lo, hi, zo,
                   t->out + r * 16);
 }
 

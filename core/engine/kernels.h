@@ -136,12 +136,14 @@ typedef struct rn_qtile {
     const uint8_t *res; /* the residual at out's place, or NULL */
     float rmul;         /* R */
     int res_s8, relu;   /* relu: u8 out, else s8 */
+    int zres, zout;     /* the residual's and an s8 output's zero points */
 } rn_qtile;
 
 /* acc = bias + the sum over input blocks, taps and channels of in * w
- * (u8 x s8, int32), then y = f32(acc) * mult [+ f32(res) * rmul], stored as
- * rint(clamp(y, 0, 255)) (relu) or rint(clamp(y, -128, 127)), with no
- * contraction of the multiply and the add. Pixel q reads input at
+ * (u8 x s8, int32), then y = f32(acc) * mult [+ f32(res - zres) * rmul],
+ * stored as rint(clamp(y, 0, 255)) (relu) or
+ * rint(clamp(y, -128 - zout, 127 - zout)) + zout, with no contraction of the
+ * multiply and the add. Pixel q reads input at
  * t->in + q * S * CP (CP: bytes per input pixel, 16, or 4 for the stem's
  * NHWC4 image). 1 <= r <= the table's rmax for nb (rn_qkernels); w 64-byte aligned. */
 typedef void (*rn_qtile_fn)(const rn_qtile *t, int r);
@@ -161,18 +163,20 @@ static inline __attribute__((always_inline)) float rn_rint_small(float y)
 /* One output of an INT8 tile from its int32 sum: the requantization of
  * docs/int8.md in scalar form, which every table's vector form matches bit
  * for bit (IEEE float32, a multiply and an add, never fused; rint to
- * nearest even). res: the residual's value, used only when has_res. */
+ * nearest even). res: the residual's stored value, used only when has_res;
+ * zres its zero point; zout the s8 output's (0 for relu). */
 static inline __attribute__((always_inline)) int rn_requant(int32_t acc, float mult, int has_res,
-                                                            int res, float rmul, int relu)
+                                                            int res, int zres, float rmul, int relu,
+                                                            int zout)
 {
     float y = (float)acc * mult;
     if (has_res) {
-        float r = (float)res * rmul;
+        float r = (float)(res - zres) * rmul;
         y = y + r;
     }
-    float lo = relu ? 0.0f : -128.0f, hi = relu ? 255.0f : 127.0f;
+    float lo = relu ? 0.0f : (float)(-128 - zout), hi = relu ? 255.0f : (float)(127 - zout);
     y = y < lo ? lo : y > hi ? hi : y;
-    return (int)rn_rint_small(y);
+    return (int)rn_rint_small(y) + (relu ? 0 : zout);
 }
 
 /* Zero the border (engine.h, RN_QB) of rows [y0, y1) of one bordered

@@ -286,8 +286,8 @@ void rn_qconv_pack(rn_conv *c, int stem, void *dst)
                 sum += v;
             }
         }
-        /* the stem reads u = x + 128: take 128 * sum(w) back out of the sum */
-        bq[o] = (int32_t)(c->qbias[o] - (stem ? 128 * sum : 0));
+        /* the stem reads u = x + z: take z * sum(w) back out of the sum */
+        bq[o] = (int32_t)(c->qbias[o] - (stem ? c->in_zp * sum : 0));
         mq[o] = c->in_scale * c->qscale[o] / c->out_scale;
     }
     c->wq = wq;

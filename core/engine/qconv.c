@@ -44,6 +44,7 @@ static void qconv_task(void *arg, int task, int thread)
         .w = c->wq + (size_t)ob * j->w_ob, .w_ob = j->w_ob,
         .bias = c->bq + ob * 16, .mult = c->mq + ob * 16,
         .out_ob = j->out_plane, .rmul = c->rq, .res_s8 = a->res_s8, .relu = a->relu,
+        .zres = a->res_zp, .zout = c->out_zp,
     };
     const uint8_t *in = a->in + ((size_t)img * j->in_blocks + (size_t)(ob / j->obg) * j->ib_n) * j->in_plane +
                         j->in_at;

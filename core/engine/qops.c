@@ -14,6 +14,7 @@ struct qops_job {
     const float *fin; /* rn_q_image's input */
     void *out;
     int c, h, w, oh, ow, is_s8, pad;
+    int zp; /* the input's zero point (rn_q_image: the image's) */
     float q;
     const float *a, *b;
 };
@@ -58,11 +59,12 @@ static void image_task(void *arg, int t, int thread)
     const struct qops_job *j = arg;
     int ph = j->h + 2 * j->pad, pw = j->w + 2 * j->pad, img = t / ph, y = t % ph - j->pad;
     uint8_t *o = (uint8_t *)j->out + ((size_t)img * ph + t % ph) * pw * 4;
-    memset(o, 128, (size_t)pw * 4);
+    memset(o, j->zp, (size_t)pw * 4);
     if (y < 0 || y >= j->h)
         return;
     const float *in = j->fin + (size_t)img * j->c * j->h * j->w + (size_t)y * j->w;
     uint8_t row[512];
+    const float lo = (float)-j->zp, hi = (float)(255 - j->zp);
     for (int ch = 0; ch < j->c; ch++)
         for (int x0 = 0; x0 < j->w; x0 += (int)sizeof row) {
             int n = RN_MIN((int)sizeof row, j->w - x0);
@@ -70,19 +72,19 @@ static void image_task(void *arg, int t, int thread)
             for (int x = 0; x < n; x++) {
                 float v = p[x] * j->q;
                 v = v == v ? v : 0.0f; /* NaN reads as 0 (docs/int8.md) */
-                v = v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v;
-                row[x] = (uint8_t)(128 + (int)rn_rint_small(v));
+                v = v < lo ? lo : v > hi ? hi : v;
+                row[x] = (uint8_t)(j->zp + (int)rn_rint_small(v));
             }
             for (int x = 0; x < n; x++)
                 o[(size_t)(x0 + x + j->pad) * 4 + ch] = row[x];
         }
 }
 
-void rn_q_image(const rn_exec *ex, const float *in, int n, int c, int h, int w, float q, int pad,
-                uint8_t *out)
+void rn_q_image(const rn_exec *ex, const float *in, int n, int c, int h, int w, float q, int z,
+                int pad, uint8_t *out)
 {
     struct qops_job j = {.fin = in, .out = out, .c = c, .h = h, .w = w,
-                         .q = q, .pad = pad};
+                         .q = q, .pad = pad, .zp = z};
     rn_pool_run(ex->pool, n * (h + 2 * pad), image_task, &j);
 }
 
@@ -183,7 +185,7 @@ static void bn_relu_task(void *arg, int t, int thread)
         for (int x = 0; x < j->w; x++) {
             size_t at = qat(j->w, y, x);
             for (int k = 0; k < 16; k++) {
-                float v = (float)qload(in, at + k, j->is_s8) * j->a[ch0 + k];
+                float v = (float)(qload(in, at + k, j->is_s8) - j->zp) * j->a[ch0 + k];
                 v = v + j->b[ch0 + k];
                 out[at + k] = (uint8_t)qround(v, 0.0f, 255.0f);
             }
@@ -191,10 +193,11 @@ static void bn_relu_task(void *arg, int t, int thread)
     rn_qborder(out, j->h, j->w, 0, j->h);
 }
 
-void rn_q_bn_relu(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
+void rn_q_bn_relu(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8, int zp,
                   const float *a, const float *b, uint8_t *out)
 {
-    struct qops_job j = {.in = in, .out = out, .c = c, .h = h, .w = w, .is_s8 = is_s8, .a = a, .b = b};
+    struct qops_job j = {.in = in, .out = out, .c = c, .h = h, .w = w, .is_s8 = is_s8, .zp = zp,
+                         .a = a, .b = b};
     rn_pool_run(ex->pool, n * rn_cblocks(c), bn_relu_task, &j);
 }
 
@@ -210,13 +213,13 @@ static void gap_task(void *arg, int t, int thread)
                 s[k] += qload(in, qat(j->w, y, x) + k, j->is_s8);
     float *out = (float *)j->out + (size_t)img * j->c;
     for (int k = 0; k < 16 && ch0 + k < j->c; k++)
-        out[ch0 + k] = (float)s[k] * j->q;
+        out[ch0 + k] = (float)(s[k] - j->h * j->w * j->zp) * j->q;
 }
 
 void rn_q_global_avgpool(const rn_exec *ex, const void *in, int n, int c, int h, int w,
-                         int is_s8, float scale, float *out)
+                         int is_s8, int zp, float scale, float *out)
 {
-    struct qops_job j = {.in = in, .out = out, .c = c, .h = h, .w = w, .is_s8 = is_s8,
+    struct qops_job j = {.in = in, .out = out, .c = c, .h = h, .w = w, .is_s8 = is_s8, .zp = zp,
                          .q = scale / (float)(h * w)};
     rn_pool_run(ex->pool, n * rn_cblocks(c), gap_task, &j);
 }
@@ -230,12 +233,13 @@ static void dequant_task(void *arg, int t, int thread)
     for (int k = 0; k < 16 && ch0 + k < j->c; k++)
         for (int y = 0; y < j->h; y++)
             for (int x = 0; x < j->w; x++)
-                out[((size_t)k * j->h + y) * j->w + x] = (float)qload(in, qat(j->w, y, x) + k, j->is_s8) * j->q;
+                out[((size_t)k * j->h + y) * j->w + x] = (float)(qload(in, qat(j->w, y, x) + k, j->is_s8) - j->zp) * j->q;
 }
 
 void rn_q_dequantize(const rn_exec *ex, const void *in, int n, int c, int h, int w, int is_s8,
-                     float scale, float *out)
+                     int zp, float scale, float *out)
 {
-    struct qops_job j = {.in = in, .out = out, .c = c, .h = h, .w = w, .is_s8 = is_s8, .q = scale};
+    struct qops_job j = {.in = in, .out = out, .c = c, .h = h, .w = w, .is_s8 = is_s8, .zp = zp,
+                         .q = scale};
     rn_pool_run(ex->pool, n * rn_cblocks(c), dequant_task, &j);
 }

@@ -40,6 +40,7 @@ typedef struct rn_walk {
     int shape[RN_BUF_COUNT][3];
     float qscale[RN_BUF_COUNT]; /* INT8 models: each buffer's scale so far */
     int qs8[RN_BUF_COUNT];      /* ... and whether it holds s8 */
+    int qzp[RN_BUF_COUNT];      /* ... and its zero point */
     const float *input;
     int n, h, w;
     float *pooled, *logits;

@@ -283,18 +283,19 @@ static void walk_qop(rn_ctx *ctx, rn_walk *wk, int i)
         const rn_conv *cv = &m->convs[op->conv];
         if (cv->q_stem) {
             uint8_t *img = (uint8_t *)wk->buf[RN_BUF_Q];
-            rn_q_image(&ctx->exec, in, n, c, ih, iw, 1.0f / cv->in_scale, cv->pad, img);
+            rn_q_image(&ctx->exec, in, n, c, ih, iw, 1.0f / cv->in_scale, cv->in_zp, cv->pad, img);
             in = img;
         }
         rn_qconv_args a = {.c = cv, .in = in, .n = n, .ih = ih, .iw = iw, .out = out,
                            .res = op->accumulate ? out : NULL, .res_s8 = op->q_res_s8,
+                           .res_zp = op->q_res_zp,
                            .relu = op->relu};
         rn_qconv_forward(&ctx->exec, &a);
         break;
     }
     case RN_OP_BN_RELU: {
         const rn_bn *b = &m->bns[op->bn];
-        rn_q_bn_relu(&ctx->exec, in, n, c, ih, iw, op->q_in_s8, b->qa, b->qb, out);
+        rn_q_bn_relu(&ctx->exec, in, n, c, ih, iw, op->q_in_s8, op->q_in_zp, b->qa, b->qb, out);
         break;
     }
     case RN_OP_NORM_INPUT: {
@@ -309,7 +310,8 @@ static void walk_qop(rn_ctx *ctx, rn_walk *wk, int i)
         rn_q_avgpool2x2(&ctx->exec, in, n, c, ih, iw, op->q_in_s8, out);
         break;
     case RN_OP_GAP:
-        rn_q_global_avgpool(&ctx->exec, in, n, c, ih, iw, op->q_in_s8, op->q_in_scale, wk->pooled);
+        rn_q_global_avgpool(&ctx->exec, in, n, c, ih, iw, op->q_in_s8, op->q_in_zp, op->q_in_scale,
+                            wk->pooled);
         break;
     case RN_OP_FC:
         rn_linear(&ctx->exec, wk->pooled, n, m->info.embed_dim, m->fc_wt, m->fc_b,
@@ -322,6 +324,7 @@ static void walk_qop(rn_ctx *ctx, rn_walk *wk, int i)
         rn_op_shape(m, op, shape, wk->shape[op->out]);
         wk->qscale[op->out] = op->q_out_scale;
         wk->qs8[op->out] = op->q_out_s8;
+        wk->qzp[op->out] = op->q_out_zp;
     }
 }
 
@@ -405,9 +408,9 @@ static void tap(rn_ctx *ctx, const rn_walk *wk, int b, int n, int c, int h, int 
 {
     const float *in = wk->buf[b];
     if (ctx->int8 && o->pool == RN_POOL_AVG) {
-        rn_q_global_avgpool(&ctx->exec, in, n, c, h, w, wk->qs8[b], wk->qscale[b], o->data);
+        rn_q_global_avgpool(&ctx->exec, in, n, c, h, w, wk->qs8[b], wk->qzp[b], wk->qscale[b], o->data);
     } else if (ctx->int8) {
-        rn_q_dequantize(&ctx->exec, in, n, c, h, w, wk->qs8[b], wk->qscale[b], o->data);
+        rn_q_dequantize(&ctx->exec, in, n, c, h, w, wk->qs8[b], wk->qzp[b], wk->qscale[b], o->data);
     } else if (o->pool == RN_POOL_AVG) {
         if (ctx->blocked)
             rn_global_avgpool_blocked(&ctx->exec, in, n, c, h * w, o->data);

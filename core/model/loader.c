@@ -78,12 +78,33 @@ static float scale_of(const st_tensor *t)
     return v;
 }
 
+/* An INT8 file's optional zero point: a scalar of dtype `dtype` (U8 or I8)
+ * into *zp; absent, *zp is left alone. */
+static int take_zero_point(struct loader *L, const char *name, int dtype, int *zp)
+{
+    st_tensor *t = st_find(L->f, name);
+    const st_tensor *z;
+    if (!t)
+        return RN_OK;
+    int rc = take(L, name, t->ndim == 0 ? 0 : 1, dtype, &z);
+    if (rc < 0)
+        return rc;
+    if (z->numel != 1)
+        return rn_errf(L->err, L->errlen, RN_ERR_FORMAT, "%s: %lld elements, expected one zero point",
+                       name, (long long)z->numel);
+    *zp = dtype == ST_U8 ? *(const uint8_t *)z->data : *(const int8_t *)z->data;
+    return RN_OK;
+}
+
 int ld_input_scale(struct loader *L)
 {
     const st_tensor *t;
     int rc = take_scale(L, "input_scale", &t);
     if (rc == RN_OK)
         L->m->q_input_scale = scale_of(t);
+    L->m->q_input_zp = 128;
+    if (rc == RN_OK)
+        rc = take_zero_point(L, "input_zero_point", ST_U8, &L->m->q_input_zp);
     return rc;
 }
 
@@ -113,7 +134,11 @@ static int take_qconv(struct loader *L, const char *wname, int64_t o, struct con
                            (long long)(*dst[i])->shape[0], (long long)o);
     }
     sibling(wname, "output_scale", name, sizeof name);
-    return take_scale(L, name, &src->os);
+    if ((rc = take_scale(L, name, &src->os)) < 0)
+        return rc;
+    sibling(wname, "output_zero_point", name, sizeof name);
+    src->oz = 0;
+    return take_zero_point(L, name, ST_I8, &src->oz);
 }
 int ld_has(struct loader *L, const char *fmt, ...)
 {
@@ -427,6 +452,7 @@ int ld_fill(struct loader *L)
             c->qscale = qs;
             c->qbias = qb;
             c->out_scale = scale_of(s->os);
+            c->out_zp = s->oz;
             continue;
         }
         c->w = TAKE(s->w->numel);

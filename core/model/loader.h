@@ -15,6 +15,7 @@ struct conv_src {
     int conv;
     const st_tensor *w, *b, *bn[4]; /* weight; bias; bn weight, bias, running_mean, running_var */
     const st_tensor *qs, *os;       /* INT8 files: weight_scale, output_scale (b: I32) */
+    int oz;                         /* ... output_zero_point, 0 when absent */
 };
 
 /* A batch norm kept as a scale and shift (rn_bn). */

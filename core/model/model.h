@@ -49,11 +49,12 @@ typedef struct rn_op {
     int relu, accumulate; /* conv: ReLU on the way out; out holds a residual on entry */
     int write_b;     /* BF16 models: write only the bf16 twin of out (every reader is a
                         BF16 convolution); out then holds no usable values */
-    /* INT8 models (rn_model_pack walks the plan): the scale and signedness
-     * of the tensor op reads, of the one it writes, and (accumulating
-     * convolutions) of the residual out held */
+    /* INT8 models (rn_model_pack walks the plan): the scale, signedness
+     * and zero point of the tensor op reads, of the one it writes, and
+     * (accumulating convolutions) of the residual out held */
     float q_in_scale, q_out_scale;
     int q_in_s8, q_out_s8, q_res_s8;
+    int q_in_zp, q_out_zp, q_res_zp;
 } rn_op;
 
 /* An output a caller may ask for by its PyTorch module name: the buffer
@@ -98,6 +99,7 @@ struct rn_model {
                                       or INT8 */
     const struct rn_qkernels *qkern; /* INT8 models: their micro-kernels */
     float q_input_scale;             /* INT8 models: the image's scale (input_scale) */
+    int q_input_zp;                  /* ... and zero point (input_zero_point, else 128) */
     char **labels;      /* n_classes names, or NULL */
     /* The PyTorch module names the file gave: convs[i] is conv_names[i]
      * ("layer1.0.conv1"), bns[i] bn_names[i]; the classifier's two tensors */

@@ -77,21 +77,27 @@ static int shrink_arena(rn_model *m, char *err, size_t errlen)
 static int walk_scales(rn_model *m, char *err, size_t errlen)
 {
     float scale[RN_BUF_COUNT] = {0};
-    int s8[RN_BUF_COUNT] = {0}, image[RN_BUF_COUNT] = {0};
+    int s8[RN_BUF_COUNT] = {0}, zp[RN_BUF_COUNT] = {0}, image[RN_BUF_COUNT] = {0};
     for (int i = 0; i < m->n_ops; i++) {
         rn_op *op = &m->ops[i];
         int in = op->in, is_image = in == RN_BUF_INPUT || (in >= 0 && image[in]);
         op->q_in_scale = in >= 0 ? scale[in] : 0.0f;
         op->q_in_s8 = in >= 0 ? s8[in] : 0;
+        op->q_in_zp = in >= 0 ? zp[in] : 0;
         int quantized_in = in >= 0 && scale[in] > 0;
         float out_scale = 0.0f;
-        int out_s8 = 0;
+        int out_s8 = 0, out_zp = 0;
         switch (op->kind) {
         case RN_OP_CONV: {
             rn_conv *c = &m->convs[op->conv];
             if (!quantized_in && !is_image)
                 return rn_errf(err, errlen, RN_ERR_INTERNAL, "INT8 plan: convolution %d reads no tensor", op->conv);
             c->in_scale = is_image ? m->q_input_scale : scale[in];
+            c->in_zp = is_image ? m->q_input_zp : 0;
+            if (!is_image && (s8[in] || zp[in]))
+                return rn_errf(err, errlen, RN_ERR_UNSUPPORTED,
+                               "INT8: convolution %s reads a tensor that no ReLU wrote (s8 or a zero point)",
+                               m->conv_names ? m->conv_names[op->conv] : "");
             c->res_scale = 0.0f;
             if (op->accumulate) {
                 if (!(scale[op->out] > 0))
@@ -99,6 +105,7 @@ static int walk_scales(rn_model *m, char *err, size_t errlen)
                                    op->conv);
                 c->res_scale = scale[op->out];
                 op->q_res_s8 = s8[op->out];
+                op->q_res_zp = zp[op->out];
             }
             if (!rn_qconv_ok(c, is_image))
                 return rn_errf(err, errlen, RN_ERR_UNSUPPORTED,
@@ -108,6 +115,11 @@ static int walk_scales(rn_model *m, char *err, size_t errlen)
                                is_image ? " on the image" : "");
             out_scale = c->out_scale;
             out_s8 = !op->relu;
+            out_zp = op->relu ? 0 : c->out_zp;
+            if (op->relu && c->out_zp)
+                return rn_errf(err, errlen, RN_ERR_FORMAT,
+                               "%s.output_zero_point: %d, but a ReLU follows: its u8 output has zero point 0",
+                               m->conv_names ? m->conv_names[op->conv] : "a convolution", c->out_zp);
             break;
         }
         case RN_OP_BN_RELU:
@@ -121,6 +133,7 @@ static int walk_scales(rn_model *m, char *err, size_t errlen)
                 return rn_errf(err, errlen, RN_ERR_UNSUPPORTED, "INT8: pooling the image");
             out_scale = scale[in];
             out_s8 = s8[in];
+            out_zp = zp[in];
             break;
         case RN_OP_GAP:
             if (!quantized_in)
@@ -131,9 +144,11 @@ static int walk_scales(rn_model *m, char *err, size_t errlen)
         }
         op->q_out_scale = out_scale;
         op->q_out_s8 = out_s8;
+        op->q_out_zp = out_zp;
         if (rn_op_writes_buffer(op)) {
             scale[op->out] = out_scale;
             s8[op->out] = out_s8;
+            zp[op->out] = out_zp;
             image[op->out] = op->kind == RN_OP_NORM_INPUT;
         }
     }

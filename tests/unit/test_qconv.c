@@ -36,46 +36,53 @@ static float rnd_f(float lo, float hi)
 }
 
 /* docs/int8.md, "Arithmetic", one element. */
-static int ref_requant(int64_t acc, float m, int has_res, int res, float R, int relu)
+static int ref_requant(int64_t acc, float m, int has_res, int res, int zres, float R, int relu, int zout)
 {
     float y = (float)acc * m;
     if (has_res) {
-        float t = (float)res * R;
+        float t = (float)(res - zres) * R;
         y = y + t;
     }
-    float lo = relu ? 0.0f : -128.0f, hi = relu ? 255.0f : 127.0f;
+    if (relu)
+        zout = 0;
+    float lo = relu ? 0.0f : (float)(-128 - zout), hi = relu ? 255.0f : (float)(127 - zout);
     if (y < lo)
         y = lo;
     if (y > hi)
         y = hi;
-    return (int)rintf(y);
+    return (int)rintf(y) + zout;
 }
 
-/* NCHW ints (n, c, h, w) <-> the engine's bordered NCHW16c bytes. */
-static void to_q(const int *src, int n, int c, int h, int w, uint8_t *dst)
+/* NCHW ints (n, c, h, w) <-> the engine's bordered NCHW16c bytes: the
+ * border 0, the padding channels zp, the tensor's zero point (engine.h). */
+static void to_q(const int *src, int n, int c, int h, int w, int zp, uint8_t *dst)
 {
     memset(dst, 0, rn_qbytes(n, c, h, w));
     for (int i = 0; i < n; i++)
-        for (int ch = 0; ch < c; ch++)
+        for (int ch = 0; ch < rn_cblocks(c) * 16; ch++)
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w; x++)
+                    if (ch >= c)
+                        dst[((size_t)i * rn_cblocks(c) + ch / 16) * rn_qplane(h, w) +
+                            ((size_t)(y + RN_QB) * (w + 2 * RN_QB) + x + RN_QB) * 16 + ch % 16] = (uint8_t)zp;
+                    else
                     dst[((size_t)i * rn_cblocks(c) + ch / 16) * rn_qplane(h, w) +
                         ((size_t)(y + RN_QB) * (w + 2 * RN_QB) + x + RN_QB) * 16 + ch % 16] =
                         (uint8_t)src[(((size_t)i * c + ch) * h + y) * w + x];
 }
 
-/* 1 if every border byte and every padding channel of dst is 0. */
-static int clean_edges(const uint8_t *q, int n, int c, int h, int w)
+/* 1 if every border byte of q is 0 and every padding channel zp. */
+static int clean_edges(const uint8_t *q, int n, int c, int h, int w, int zp)
 {
     for (int i = 0; i < n; i++)
         for (int b = 0; b < rn_cblocks(c); b++)
             for (int y = -RN_QB; y < h + RN_QB; y++)
                 for (int x = -RN_QB; x < w + RN_QB; x++)
                     for (int k = 0; k < 16; k++) {
-                        int inside = y >= 0 && y < h && x >= 0 && x < w && b * 16 + k < c;
+                        int border = y < 0 || y >= h || x < 0 || x >= w;
                         const uint8_t *p = q + ((size_t)i * rn_cblocks(c) + b) * rn_qplane(h, w) +
                                            ((size_t)(y + RN_QB) * (w + 2 * RN_QB) + x + RN_QB) * 16 + k;
-                        if (!inside && *p)
+                        if (border ? *p != 0 : b * 16 + k >= c && *p != (uint8_t)zp)
                             return 0;
                     }
     return 1;
@@ -130,7 +137,7 @@ static void make_conv(rn_conv *c, int8_t **w, float **ws, int32_t **b)
 
 /* in: NCHW ints (u8) or, for the stem, NCHW floats fimg with scale */
 static void ref_conv(const rn_conv *c, const int *in, const float *fimg, float qimg, int n, int ih,
-                     int iw, const int *res, int relu, int *out)
+                     int iw, const int *res, int zres, int relu, int *out)
 {
     int oh = rn_out_dim(ih, c->kh, c->stride, c->pad), ow = rn_out_dim(iw, c->kw, c->stride, c->pad);
     int in_g = c->in_c / c->groups, out_g = c->out_c / c->groups;
@@ -150,8 +157,9 @@ static void ref_conv(const rn_conv *c, const int *in, const float *fimg, float q
                                 if (fimg) {
                                     float t = fimg[at] * qimg;
                                     t = t == t ? t : 0.0f; /* NaN reads as 0 */
-                                    t = t < -127.0f ? -127.0f : t > 127.0f ? 127.0f : t;
-                                    v = (int)rintf(t);
+                                    float lo = (float)-c->in_zp, hi = (float)(255 - c->in_zp);
+                                    t = t < lo ? lo : t > hi ? hi : t;
+                                    v = (int)rintf(t); /* the signed value: u - zero point */
                                 } else {
                                     v = in[at];
                                 }
@@ -160,7 +168,7 @@ static void ref_conv(const rn_conv *c, const int *in, const float *fimg, float q
                     float m = c->in_scale * c->qscale[o] / c->out_scale;
                     size_t at = (((size_t)i * c->out_c + o) * oh + oy) * ow + ox;
                     float R = res ? c->res_scale / c->out_scale : 0.0f;
-                    out[at] = ref_requant(acc, m, res != NULL, res ? res[at] : 0, R, relu);
+                    out[at] = ref_requant(acc, m, res != NULL, res ? res[at] : 0, zres, R, relu, c->out_zp);
                 }
 }
 
@@ -173,7 +181,9 @@ static rn_exec make_exec(const rn_qkernels *k, int threads)
     return (rn_exec){.pool = rn_pool_new(threads), .qk = k};
 }
 
-/* mode: 0 no residual, 1 u8 residual, 2 s8 residual, 3 s8 residual in place */
+/* mode: 0 no residual, 1 u8 residual, 2 s8 residual, 3 s8 residual in place;
+ * an s8 output and an s8 residual have a zero point of their own (but in
+ * place, where they are the same tensor) */
 static void run_case(const rn_qkernels *k, const struct qshape *s, int relu, int mode, int threads)
 {
     rn_conv c = {.in_c = s->in_c, .out_c = s->out_c, .kh = s->k, .kw = s->k, .stride = s->stride,
@@ -191,23 +201,25 @@ static void run_case(const rn_qkernels *k, const struct qshape *s, int relu, int
     for (size_t i = 0; mode && i < no; i++)
         res[i] = mode == 1 ? rnd_in(0, 255) : rnd_in(-128, 127);
     c.res_scale = mode ? rnd_f(0.5f, 2.0f) * c.out_scale : 0.0f;
+    c.out_zp = relu ? 0 : rnd_in(-128, 127);
+    int zres = mode == 2 ? rnd_in(-128, 127) : mode == 3 ? c.out_zp : 0;
     assert_true(rn_qconv_ok(&c, 0));
     void *packed = rn_alloc(rn_qconv_packed_bytes(&c, 0));
     rn_qconv_pack(&c, 0, packed);
     uint8_t *qin = rn_alloc(rn_qbytes(n, s->in_c, s->ih, s->iw));
     uint8_t *qout = rn_alloc(rn_qbytes(n, s->out_c, oh, ow));
     uint8_t *qres = mode == 1 || mode == 2 ? rn_alloc(rn_qbytes(n, s->out_c, oh, ow)) : NULL;
-    to_q(in, n, s->in_c, s->ih, s->iw, qin);
+    to_q(in, n, s->in_c, s->ih, s->iw, 0, qin);
     memset(qout, 0x5a, rn_qbytes(n, s->out_c, oh, ow)); /* the engine writes every byte */
     if (mode == 3)
-        to_q(res, n, s->out_c, oh, ow, qout);
+        to_q(res, n, s->out_c, oh, ow, zres, qout);
     else if (qres)
-        to_q(res, n, s->out_c, oh, ow, qres);
+        to_q(res, n, s->out_c, oh, ow, zres, qres);
     rn_exec ex = make_exec(k, threads);
     rn_qconv_args a = {.c = &c, .in = qin, .n = n, .ih = s->ih, .iw = s->iw, .out = qout,
-                       .res = mode == 3 ? qout : qres, .res_s8 = mode >= 2, .relu = relu};
+                       .res = mode == 3 ? qout : qres, .res_s8 = mode >= 2, .res_zp = zres, .relu = relu};
     rn_qconv_forward(&ex, &a);
-    ref_conv(&c, in, NULL, 0, n, s->ih, s->iw, res, relu, ref);
+    ref_conv(&c, in, NULL, 0, n, s->ih, s->iw, res, zres, relu, ref);
     for (int i = 0; i < n; i++)
         for (int o = 0; o < s->out_c; o++)
             for (int y = 0; y < oh; y++)
@@ -220,7 +232,7 @@ static void run_case(const rn_qkernels *k, const struct qshape *s, int relu, int
                                  k->name, s->k, s->k, s->stride, s->groups, s->in_c, s->out_c, s->ih, s->iw,
                                  relu, mode, threads, i, o, y, x, got, want);
                 }
-    assert_true(clean_edges(qout, n, s->out_c, oh, ow));
+    assert_true(clean_edges(qout, n, s->out_c, oh, ow, c.out_zp));
     rn_pool_free(ex.pool);
     rn_free(packed);
     rn_free(qin);
@@ -246,7 +258,8 @@ static void test_qconv_shapes(void **state)
     run_case(k, &shapes[3], 0, 0, 3);
 }
 
-/* The stem: the float image quantized with zero point 128 into the padded
+/* The stem: the float image quantized with its zero point (128, as our
+ * files have it, or another, as a QDQ graph's) into the padded
  * NHWC4 buffer, a 7x7 stride-2 convolution (and a deep stem's 3x3 stride
  * 2, and a 3x3 stride 1). */
 static void test_qconv_stem(void **state)
@@ -267,6 +280,7 @@ static void test_qconv_stem(void **state)
         int32_t *b;
         make_conv(&c, &w, &ws, &b);
         c.in_scale = 2.7f / 127.0f;
+        c.in_zp = t % 3 == 0 ? 128 : rnd_in(0, 255);
         size_t ni = (size_t)n * 3 * ih * iw;
         float *img = malloc(ni * sizeof(float));
         for (size_t i = 0; i < ni; i++)
@@ -282,10 +296,10 @@ static void test_qconv_stem(void **state)
         int *ref = malloc((size_t)n * c.out_c * oh * ow * sizeof(int));
         rn_exec ex = make_exec(k, 2);
         float q = 1.0f / c.in_scale;
-        rn_q_image(&ex, img, n, 3, ih, iw, q, c.pad, qimg);
+        rn_q_image(&ex, img, n, 3, ih, iw, q, c.in_zp, c.pad, qimg);
         rn_qconv_args a = {.c = &c, .in = qimg, .n = n, .ih = ih, .iw = iw, .out = qout, .relu = 1};
         rn_qconv_forward(&ex, &a);
-        ref_conv(&c, NULL, img, q, n, ih, iw, NULL, 1, ref);
+        ref_conv(&c, NULL, img, q, n, ih, iw, NULL, 0, 1, ref);
         for (int i = 0; i < n; i++)
             for (int o = 0; o < c.out_c; o++)
                 for (int y = 0; y < oh; y++)
@@ -293,10 +307,11 @@ static void test_qconv_stem(void **state)
                         int got = from_q(qout, n, c.out_c, oh, ow, i, o, y, x, 0);
                         int want = ref[(((size_t)i * c.out_c + o) * oh + y) * ow + x];
                         if (got != want)
-                            fail_msg("%s: stem %dx%d/%d on %dx%d: image %d channel %d (%d,%d): %d, want %d",
-                                     k->name, c.kh, c.kw, c.stride, ih, iw, i, o, y, x, got, want);
+                            fail_msg("%s: stem %dx%d/%d on %dx%d, zero point %d: image %d channel %d (%d,%d): "
+                                     "%d, want %d",
+                                     k->name, c.kh, c.kw, c.stride, ih, iw, c.in_zp, i, o, y, x, got, want);
                     }
-        assert_true(clean_edges(qout, n, c.out_c, oh, ow));
+        assert_true(clean_edges(qout, n, c.out_c, oh, ow, 0));
         rn_pool_free(ex.pool);
         rn_free(packed);
         rn_free(qimg);
@@ -320,7 +335,7 @@ static void test_qops(void **state)
         for (size_t i = 0; i < ne; i++)
             v[i] = s8 ? rnd_in(-128, 127) : rnd_in(0, 255);
         uint8_t *in = rn_alloc(rn_qbytes(n, c, h, w));
-        to_q(v, n, c, h, w, in);
+        to_q(v, n, c, h, w, 0, in);
 
         int mh = rn_out_dim(h, 3, 2, 1), mw = rn_out_dim(w, 3, 2, 1);
         uint8_t *mp = rn_alloc(rn_qbytes(n, c, mh, mw));
@@ -336,7 +351,7 @@ static void test_qops(void **state)
                                     m = fmax(m, v[(((size_t)i * c + ch) * h + y) * w + x]);
                         assert_int_equal(from_q(mp, n, c, mh, mw, i, ch, oy, ox, s8), m);
                     }
-        assert_true(clean_edges(mp, n, c, mh, mw));
+        assert_true(clean_edges(mp, n, c, mh, mw, 0));
 
         int ah = rn_avgpool_dim(h), aw = rn_avgpool_dim(w);
         uint8_t *ap = rn_alloc(rn_qbytes(n, c, ah, aw));
@@ -352,7 +367,7 @@ static void test_qops(void **state)
                         assert_int_equal(from_q(ap, n, c, ah, aw, i, ch, oy, ox, s8),
                                          (int)rintf((float)sum / (float)cnt));
                     }
-        assert_true(clean_edges(ap, n, c, ah, aw));
+        assert_true(clean_edges(ap, n, c, ah, aw, 0));
 
         float *a = calloc(rn_cblocks(c) * 16, sizeof(float)), *bb = calloc(rn_cblocks(c) * 16, sizeof(float));
         for (int ch = 0; ch < c; ch++) {
@@ -360,11 +375,12 @@ static void test_qops(void **state)
             bb[ch] = rnd_f(-40.0f, 90.0f);
         }
         uint8_t *bn = rn_alloc(rn_qbytes(n, c, h, w));
-        rn_q_bn_relu(&ex, in, n, c, h, w, s8, a, bb, bn);
+        int zp = s8 ? rnd_in(-128, 127) : 0; /* an s8 tensor's zero point */
+        rn_q_bn_relu(&ex, in, n, c, h, w, s8, zp, a, bb, bn);
         float *emb = malloc((size_t)n * c * sizeof(float)), *deq = malloc(ne * sizeof(float));
         float scale = 0.0173f;
-        rn_q_global_avgpool(&ex, in, n, c, h, w, s8, scale, emb);
-        rn_q_dequantize(&ex, in, n, c, h, w, s8, scale, deq);
+        rn_q_global_avgpool(&ex, in, n, c, h, w, s8, zp, scale, emb);
+        rn_q_dequantize(&ex, in, n, c, h, w, s8, zp, scale, deq);
         float kgap = scale / (float)(h * w);
         for (int i = 0; i < n; i++)
             for (int ch = 0; ch < c; ch++) {
@@ -372,16 +388,16 @@ static void test_qops(void **state)
                 for (int y = 0; y < h; y++)
                     for (int x = 0; x < w; x++) {
                         size_t at = (((size_t)i * c + ch) * h + y) * w + x;
-                        float t = (float)v[at] * a[ch];
+                        float t = (float)(v[at] - zp) * a[ch];
                         t = t + bb[ch];
                         int want = (int)rintf(t < 0.0f ? 0.0f : t > 255.0f ? 255.0f : t);
                         assert_int_equal(from_q(bn, n, c, h, w, i, ch, y, x, 0), want);
-                        assert_true(deq[at] == (float)v[at] * scale);
-                        sum += v[at];
+                        assert_true(deq[at] == (float)(v[at] - zp) * scale);
+                        sum += v[at] - zp;
                     }
                 assert_true(emb[(size_t)i * c + ch] == (float)sum * kgap);
             }
-        assert_true(clean_edges(bn, n, c, h, w));
+        assert_true(clean_edges(bn, n, c, h, w, 0));
         rn_free(in);
         rn_free(mp);
         rn_free(ap);
