@@ -166,7 +166,7 @@ build-fuzz/bin/%: tests/fuzz/%.c FORCE
 	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="$(FUZZ_FLAGS)" KERN_CFLAGS=-fno-sanitize=all build-fuzz/libresnet.a \
 	    $(if $(SERVER_SRC),build-fuzz/libresnetd.a)
 	@mkdir -p $(dir $@)
-	clang $(subst fuzzer-no-link,fuzzer,$(FUZZ_FLAGS)) -std=c11 -D_GNU_SOURCE -Icore -Iserver -Itools \
+	clang $(subst fuzzer-no-link,fuzzer,$(FUZZ_FLAGS)) -std=c11 -D_GNU_SOURCE -Icore -Iserver -Itools -Ibuild-fuzz/gen \
 	    tools/tfjs.c tools/util.c \
 	    $(shell pkg-config --cflags $(PKGS) $(SERVER_PKGS)) -o $@ $< \
 	    $(if $(SERVER_SRC),build-fuzz/libresnetd.a) build-fuzz/libresnet.a \

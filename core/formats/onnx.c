@@ -24,6 +24,7 @@
  * resnet.bn_eps and resnet.avg_down. Any other node is an error naming it.
  */
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,12 @@ struct matcher {
     int cap_tensors;
     char *err;
     size_t errlen;
+    /* a QDQ graph (qdq_strip): its activations' and initializers' quantization */
+    int qdq;
+    struct qact *qact;
+    struct qinit *qinit;
+    struct qalias *qalias;
+    int n_qact, n_qinit, n_qalias;
 };
 
 /* ---- ownership ---- */
@@ -354,6 +361,8 @@ static int dtype_of(int32_t onnx)
     case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: return ST_F64;
     case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: return ST_I64;
     case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: return ST_I32;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: return ST_I8;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8: return ST_U8;
     }
     return -1;
 }
@@ -477,7 +486,14 @@ static int tensor_bytes(struct matcher *M, const tensor_t *t, st_tensor *out)
         out->data = (const uint8_t *)t->int64_data;
     else if (dtype == ST_I32)
         out->data = (const uint8_t *)t->int32_data;
-    else { /* FLOAT16 / BFLOAT16: one value in the low half of each int32 */
+    else if (es == 1) { /* INT8 / UINT8: one value in each int32 */
+        uint8_t *b = own(M, malloc(want ? want : 1));
+        if (!b)
+            return nomem(M);
+        for (int64_t i = 0; i < numel; i++)
+            b[i] = (uint8_t)t->int32_data[i];
+        out->data = b;
+    } else { /* FLOAT16 / BFLOAT16: one value in the low half of each int32 */
         uint16_t *h = own(M, malloc(want ? want : 1));
         if (!h)
             return nomem(M);
@@ -534,6 +550,506 @@ static int add_tensor(struct matcher *M, const char *name, const tensor_t *t, in
     return RN_OK;
 }
 
+/* ---- QDQ graphs (docs/int8.md, "ONNX QDQ models") ----
+ *
+ * What onnxruntime.quantization.quantize_static writes in its QDQ format:
+ * every quantized activation t goes through QuantizeLinear -> DequantizeLinear
+ * (a per-tensor scale and a uint8 or int8 zero point), every weight and
+ * bias is an int8 / int32 initializer read through a DequantizeLinear, and a
+ * Relu whose input is quantized is removed (the Relu's range, which starts
+ * at 0, is then the clamp). qdq_strip reads those parameters and hands the
+ * matcher a view of the graph without the Q and DQ nodes: each DQ output is
+ * replaced by what was quantized (an activation) or by the int8 initializer
+ * (a weight), so the float matcher walks the same ResNet. The matcher then
+ * names tensors in the INT8 safetensors layout: NAME.weight (I8),
+ * .weight_scale, .bias (I32), .output_scale, .output_zero_point, input_scale,
+ * input_zero_point, as the loader reads them from our own files.
+ *
+ * Zero points are kept in u8 terms: a uint8 zero point, or an int8 one plus
+ * 128 (the same integers shifted: s8 data with zero point -128 is u8 data
+ * with zero point 0, which is what int8 activations after a Relu are). */
+
+struct qact {          /* the activation `name`, quantized */
+    const char *name;
+    float scale;
+    int zp;            /* in u8 terms, 0..255 */
+};
+
+struct qinit {         /* the initializer `name`, read through a DequantizeLinear */
+    const char *name;
+    const tensor_t *scale, *zp;
+    int axis, node;
+};
+
+struct qalias {        /* the DQ output `from` reads as `to` */
+    const char *from, *to;
+};
+
+static const char *qresolve(const struct matcher *M, const char *name)
+{
+    for (int depth = 0; name && depth < 8; depth++) {
+        int found = 0;
+        for (int i = 0; i < M->n_qalias && !found; i++)
+            if (!strcmp(M->qalias[i].from, name)) {
+                name = M->qalias[i].to;
+                found = 1;
+            }
+        if (!found)
+            break;
+    }
+    return name;
+}
+
+static const struct qact *qact_of(const struct matcher *M, const char *name)
+{
+    for (int i = 0; name && i < M->n_qact; i++)
+        if (!strcmp(M->qact[i].name, name))
+            return &M->qact[i];
+    return NULL;
+}
+
+static const struct qinit *qinit_of(const struct matcher *M, const char *name)
+{
+    for (int i = 0; name && i < M->n_qinit; i++)
+        if (!strcmp(M->qinit[i].name, name))
+            return &M->qinit[i];
+    return NULL;
+}
+
+/* A Q or DQ node's scale and zero point inputs (initializers): one scale,
+ * finite and > 0; the zero point uint8 or int8 (absent: uint8 0). */
+static int q_params(struct matcher *M, const node_t *n, float *scale, int *zp)
+{
+    struct value *sv = n->n_input > 1 ? find(M, n->input[1]) : NULL;
+    struct value *zv = n->n_input > 2 && *n->input[2] ? find(M, n->input[2]) : NULL;
+    st_tensor s, z;
+    int rc;
+    if (!sv || !sv->init)
+        return node_err(M, n, RN_ERR_UNSUPPORTED, "its scale is not an initializer");
+    if ((rc = tensor_bytes(M, sv->init, &s)) < 0)
+        return rc;
+    if (s.dtype != ST_F32 || s.numel != 1)
+        return node_err(M, n, RN_ERR_UNSUPPORTED,
+                        "scale %.100s: %lld %s values; an activation has one float scale (per tensor)",
+                        n->input[1], (long long)s.numel, st_dtype_name(s.dtype));
+    memcpy(scale, s.data, sizeof *scale);
+    if (!(isfinite(*scale) && *scale > 0))
+        return node_err(M, n, RN_ERR_FORMAT, "scale %.100s is %g; expected a finite number > 0", n->input[1],
+                        *scale);
+    *zp = 0;
+    if (zv) {
+        if (!zv->init)
+            return node_err(M, n, RN_ERR_UNSUPPORTED, "its zero point is not an initializer");
+        if ((rc = tensor_bytes(M, zv->init, &z)) < 0)
+            return rc;
+        if ((z.dtype != ST_U8 && z.dtype != ST_I8) || z.numel != 1)
+            return node_err(M, n, RN_ERR_UNSUPPORTED, "zero point %.100s: %lld %s values; expected one uint8 or int8",
+                            n->input[2], (long long)z.numel, st_dtype_name(z.dtype));
+        *zp = z.dtype == ST_U8 ? z.data[0] : (int8_t)z.data[0] + 128;
+    }
+    return RN_OK;
+}
+
+static int add_qact(struct matcher *M, const node_t *n, const char *name, float scale, int zp)
+{
+    const struct qact *a = qact_of(M, name);
+    if (a) {
+        if (a->scale != scale || a->zp != zp)
+            return node_err(M, n, RN_ERR_UNSUPPORTED, "%.100s is quantized twice, with different scales", name);
+        return RN_OK;
+    }
+    M->qact[M->n_qact++] = (struct qact){.name = name, .scale = scale, .zp = zp};
+    return RN_OK;
+}
+
+static int is_q(const node_t *n)
+{
+    return is_op(n, "QuantizeLinear");
+}
+
+static int is_dq(const node_t *n)
+{
+    return is_op(n, "DequantizeLinear");
+}
+
+/* Read the Q / DQ nodes of M->g and make M->g the view without them; 0
+ * and nothing changed for a graph without any. */
+static int qdq_strip(struct matcher *M)
+{
+    Onnx__GraphProto *g = M->g;
+    size_t nq = 0;
+    for (size_t i = 0; i < g->n_node; i++)
+        nq += g->node[i]->op_type && (is_q(g->node[i]) || is_dq(g->node[i]));
+    if (!nq)
+        return 0;
+    int rc = index_graph(M);
+    if (rc < 0)
+        return rc;
+    M->qact = own(M, calloc(nq + 1, sizeof *M->qact));
+    M->qinit = own(M, calloc(nq + 1, sizeof *M->qinit));
+    M->qalias = own(M, calloc(nq + 1, sizeof *M->qalias));
+    char *removed = calloc(g->n_node + 1, 1);
+    if (!M->qact || !M->qinit || !M->qalias || !removed) {
+        free(removed);
+        return nomem(M);
+    }
+    for (size_t i = 0; i < g->n_node && rc == RN_OK; i++) {
+        node_t *n = g->node[i];
+        if (!is_q(n) && !is_dq(n))
+            continue;
+        removed[i] = 1;
+        if (n->n_input < 2 || n->n_output != 1 || !*n->input[0]) {
+            rc = node_err(M, n, RN_ERR_FORMAT, "expected inputs x, scale [, zero point] and one output");
+            break;
+        }
+        struct value *x = find(M, n->input[0]);
+        if (is_q(n)) {
+            float s;
+            int zp;
+            if (x && x->init) {
+                rc = node_err(M, n, RN_ERR_UNSUPPORTED,
+                              "quantizes the initializer %.100s; store weights quantized (the default) instead",
+                              n->input[0]);
+            } else if ((rc = q_params(M, n, &s, &zp)) == RN_OK) {
+                rc = add_qact(M, n, n->input[0], s, zp);
+            }
+            continue;
+        }
+        if (x && x->init) { /* a weight or a bias */
+            struct value *sv = find(M, n->input[1]);
+            struct value *zv = n->n_input > 2 && *n->input[2] ? find(M, n->input[2]) : NULL;
+            if (!sv || !sv->init || (zv && !zv->init)) {
+                rc = node_err(M, n, RN_ERR_UNSUPPORTED, "its scale or zero point is not an initializer");
+                break;
+            }
+            if (qinit_of(M, n->input[0])) {
+                rc = node_err(M, n, RN_ERR_UNSUPPORTED, "initializer %.100s is dequantized twice", n->input[0]);
+                break;
+            }
+            M->qinit[M->n_qinit++] = (struct qinit){.name = x->name, .scale = sv->init,
+                                                    .zp = zv ? zv->init : NULL,
+                                                    .axis = (int)attr_i(n, "axis", 1), .node = (int)i};
+            M->qalias[M->n_qalias++] = (struct qalias){.from = n->output[0], .to = x->name};
+            continue;
+        }
+        if (!x || x->producer < 0 || !is_q(g->node[x->producer])) {
+            rc = node_err(M, n, RN_ERR_UNSUPPORTED, "dequantizes %.100s, which no QuantizeLinear made",
+                          n->input[0]);
+            break;
+        }
+        const node_t *q = g->node[x->producer];
+        float s, sq;
+        int zp, zq;
+        if ((rc = q_params(M, n, &s, &zp)) < 0 || (rc = q_params(M, q, &sq, &zq)) < 0)
+            break;
+        if (s != sq || zp != zq) {
+            rc = node_err(M, n, RN_ERR_UNSUPPORTED, "its scale or zero point differs from its QuantizeLinear's");
+            break;
+        }
+        M->qalias[M->n_qalias++] = (struct qalias){.from = n->output[0], .to = q->input[0]};
+    }
+    /* a Q output read by anything but a DQ would be integers in a float graph */
+    for (size_t i = 0; i < g->n_node && rc == RN_OK; i++) {
+        if (removed[i])
+            continue;
+        for (size_t j = 0; j < g->node[i]->n_input; j++) {
+            struct value *v = find(M, g->node[i]->input[j]);
+            if (v && v->producer >= 0 && is_q(g->node[v->producer])) {
+                rc = node_err(M, g->node[i], RN_ERR_UNSUPPORTED, "reads the integers of QuantizeLinear %.100s",
+                              nname(g->node[v->producer]));
+                break;
+            }
+        }
+    }
+    /* the view: the other nodes, their inputs through the aliases */
+    Onnx__GraphProto *view = own(M, malloc(sizeof *view));
+    node_t **nodes = own(M, calloc(g->n_node + 1, sizeof *nodes));
+    node_t *copies = own(M, calloc(g->n_node + 1, sizeof *copies));
+    if (rc == RN_OK && (!view || !nodes || !copies))
+        rc = nomem(M);
+    size_t k = 0;
+    for (size_t i = 0; i < g->n_node && rc == RN_OK; i++) {
+        if (removed[i])
+            continue;
+        node_t *c = &copies[k];
+        *c = *g->node[i];
+        char **in = own(M, calloc(c->n_input + 1, sizeof *in));
+        if (!in) {
+            rc = nomem(M);
+            break;
+        }
+        for (size_t j = 0; j < c->n_input; j++)
+            in[j] = (char *)qresolve(M, g->node[i]->input[j]);
+        c->input = in;
+        nodes[k++] = c;
+    }
+    free(removed);
+    if (rc < 0)
+        return rc;
+    /* activations quantized as the output of a DQ (a requantization) are
+     * the values it reads */
+    for (int i = 0; i < M->n_qact; i++)
+        M->qact[i].name = qresolve(M, M->qact[i].name);
+    *view = *g;
+    view->node = nodes;
+    view->n_node = k;
+    M->g = view;
+    free(M->vals);
+    free(M->visited);
+    M->vals = NULL;
+    M->visited = NULL;
+    M->qdq = 1;
+    return 1;
+}
+
+/* A scale or zero point tensor's element for channel o of n (one value:
+ * every channel's). */
+static int q_elem(struct matcher *M, const tensor_t *t, int64_t n, int64_t o, double *v)
+{
+    st_tensor s;
+    int rc = tensor_bytes(M, t, &s);
+    if (rc < 0)
+        return rc;
+    if (s.numel != 1 && s.numel != n)
+        return rn_errf(M->err, M->errlen, RN_ERR_FORMAT, "%.100s: %lld values for %lld channels", t->name,
+                       (long long)s.numel, (long long)n);
+    int64_t i = s.numel == 1 ? 0 : o;
+    switch (s.dtype) {
+    case ST_F32: { float f; memcpy(&f, s.data + 4 * i, 4); *v = f; return RN_OK; }
+    case ST_I8: *v = (int8_t)s.data[i]; return RN_OK;
+    case ST_U8: *v = s.data[i]; return RN_OK;
+    case ST_I32: { int32_t x; memcpy(&x, s.data + 4 * i, 4); *v = x; return RN_OK; }
+    }
+    return rn_errf(M->err, M->errlen, RN_ERR_UNSUPPORTED, "%.100s: dtype %s", t->name, st_dtype_name(s.dtype));
+}
+
+/* A new tensor NAME of data the reader owns. */
+static int add_owned(struct matcher *M, const char *name, int dtype, int ndim, const int64_t *shape,
+                     const void *data)
+{
+    st_file *f = M->f;
+    if (f->n_tensors == M->cap_tensors) {
+        int cap = M->cap_tensors ? 2 * M->cap_tensors : 256;
+        st_tensor *nt = realloc(f->tensors, (size_t)(cap + 1) * sizeof *nt);
+        if (!nt)
+            return nomem(M);
+        f->tensors = nt;
+        M->cap_tensors = cap;
+    }
+    st_tensor *o = &f->tensors[f->n_tensors];
+    memset(o, 0, sizeof *o);
+    o->dtype = dtype;
+    o->ndim = ndim;
+    o->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        o->shape[i] = shape[i];
+        o->numel *= shape[i];
+    }
+    o->nbytes = (size_t)o->numel * st_dtype_size(dtype);
+    o->data = data;
+    if (!(o->name = own(M, strdup(name))))
+        return nomem(M);
+    f->n_tensors++;
+    return RN_OK;
+}
+
+static int add_scalar(struct matcher *M, const char *name, int dtype, const void *v)
+{
+    size_t es = st_dtype_size(dtype);
+    void *d = own(M, malloc(es));
+    if (!d)
+        return nomem(M);
+    memcpy(d, v, es);
+    return add_owned(M, name, dtype, 0, NULL, d);
+}
+
+/* The initializer v dequantized, as an F32 tensor: (q - zp) * scale along
+ * the DQ's axis, each in float32 as DequantizeLinear defines it. */
+static int dequantize_init(struct matcher *M, const struct qinit *qi, const tensor_t *t, tensor_t **out)
+{
+    st_tensor q;
+    int rc = tensor_bytes(M, t, &q);
+    if (rc < 0)
+        return rc;
+    int axis = qi->axis < 0 ? qi->axis + q.ndim : qi->axis;
+    int64_t ch = q.ndim && axis >= 0 && axis < q.ndim ? q.shape[axis] : 1, inner = 1;
+    for (int i = axis + 1; i < q.ndim; i++)
+        inner *= q.shape[i];
+    float *d = own(M, malloc(q.numel ? (size_t)q.numel * 4 : 4));
+    tensor_t *nt = own(M, malloc(sizeof *nt));
+    if (!d || !nt)
+        return nomem(M);
+    for (int64_t i = 0; i < q.numel; i++) {
+        double s, z, v;
+        int64_t o = ch > 1 ? i / inner % ch : 0;
+        if ((rc = q_elem(M, qi->scale, ch, o, &s)) < 0 || (qi->zp && (rc = q_elem(M, qi->zp, ch, o, &z)) < 0))
+            return rc;
+        if (!qi->zp)
+            z = 0;
+        if (q.dtype == ST_I8)
+            v = (int8_t)q.data[i];
+        else if (q.dtype == ST_U8)
+            v = q.data[i];
+        else if (q.dtype == ST_I32) {
+            int32_t x;
+            memcpy(&x, q.data + 4 * i, 4);
+            v = x;
+        } else {
+            return rn_errf(M->err, M->errlen, RN_ERR_UNSUPPORTED, "initializer %.100s: %s; expected int8 or int32",
+                           t->name, st_dtype_name(q.dtype));
+        }
+        d[i] = (float)(v - z) * (float)s;
+    }
+    onnx__tensor_proto__init(nt);
+    nt->name = t->name;
+    nt->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    nt->n_dims = t->n_dims;
+    nt->dims = t->dims;
+    nt->n_float_data = (size_t)q.numel;
+    nt->float_data = d;
+    *out = nt;
+    return RN_OK;
+}
+
+/* Convolution node c quantized, as NAME.weight (I8), .weight_scale,
+ * .bias (I32), .output_scale [, .output_zero_point]: its input's scale
+ * from the activation it reads (the image for the stem), its output's from
+ * value qout (after the residual and the ReLU it ends in: relu). */
+static int qdq_conv(struct matcher *M, const node_t *c, const char *name, const char *qout, int relu)
+{
+    char tn[240];
+    int rc;
+    const struct qact *ai = qact_of(M, c->input[0]), *ao = qact_of(M, qout);
+    if (!ai)
+        return node_err(M, c, RN_ERR_UNSUPPORTED, "its input %.100s is not quantized", c->input[0]);
+    if (!ao)
+        return node_err(M, c, RN_ERR_UNSUPPORTED, "its output %.100s is not quantized", qout);
+    struct value *wv = find(M, c->input[1]);
+    const struct qinit *wq = qinit_of(M, c->input[1]);
+    if (!wv || !wv->init || !wq)
+        return node_err(M, c, RN_ERR_UNSUPPORTED, "its weight %.100s is not quantized", c->input[1]);
+    st_tensor w;
+    if ((rc = tensor_bytes(M, wv->init, &w)) < 0)
+        return rc;
+    if (w.dtype != ST_I8 || w.ndim != 4)
+        return node_err(M, c, RN_ERR_UNSUPPORTED, "weight %.100s: %s, %d dimensions; expected int8, 4", c->input[1],
+                        st_dtype_name(w.dtype), w.ndim);
+    int64_t out_c = w.shape[0];
+    float *ws = own(M, malloc((size_t)out_c * 4 + 4));
+    int32_t *bq = own(M, malloc((size_t)out_c * 4 + 4));
+    if (!ws || !bq)
+        return nomem(M);
+    st_tensor sc;
+    if ((rc = tensor_bytes(M, wq->scale, &sc)) < 0)
+        return rc;
+    if (sc.numel != 1 && (wq->axis != 0 || sc.numel != out_c))
+        return node_err(M, c, RN_ERR_UNSUPPORTED, "weight %.100s: %lld scales on axis %d; expected one per output channel (axis 0) or one",
+                        c->input[1], (long long)sc.numel, wq->axis);
+    for (int64_t o = 0; o < out_c; o++) {
+        double s, z = 0;
+        if ((rc = q_elem(M, wq->scale, out_c, o, &s)) < 0 || (wq->zp && (rc = q_elem(M, wq->zp, out_c, o, &z)) < 0))
+            return rc;
+        if (z != 0)
+            return node_err(M, c, RN_ERR_UNSUPPORTED, "weight %.100s: zero point %g on channel %lld; weights are symmetric (0)",
+                            c->input[1], z, (long long)o);
+        if (!(isfinite(s) && s > 0))
+            return node_err(M, c, RN_ERR_FORMAT, "weight scale %.100s: channel %lld is %g; expected a finite number > 0",
+                            wq->scale->name ? wq->scale->name : "?", (long long)o, s);
+        ws[o] = (float)s;
+    }
+    /* the bias: int32 at scale s_in * weight_scale as quantize_static
+     * writes it, taken as it is; else (float, or another scale) quantized
+     * to that scale here, half to even */
+    int have_bias = c->n_input > 2 && *c->input[2];
+    const struct qinit *bqi = have_bias ? qinit_of(M, c->input[2]) : NULL;
+    struct value *bv = have_bias ? find(M, c->input[2]) : NULL;
+    if (have_bias && (!bv || !bv->init))
+        return node_err(M, c, RN_ERR_ARCH, "bias %.100s is not an initializer", c->input[2]);
+    st_tensor b = {0};
+    if (have_bias && (rc = tensor_bytes(M, bv->init, &b)) < 0)
+        return rc;
+    if (have_bias && (b.ndim != 1 || b.shape[0] != out_c))
+        return node_err(M, c, RN_ERR_ARCH, "bias %.100s: %d dimensions; expected [%lld]", c->input[2], b.ndim,
+                        (long long)out_c);
+    for (int64_t o = 0; o < out_c; o++) {
+        float acc_scale = ai->scale * ws[o];
+        double real = 0, s = 1, z = 0;
+        if (!have_bias) {
+            bq[o] = 0;
+            continue;
+        }
+        if (bqi) {
+            if ((rc = q_elem(M, bqi->scale, out_c, o, &s)) < 0 || (bqi->zp && (rc = q_elem(M, bqi->zp, out_c, o, &z)) < 0))
+                return rc;
+            if (b.dtype != ST_I32)
+                return node_err(M, c, RN_ERR_UNSUPPORTED, "bias %.100s: %s; expected int32", c->input[2],
+                                st_dtype_name(b.dtype));
+            int32_t x;
+            memcpy(&x, b.data + 4 * o, 4);
+            if ((float)s == acc_scale && z == 0) {
+                bq[o] = x;
+                continue;
+            }
+            real = ((double)x - z) * (double)(float)s;
+        } else if (b.dtype == ST_F32) {
+            float x;
+            memcpy(&x, b.data + 4 * o, 4);
+            real = x;
+        } else {
+            return node_err(M, c, RN_ERR_UNSUPPORTED, "bias %.100s: %s; expected float or dequantized int32",
+                            c->input[2], st_dtype_name(b.dtype));
+        }
+        double q = nearbyint(real / (double)acc_scale);
+        if (!(fabs(q) <= (double)(1 << 30)))
+            return node_err(M, c, RN_ERR_FORMAT, "bias %.100s: channel %lld is %g times the accumulator's scale, beyond 2^30",
+                            c->input[2], (long long)o, q);
+        bq[o] = (int32_t)q;
+    }
+    int64_t oc[1] = {out_c};
+    snprintf(tn, sizeof tn, "%s.weight", name);
+    if ((rc = add_tensor(M, tn, wv->init, 0)) < 0)
+        return rc;
+    snprintf(tn, sizeof tn, "%s.weight_scale", name);
+    if ((rc = add_owned(M, tn, ST_F32, 1, oc, ws)) < 0)
+        return rc;
+    snprintf(tn, sizeof tn, "%s.bias", name);
+    if ((rc = add_owned(M, tn, ST_I32, 1, oc, bq)) < 0)
+        return rc;
+    snprintf(tn, sizeof tn, "%s.output_scale", name);
+    if ((rc = add_scalar(M, tn, ST_F32, &ao->scale)) < 0)
+        return rc;
+    if (relu && ao->zp != 0)
+        return node_err(M, c, RN_ERR_UNSUPPORTED,
+                        "output %.100s: zero point %d (in u8 terms) after a ReLU; expected the ReLU's 0", qout, ao->zp);
+    if (!relu && ao->zp != 128) {
+        int8_t z8 = (int8_t)(ao->zp - 128);
+        snprintf(tn, sizeof tn, "%s.output_zero_point", name);
+        if ((rc = add_scalar(M, tn, ST_I8, &z8)) < 0)
+            return rc;
+    }
+    return RN_OK;
+}
+
+/* A pool's output keeps its input's quantization (or has none of its own). */
+static int qdq_same(struct matcher *M, const char *in, const char *out, const char *what)
+{
+    const struct qact *a = qact_of(M, in), *b = qact_of(M, out);
+    if (b && (!a || a->scale != b->scale || a->zp != b->zp))
+        return rn_errf(M->err, M->errlen, RN_ERR_UNSUPPORTED,
+                       "%s output %.100s is quantized unlike its input; it must keep the input's scale and zero point",
+                       what, out);
+    return RN_OK;
+}
+
+/* Where a v1 ResNet has a Relu and a QDQ graph has none, quantize_static
+ * removed it: the value's quantization, whose range starts at 0, is the
+ * clamp. Any quantized value stands for it here; qdq_conv then checks that
+ * the zero point is 0 and says so where it is not. */
+static int qdq_relu(const struct matcher *M, const char *value)
+{
+    return M->qdq && qact_of(M, value);
+}
+
 /* Initializer input i of node n, named `name`. */
 static int take_init(struct matcher *M, const node_t *n, size_t i, const char *name, int transpose)
 {
@@ -542,6 +1058,12 @@ static int take_init(struct matcher *M, const node_t *n, size_t i, const char *n
     struct value *v = find(M, n->input[i]);
     if (!v || !v->init)
         return node_err(M, n, RN_ERR_ARCH, "input %.100s is not an initializer (missing weights)", n->input[i]);
+    const struct qinit *qi = M->qdq ? qinit_of(M, v->name) : NULL;
+    if (qi) { /* the classifier of a QDQ graph stays float: dequantized */
+        tensor_t *d = NULL;
+        int rc = dequantize_init(M, qi, v->init, &d);
+        return rc < 0 ? rc : add_tensor(M, name, d, transpose);
+    }
     return add_tensor(M, name, v->init, transpose);
 }
 
@@ -646,16 +1168,27 @@ static int match_unit(struct matcher *M, int ci, struct unit *u)
         M->visited[next] = 1;
         u->relu = next;
         u->out = M->g->node[next]->output[0];
+    } else if ((next < 0 || !is_op(M->g->node[next], "Add")) && qdq_relu(M, u->out)) {
+        u->relu = -2; /* removed by the quantizer: the range is the clamp */
     }
     return RN_OK;
 }
 
-/* The tensors of unit u: PREFIX.weight (and .bias), and batch norm BN.* */
-static int name_unit(struct matcher *M, const struct unit *u, const char *conv, const char *bn)
+/* The tensors of unit u: PREFIX.weight (and .bias), and batch norm BN.*;
+ * in a QDQ graph (qdq_conv) its quantization, the output's scale that of
+ * value qout (after a ReLU: relu). */
+static int name_unit(struct matcher *M, const struct unit *u, const char *conv, const char *bn, const char *qout,
+                     int relu)
 {
     char name[200];
     node_t *c = M->g->node[u->conv];
     int rc;
+    if (M->qdq) {
+        if (u->bn >= 0)
+            return node_err(M, M->g->node[u->bn], RN_ERR_UNSUPPORTED,
+                            "a batch norm in a quantized graph: fold batch norms before quantizing");
+        return qdq_conv(M, c, conv, qout, relu);
+    }
     snprintf(name, sizeof name, "%s.weight", conv);
     if ((rc = take_init(M, c, 1, name, 0)) < 0)
         return rc;
@@ -784,6 +1317,9 @@ static int match_block(struct matcher *M, const char *prefix, const char **x, co
         if (is_op(M->g->node[c1], "AveragePool")) {
             if ((rc = check_pool(M, c1, 0)) < 0)
                 return rc;
+            if (M->qdq && (rc = qdq_same(M, M->g->node[c1]->input[0], M->g->node[c1]->output[0],
+                                         "the shortcut's average pool")) < 0)
+                return rc;
             pool = c1;
             c1 = sole(M, M->g->node[c1]->output[0]);
             if (c1 < 0)
@@ -823,18 +1359,20 @@ static int match_block(struct matcher *M, const char *prefix, const char **x, co
     if (nb && pool < 0 && M->avg_down == 1 && !M->v2)
         return node_err(M, M->g->node[b[0].conv], RN_ERR_ARCH, "a conv shortcut where others pool first");
     for (int i = 0; i < na; i++)
-        if ((i < na - 1) != (a[i].relu >= 0))
+        if ((i < na - 1) != (a[i].relu != -1))
             return node_err(M, M->g->node[a[i].conv], RN_ERR_ARCH, "%s Relu", i < na - 1 ? "expected a" : "unexpected");
-    if (nb && b[0].relu >= 0)
+    if (nb && b[0].relu != -1)
         return node_err(M, M->g->node[b[0].conv], RN_ERR_ARCH, "a Relu on the shortcut");
     M->visited[adda] = 1;
     const char *out = add->output[0];
     if (!M->v2) {
         int r = sole(M, out);
-        if (r < 0 || !is_op(M->g->node[r], "Relu"))
+        if (r >= 0 && is_op(M->g->node[r], "Relu")) {
+            M->visited[r] = 1;
+            out = M->g->node[r]->output[0];
+        } else if (!qdq_relu(M, out)) {
             return node_err(M, add, RN_ERR_ARCH, "expected a Relu alone after the sum");
-        M->visited[r] = 1;
-        out = M->g->node[r]->output[0];
+        }
     }
     /* which convolution strides tells the variant; the builder assumes it */
     int bottleneck = na == 3, stride = 1;
@@ -875,17 +1413,18 @@ static int match_block(struct matcher *M, const char *prefix, const char **x, co
             snprintf(bn, sizeof bn, "%s.norm%d", prefix, i + 2);
         else
             snprintf(bn, sizeof bn, "%s.bn%d", prefix, i + 1);
-        if ((rc = name_unit(M, &a[i], cn, M->v2 && i == na - 1 ? NULL : bn)) < 0)
+        if ((rc = name_unit(M, &a[i], cn, M->v2 && i == na - 1 ? NULL : bn, i < na - 1 ? a[i].out : out,
+                            i < na - 1 || !M->v2)) < 0)
             return rc;
     }
     if (nb) {
         if (M->v2) {
             snprintf(cn, sizeof cn, "%s.downsample.conv", prefix);
-            rc = name_unit(M, &b[0], cn, NULL);
+            rc = name_unit(M, &b[0], cn, NULL, b[0].out, 0);
         } else {
             snprintf(cn, sizeof cn, "%s.downsample.%d", prefix, pool >= 0 ? 1 : 0);
             snprintf(bn, sizeof bn, "%s.downsample.%d", prefix, pool >= 0 ? 2 : 1);
-            rc = name_unit(M, &b[0], cn, bn);
+            rc = name_unit(M, &b[0], cn, bn, b[0].out, 0);
         }
         if (rc < 0)
             return rc;
@@ -907,6 +1446,21 @@ static int match_input_norm(struct matcher *M, int bi, const char **out)
     M->visited[bi] = 1;
     *out = b->output[0];
     return RN_OK;
+}
+
+/* A QDQ graph's image quantization (input_scale, input_zero_point), from
+ * the value the stem reads; a pool that keeps its input's quantization. */
+static int qdq_input(struct matcher *M, const char *in, const char *pool_out, const char *stem_out)
+{
+    const struct qact *a = qact_of(M, in);
+    if (!a)
+        return rn_errf(M->err, M->errlen, RN_ERR_UNSUPPORTED,
+                       "the stem reads %.100s, which is not quantized (a QDQ graph quantizes the image)", in);
+    uint8_t z = (uint8_t)a->zp;
+    int rc = add_scalar(M, "input_scale", ST_F32, &a->scale);
+    if (rc == RN_OK)
+        rc = add_scalar(M, "input_zero_point", ST_U8, &z);
+    return rc < 0 ? rc : qdq_same(M, stem_out, pool_out, "the max pool's");
 }
 
 /* The stem, from the graph input to after its max pool. */
@@ -946,8 +1500,13 @@ static int match_stem(struct matcher *M, const char *in, const char **x)
     int cons[4], nc = consumers(M, *x, cons, 2), preact_blocks = 0;
     for (int i = 0; i < nc; i++)
         preact_blocks |= is_op(M->g->node[cons[i]], "BatchNormalization");
-    M->v2 = u[n - 1].relu < 0 || preact_blocks;
-    int stem_norm = M->v2 && u[n - 1].relu >= 0;
+    M->v2 = u[n - 1].relu == -1 || preact_blocks;
+    int stem_norm = M->v2 && u[n - 1].relu != -1;
+    if (M->qdq && M->v2)
+        return node_err(M, M->g->node[u[0].conv], RN_ERR_UNSUPPORTED,
+                        "a pre-activation (v2) ResNet in a QDQ graph; only v1 ResNets (and ResNet-D) load from QDQ");
+    if (M->qdq && (rc = qdq_input(M, in, *x, u[n - 1].out)) < 0)
+        return rc;
     if (n == 1) {
         if (u[0].k != 7 || u[0].stride != 2)
             return node_err(M, M->g->node[u[0].conv], RN_ERR_UNSUPPORTED, "a %dx%d stride-%d stem; expected 7x7 stride 2",
@@ -958,8 +1517,8 @@ static int match_stem(struct matcher *M, const char *in, const char **x)
         if (M->v2 && !stem_norm &&
             (u[0].bn >= 0 || (M->g->node[u[0].conv]->n_input > 2 && *M->g->node[u[0].conv]->input[2])))
             return node_err(M, M->g->node[u[0].conv], RN_ERR_UNSUPPORTED, "a pre-activation stem with a bias or batch norm");
-        return M->v2 ? name_unit(M, &u[0], "stem.conv", stem_norm ? "stem.norm" : NULL)
-                     : name_unit(M, &u[0], "conv1", "bn1");
+        return M->v2 ? name_unit(M, &u[0], "stem.conv", stem_norm ? "stem.norm" : NULL, NULL, 0)
+                     : name_unit(M, &u[0], "conv1", "bn1", u[0].out, 1);
     }
     if (stem_norm)
         return node_err(M, M->g->node[u[0].conv], RN_ERR_UNSUPPORTED,
@@ -967,13 +1526,13 @@ static int match_stem(struct matcher *M, const char *in, const char **x)
     for (int i = 0; i < 3; i++) {
         if (u[i].k != 3 || u[i].stride != (i ? 1 : 2))
             return node_err(M, M->g->node[u[i].conv], RN_ERR_UNSUPPORTED, "a deep stem is 3x3 convolutions, the first stride 2");
-        if (i < 2 && u[i].relu < 0)
+        if (i < 2 && u[i].relu == -1)
             return node_err(M, M->g->node[u[i].conv], RN_ERR_ARCH, "expected a Relu");
     }
     static const char *const c1[3] = {"conv1.0", "conv1.3", "conv1.6"}, *const b1[3] = {"conv1.1", "conv1.4", "bn1"};
     static const char *const c2[3] = {"stem.conv1", "stem.conv2", "stem.conv3"}, *const b2[3] = {"stem.norm1", "stem.norm2", NULL};
     for (int i = 0; i < 3; i++)
-        if ((rc = name_unit(M, &u[i], M->v2 ? c2[i] : c1[i], M->v2 ? b2[i] : b1[i])) < 0)
+        if ((rc = name_unit(M, &u[i], M->v2 ? c2[i] : c1[i], M->v2 ? b2[i] : b1[i], u[i].out, u[i].relu != -1)) < 0)
             return rc;
     return RN_OK;
 }
@@ -1068,10 +1627,10 @@ static int add_meta(struct matcher *M, const char *k, const char *v)
 
 static int match(struct matcher *M, const Onnx__ModelProto *model)
 {
-    Onnx__GraphProto *g = M->g;
     int rc;
-    if ((rc = index_graph(M)) < 0)
+    if ((rc = qdq_strip(M)) < 0 || (rc = index_graph(M)) < 0)
         return rc;
+    Onnx__GraphProto *g = M->g;
     const char *in = NULL;
     for (size_t i = 0; i < g->n_input && !in; i++) {
         struct value *v = find(M, g->input[i]->name);
@@ -1155,6 +1714,7 @@ static int match(struct matcher *M, const Onnx__ModelProto *model)
     for (size_t i = 0; i < model->n_metadata_props; i++) {
         const Onnx__StringStringEntryProto *e = model->metadata_props[i];
         if (e->key && e->value && strcmp(e->key, "resnet.variant") && strcmp(e->key, "resnet.bn_eps") &&
+            strcmp(e->key, "resnet.quantization") &&
             (rc = add_meta(M, e->key, e->value)) < 0)
             return rc;
     }
@@ -1165,6 +1725,10 @@ static int match(struct matcher *M, const Onnx__ModelProto *model)
     if ((rc = add_meta(M, "resnet.bn_eps", buf)) < 0)
         return rc;
     if (M->v2 && (rc = add_meta(M, "resnet.avg_down", M->avg_down == 1 ? "true" : "false")) < 0)
+        return rc;
+    if (M->qdq && (rc = add_meta(M, "resnet.quantization",
+                                 "{\"version\":1,\"from\":\"ONNX QDQ\",\"weights\":\"s8 per-channel\","
+                                 "\"activations\":\"per-tensor, with zero points\"}")) < 0)
         return rc;
     char src[300];
     const char *pv = model->producer_version ? model->producer_version : "";

@@ -39,9 +39,12 @@ static int read_quantization(struct loader *L)
         return rn_errf(L->err, L->errlen, RN_ERR_FORMAT,
                        "metadata resnet.quantization: \"%.40s\", expected a JSON object with \"version\": 1",
                        v);
-    if (strcmp(L->f->format ? L->f->format : "safetensors", "safetensors"))
+    /* the ONNX reader sets it for QDQ graphs only (never from a graph's own
+     * metadata); a pickle cannot hold int8 tensors the loader reads */
+    const char *fmt = L->f->format ? L->f->format : "safetensors";
+    if (strcmp(fmt, "safetensors") && strcmp(fmt, "onnx"))
         return rn_errf(L->err, L->errlen, RN_ERR_UNSUPPORTED,
-                       "metadata resnet.quantization: INT8 models are read from safetensors files");
+                       "metadata resnet.quantization: INT8 models are read from safetensors files and ONNX QDQ graphs");
     L->quant = 1;
     return ld_input_scale(L);
 }

@@ -152,6 +152,62 @@ static void test_int8_parity(void **state)
     free(text);
 }
 
+/* ONNX QDQ graphs (U8S8 and S8S8) of the fixture models against what
+ * make_qdq_fixtures.py says they compute (docs/int8.md, "ONNX QDQ models"). */
+static void test_qdq_parity(void **state)
+{
+    int isa = (int)(intptr_t)*state;
+    if (!rn_isa_supported(isa))
+        skip();
+    size_t len;
+    char *text = slurp("qdq_manifest.json", &len);
+    cJSON *man = cJSON_Parse(text), *e;
+    assert_non_null(man);
+    int cases = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(man, "models"))
+    {
+        const char *model = cJSON_GetObjectItem(e, "model")->valuestring;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(e, "cases"))
+        {
+            run_case(model, c, isa);
+            cases++;
+        }
+    }
+    assert_true(cases >= 16);
+    cJSON_Delete(man);
+    free(text);
+}
+
+/* Broken QDQ graphs: each refused, the message saying what is wrong. */
+static void test_qdq_refusals(void **state)
+{
+    size_t len;
+    char *text = slurp("qdq_manifest.json", &len);
+    cJSON *man = cJSON_Parse(text), *e;
+    assert_non_null(man);
+    int n = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(man, "refusals"))
+    {
+        const char *model = cJSON_GetObjectItem(e, "model")->valuestring;
+        const char *needle = cJSON_GetObjectItem(e, "needle")->valuestring;
+        char path[512], err[512];
+        snprintf(path, sizeof path, "%s%s", dir, model);
+        rn_model *m = NULL;
+        rn_model_params mp = rn_model_default_params();
+        if (rn_model_load(path, &mp, &m, err, sizeof err) == RN_OK) {
+            rn_model_free(m);
+            fail_msg("%s: a bad graph was accepted (expected: %s)", model, needle);
+        }
+        if (!strstr(err, needle))
+            fail_msg("%s: message \"%s\" does not say %s", model, err, needle);
+        n++;
+    }
+    assert_true(n >= 5);
+    cJSON_Delete(man);
+    free(text);
+}
+
 /* ---- refusals: a fixture file with one tensor's bytes or header changed ---- */
 
 /* The fixture's bytes with tensor `name`'s data replaced by `bytes` (len of
@@ -236,6 +292,11 @@ int main(int argc, char **argv)
         {"int8_parity_neon", test_int8_parity, NULL, NULL, (void *)(intptr_t)RN_ISA_NEON},
         {"int8_parity_c", test_int8_parity, NULL, NULL, (void *)(intptr_t)RN_ISA_C},
         cmocka_unit_test(test_int8_refusals),
+        {"qdq_parity_avx512", test_qdq_parity, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX512},
+        {"qdq_parity_avx2", test_qdq_parity, NULL, NULL, (void *)(intptr_t)RN_ISA_AVX2},
+        {"qdq_parity_neon", test_qdq_parity, NULL, NULL, (void *)(intptr_t)RN_ISA_NEON},
+        {"qdq_parity_c", test_qdq_parity, NULL, NULL, (void *)(intptr_t)RN_ISA_C},
+        cmocka_unit_test(test_qdq_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
