@@ -504,19 +504,30 @@ static int tensor_bytes(struct matcher *M, const tensor_t *t, st_tensor *out)
     return RN_OK;
 }
 
-static int add_tensor(struct matcher *M, const char *name, const tensor_t *t, int transpose)
+/* The next tensor of the file, zeroed (not counted until it is filled), or
+ * NULL when out of memory. */
+static st_tensor *new_tensor(struct matcher *M)
 {
     st_file *f = M->f;
     if (f->n_tensors == M->cap_tensors) {
         int cap = M->cap_tensors ? 2 * M->cap_tensors : 256;
         st_tensor *nt = realloc(f->tensors, (size_t)(cap + 1) * sizeof *nt);
         if (!nt)
-            return nomem(M);
+            return NULL;
         f->tensors = nt;
         M->cap_tensors = cap;
     }
     st_tensor *o = &f->tensors[f->n_tensors];
     memset(o, 0, sizeof *o);
+    return o;
+}
+
+static int add_tensor(struct matcher *M, const char *name, const tensor_t *t, int transpose)
+{
+    st_file *f = M->f;
+    st_tensor *o = new_tensor(M);
+    if (!o)
+        return nomem(M);
     int rc = tensor_bytes(M, t, o);
     if (rc < 0)
         return rc;
@@ -827,17 +838,9 @@ static int q_elem(struct matcher *M, const tensor_t *t, int64_t n, int64_t o, do
 static int add_owned(struct matcher *M, const char *name, int dtype, int ndim, const int64_t *shape,
                      const void *data)
 {
-    st_file *f = M->f;
-    if (f->n_tensors == M->cap_tensors) {
-        int cap = M->cap_tensors ? 2 * M->cap_tensors : 256;
-        st_tensor *nt = realloc(f->tensors, (size_t)(cap + 1) * sizeof *nt);
-        if (!nt)
-            return nomem(M);
-        f->tensors = nt;
-        M->cap_tensors = cap;
-    }
-    st_tensor *o = &f->tensors[f->n_tensors];
-    memset(o, 0, sizeof *o);
+    st_tensor *o = new_tensor(M);
+    if (!o)
+        return nomem(M);
     o->dtype = dtype;
     o->ndim = ndim;
     o->numel = 1;
@@ -849,7 +852,7 @@ static int add_owned(struct matcher *M, const char *name, int dtype, int ndim, c
     o->data = data;
     if (!(o->name = own(M, strdup(name))))
         return nomem(M);
-    f->n_tensors++;
+    M->f->n_tensors++;
     return RN_OK;
 }
 

@@ -126,18 +126,17 @@ static void run_case(const char *model, const cJSON *c, int isa)
     free(ref_e);
 }
 
-/* state: the enum rn_isa to run on */
-static void test_int8_parity(void **state)
+/* Every case of the models of a manifest (a list, or the object's `key`
+ * list) on isa; how many. */
+static int run_manifest(const char *file, const char *key, int isa)
 {
-    int isa = (int)(intptr_t)*state;
-    if (!rn_isa_supported(isa))
-        skip();
     size_t len;
-    char *text = slurp("manifest.json", &len);
+    char *text = slurp(file, &len);
     cJSON *man = cJSON_Parse(text), *e;
     assert_non_null(man);
+    cJSON *models = key ? cJSON_GetObjectItem(man, key) : man;
     int cases = 0;
-    cJSON_ArrayForEach(e, man)
+    cJSON_ArrayForEach(e, models)
     {
         const char *model = cJSON_GetObjectItem(e, "model")->valuestring;
         const cJSON *c;
@@ -147,9 +146,18 @@ static void test_int8_parity(void **state)
             cases++;
         }
     }
-    assert_true(cases >= 8);
     cJSON_Delete(man);
     free(text);
+    return cases;
+}
+
+/* state: the enum rn_isa to run on */
+static void test_int8_parity(void **state)
+{
+    int isa = (int)(intptr_t)*state;
+    if (!rn_isa_supported(isa))
+        skip();
+    assert_true(run_manifest("manifest.json", NULL, isa) >= 8);
 }
 
 /* ONNX QDQ graphs (U8S8 and S8S8) of the fixture models against what
@@ -159,24 +167,7 @@ static void test_qdq_parity(void **state)
     int isa = (int)(intptr_t)*state;
     if (!rn_isa_supported(isa))
         skip();
-    size_t len;
-    char *text = slurp("qdq_manifest.json", &len);
-    cJSON *man = cJSON_Parse(text), *e;
-    assert_non_null(man);
-    int cases = 0;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(man, "models"))
-    {
-        const char *model = cJSON_GetObjectItem(e, "model")->valuestring;
-        const cJSON *c;
-        cJSON_ArrayForEach(c, cJSON_GetObjectItem(e, "cases"))
-        {
-            run_case(model, c, isa);
-            cases++;
-        }
-    }
-    assert_true(cases >= 16);
-    cJSON_Delete(man);
-    free(text);
+    assert_true(run_manifest("qdq_manifest.json", "models", isa) >= 16);
 }
 
 /* Broken QDQ graphs: each refused, the message saying what is wrong. */
