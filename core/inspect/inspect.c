@@ -304,7 +304,10 @@ struct branch_job {
 /* Task t: output block t / oh, row t % oh. The int32 sums of docs/int8.md
  * (acc = bias + the sum of w * x, exact, so in any order) from the packed
  * weights the tiles read (engine.h: (ceil(out_c/16), wp_ibg, kh, kw, 4, 16
- * out, 4 in)), then F = f32(f32(acc) * M[o]) * s_out. */
+ * out, 4 in)), then F = f32(f32(acc) * M[o]) * s_out. Each tap's 16 products
+ * per output are summed in float, a loop the baseline ISA vectorizes: exact,
+ * since |u8 * s8| <= 255 * 127 and 16 of them stay below 2^24; then added to
+ * acc in int32. */
 static void branch_task(void *arg, int t, int thread)
 {
     const struct branch_job *j = arg;
@@ -315,7 +318,8 @@ static void branch_task(void *arg, int t, int thread)
     const int8_t *w = c->wq + (size_t)ob * ib_n * kh * kw * 256;
     for (int x0 = 0; x0 < j->ow; x0 += BRANCH_PIXELS) {
         int r = RN_MIN(BRANCH_PIXELS, j->ow - x0);
-        int32_t acc[BRANCH_PIXELS][16], wt[16][16];
+        int32_t acc[BRANCH_PIXELS][16];
+        float wt[16][16];
         for (int p = 0; p < r; p++)
             for (int o = 0; o < 16; o++)
                 acc[p][o] = c->bq[ob * 16 + o];
@@ -330,11 +334,14 @@ static void branch_task(void *arg, int t, int thread)
                                          (size_t)(oy * st + ky - c->pad + RN_QB) * in_row;
                     for (int p = 0; p < r; p++) {
                         const uint8_t *px = row + (size_t)((x0 + p) * st + kx - c->pad + RN_QB) * 16;
+                        float sum[16] = {0};
                         for (int i = 0; i < 16; i++) {
-                            int32_t v = px[i];
+                            float v = px[i];
                             for (int o = 0; o < 16; o++)
-                                acc[p][o] += v * wt[i][o];
+                                sum[o] += v * wt[i][o];
                         }
+                        for (int o = 0; o < 16; o++)
+                            acc[p][o] += (int32_t)sum[o];
                     }
                 }
         for (int o = 0; o < 16 && ob * 16 + o < c->out_c; o++) {
