@@ -133,7 +133,7 @@ $(BUILD)/peak: bench/peak.c
 # The arm64 libraries' .pc files, not the host's (dpkg --add-architecture arm64;
 # scripts/install-deps.sh).
 AARCH64_PKG_CONFIG := /usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
-AARCH64_TESTS := test_blocked test_parity test_safetensors test_image test_inspect test_qconv test_int8_parity
+AARCH64_TESTS := test_blocked test_parity test_safetensors test_image test_inspect test_qconv test_int8_parity test_int8_inspect
 test-aarch64:
 	@PKG_CONFIG_LIBDIR=$(AARCH64_PKG_CONFIG) $(MAKE) -s -j2 BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc \
 	    $(AARCH64_TESTS:%=build-aarch64/tests/%)

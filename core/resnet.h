@@ -369,6 +369,9 @@ typedef struct rn_inspection {
     float *map;             /* the map the global pool averages, (c, h, w) */
     double forward_gflops;  /* one forward pass at this input size */
     double lesion_gflops;   /* all lesions' recomputation together */
+    /* with lesions (else NULL): block k's lesioned logits at
+     * lesion_logits[k * n_classes], its embedding at lesion_embed[k * embed_dim] */
+    float *lesion_logits, *lesion_embed;
 } rn_inspection;
 
 typedef struct rn_inspect_params {
@@ -380,7 +383,9 @@ rn_inspect_params rn_inspect_default_params(void);
 /* Run one image (3 x h x w NCHW, as rn_infer) and measure every residual
  * block; logits and embedding are bit for bit rn_infer's. *out is the
  * caller's, for rn_inspection_free. RN_ERR_UNSUPPORTED for a model whose plan
- * records no residual blocks. */
+ * records no residual blocks. An INT8 model is measured on its tensors
+ * dequantized and lesioned on its integer path (docs/int8.md, "Inspecting an
+ * INT8 model"). */
 int rn_inspect(rn_ctx *ctx, const float *input, int h, int w, const rn_inspect_params *params,
                rn_inspection **out, char *err, size_t errlen);
 void rn_inspection_free(rn_inspection *r); /* accepts NULL */

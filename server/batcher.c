@@ -187,6 +187,10 @@ static void inspect_one(struct infer_image *it, rn_ctx *ctx, const float *x, int
     rn_inspect_params ip = rn_inspect_default_params();
     ip.lesions = j->lesions;
     int st = rn_inspect(ctx, x, h, w, &ip, &it->inspection, msg, sizeof msg);
+    if (st == RN_ERR_UNSUPPORTED) { /* the model's plan, not the image */
+        fail_image(it, SRV_ERR_MODEL_FEATURE, msg);
+        return;
+    }
     if (st == RN_OK && j->png_class != -1) {
         int cls = j->png_class;
         if (cls < 0)

@@ -13,7 +13,7 @@ enum srv_err {
     SRV_ERR_IMAGE_CORRUPT,   /* truncated or corrupt image */
     SRV_ERR_IMAGE_TOO_LARGE, /* image declaring more pixels than --max-pixels */
     SRV_ERR_UNSUPPORTED,     /* valid input using a feature we do not implement */
-    SRV_ERR_MODEL_FEATURE,   /* a route this model cannot serve (inspecting an INT8 model) */
+    SRV_ERR_MODEL_FEATURE,   /* a route this model cannot serve (inspecting a plan without residual blocks) */
     SRV_ERR_NOT_FOUND,       /* unknown route */
     SRV_ERR_NO_MODEL,        /* unknown model name */
     SRV_ERR_METHOD,          /* known route, wrong method */

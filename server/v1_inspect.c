@@ -51,12 +51,6 @@ static void parse_inspect(struct request *r, struct v1_state *st)
 void v1_inspect_begin(struct request *r)
 {
     struct v1_state *st = v1_begin(r);
-    if (st && st->model->info->precision == RN_PRECISION_INT8) { /* refused before the body */
-        reply_error(r, SRV_ERR_MODEL_FEATURE,
-                    "model %s is INT8: its inspection is not available yet; inspect the float model",
-                    st->model->name);
-        return;
-    }
     if (st)
         parse_inspect(r, st);
 }

@@ -50,5 +50,6 @@ run test_image
 run test_inspect
 run test_qconv
 run test_int8_parity
+run test_int8_inspect "*_neon"
 # not test_kernels: it checks the im2col + BLAS path with 1-3 threads, natively
 exit $failed

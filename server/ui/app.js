@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 let current = null; // {file, model, reply}
 let camUrl = null;
+const precision = {}; // model name -> "fp32", "bf16", "int8"
 
 function status(msg, error) {
   const s = $("status");
@@ -22,7 +23,9 @@ async function loadModels() {
     for (const m of j.models) {
       const o = document.createElement("option");
       o.value = m.name;
-      o.textContent = `${m.name} (${m.arch}, ${m.classes} classes)`;
+      precision[m.name] = m.precision;
+      const p = m.precision && m.precision !== "fp32" ? `${m.precision}, ` : "";
+      o.textContent = `${m.name} (${m.arch}, ${p}${m.classes} classes)`;
       if (m.default) o.selected = true;
       sel.appendChild(o);
     }
@@ -157,7 +160,10 @@ function render(reply) {
   const c = reply.computed;
   $("computed").textContent = `One forward pass: ${c.forward_gflops.toFixed(2)} GFLOP. ` +
     (c.lesions ? `The ${reply.blocks.length} lesions recompute ${c.lesion_gflops.toFixed(2)} GFLOP ` +
-      `(${c.lesion_forwards.toFixed(2)} forward passes): only the layers after each block.` : "");
+      `(${c.lesion_forwards.toFixed(2)} forward passes): only the layers after each block.` : "") +
+    (precision[reply.model] === "int8" ? " INT8 model: the norms and cosines are those of its " +
+      "integer tensors dequantized, F is its last convolution's int32 sums as the requantization " +
+      "adds them, and the lesions run on the integer path (docs/int8.md)." : "");
   $("result").hidden = false;
 }
 

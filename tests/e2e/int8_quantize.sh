@@ -4,8 +4,9 @@
 # model against the float one on the same photos: every photo the float
 # model is sure of (top-1 ahead of the second by 0.05 or more) keeps its
 # top-1, and most of the others do too. The file is the same bytes when made
-# again; info and bench say int8; the daemon serves it; bad calls are
-# refused with a message.
+# again; info and bench say int8; the daemon serves it, /v1/inspect included
+# (sane numbers, near the float model's, the CLI's to the digit); bad calls
+# are refused with a message.
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 RESNET=$BUILD/resnet
@@ -13,6 +14,7 @@ MODEL=models/resnet50.safetensors
 PY=/usr/bin/python3
 TMP=$(mktemp -d)
 trap 'kill $PID 2>/dev/null; rm -rf "$TMP"' EXIT
+jqt() { jq -e "$@" >/dev/null; }
 
 if ! BUILD=$BUILD models/fetch_default.sh >"$TMP/fetch.log" 2>&1 || [ ! -s "$MODEL" ]; then
     sed 's/^/# /' "$TMP/fetch.log"
@@ -91,10 +93,39 @@ if wait_ready "http://127.0.0.1:$PORT"; then
     want=$("$RESNET" classify -m "$INT8" --topk 1 --json /usr/share/darknet/data/dog.jpg 2>/dev/null |
            jq -r '.predictions[0].index')
     check_eq "/v1/classify on the INT8 model: the top-1 of resnet classify" "$top" "$want"
-    code=$(curl -s -o "$TMP/insp.json" -w '%{http_code}' --data-binary @/usr/share/darknet/data/dog.jpg \
-           "http://127.0.0.1:$PORT/v1/inspect")
-    check_eq "/v1/inspect on an INT8 model: 422 unsupported_for_model" "$code $(jq -r .code "$TMP/insp.json")" \
-        "422 unsupported_for_model"
+    # the inspection: measured on the integer path (docs/int8.md), near the float model's
+    DOG=/usr/share/darknet/data/dog.jpg
+    code=$(curl -s -o "$TMP/insp.json" -w '%{http_code}' --data-binary @$DOG "http://127.0.0.1:$PORT/v1/inspect")
+    check_eq "/v1/inspect on the INT8 model answers 200" "$code" 200
+    check "... 16 blocks with positive norms, cosines in [-1, 1] and a lesion each" jqt \
+        '(.blocks | length) == 16 and all(.blocks[]; .x_norm > 0 and .s_norm > 0 and .f_norm > 0 and
+         .y_norm > 0 and .cos_sf >= -1 and .cos_sf <= 1 and (.cos_xy == null or (.cos_xy >= -1 and .cos_xy <= 1))
+         and .lesion.kl >= 0 and .lesion.embed_cos <= 1.000001 and .lesion.recomputed_ops > 0)
+         and .model == "int8" and (.cam.classes | length) == 5' "$TMP/insp.json"
+    curl -s --data-binary @$DOG "http://127.0.0.1:$PORT/v1/classify" >"$TMP/qcls.json"
+    check "... its top-5 is /v1/classify's on the INT8 model" jqt --slurpfile c "$TMP/qcls.json" \
+        '[.predictions[].index] == [$c[0].predictions[].index] and
+         all(range(5) as $i | (.predictions[$i].score - $c[0].predictions[$i].score) | fabs <= 1e-6; .)' \
+        "$TMP/insp.json"
+    "$RESNET" inspect -m "$INT8" --json $DOG >"$TMP/qcli.json" 2>/dev/null
+    check_eq "... every block's numbers are resnet inspect --json's" \
+        "$(jq -cS .blocks "$TMP/insp.json" | md5sum)" "$(jq -cS .blocks "$TMP/qcli.json" | md5sum)"
+    "$RESNET" inspect -m "$MODEL" --json $DOG >"$TMP/fcli.json" 2>/dev/null
+    "$PY" - "$TMP/insp.json" "$TMP/fcli.json" <<'PY' || _tap_failed=1
+import json, sys
+q, f = (json.load(open(p))["blocks"] for p in sys.argv[1:])
+say = lambda good, msg: print(("ok - " if good else "not ok - ") + msg) or good
+worst = max(abs(a["f_over_x"] / b["f_over_x"] - 1) for a, b in zip(q, f))
+say(len(q) == len(f) and worst < 0.03,
+    f"INT8 blocks' ||F||/||x|| within 3% of the float model's (worst {worst:.2%})")
+same = sum(a["lesion"]["top1"]["index"] == b["lesion"]["top1"]["index"] for a, b in zip(q, f))
+say(same >= 14, f"the lesions' top-1 is the float model's on {same} of {len(q)} blocks (>= 14)")
+PY
+    code=$(curl -s -D "$TMP/qh" -o "$TMP/qcam.png" -w '%{http_code}' --data-binary @$DOG \
+           "http://127.0.0.1:$PORT/v1/inspect?format=png&lesions=0")
+    check "/v1/inspect?format=png on the INT8 model: a PNG heat map" sh -c \
+        "[ $code = 200 ] && grep -qi '^content-type: image/png' '$TMP/qh' &&
+         head -c 8 '$TMP/qcam.png' | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a'"
 else
     not_ok "resnetd did not become ready with the INT8 model: $(tail -3 "$TMP/d.log")"
 fi

@@ -4,8 +4,8 @@
 # use): GET / loads, a photo uploaded through the page shows the reference's
 # top-1 label (tests/fixtures/inspect/default_model.json), one bar per block
 # in each chart, and a heat map with non-blank pixels; nothing is fetched
-# from elsewhere and the page logs no error. Skips only where chromium cannot
-# start. SCREENSHOT=FILE also saves the page (the README's picture).
+# from elsewhere and the page logs no error. Then the same on an INT8 model.
+# Skips only where chromium cannot start. SCREENSHOT=FILE also saves the page (the README's picture).
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 MODEL=models/resnet50.safetensors
@@ -43,4 +43,23 @@ check "the daemon starts with the default model" wait_ready "$URL"
 HOME=$TMP timeout 300 node tests/browser/ui.mjs "$URL" "$PHOTO" "$LABEL" "$BLOCKS" ${SCREENSHOT:+"$SCREENSHOT"}
 rc=$?
 [ $rc -ne 0 ] && _tap_failed=1
+kill "$PID" 2>/dev/null
+wait "$PID" 2>/dev/null
+
+# the same page on an INT8 model (a fixture: bottleneck blocks, 12 classes,
+# no labels); its top-1 is resnet classify's
+QMODEL=tests/fixtures/int8/bottleneck.int8.safetensors
+QLABEL=$("$BUILD/resnet" classify -m "$QMODEL" --topk 1 --json "$PHOTO" 2>/dev/null | jq -r '.predictions[0].label')
+QBLOCKS=$("$BUILD/resnet" info --json "$QMODEL" 2>/dev/null | jq '.blocks | add')
+PORT=$(free_port)
+URL=http://127.0.0.1:$PORT
+"$RESNETD" --model "$QMODEL" --listen 127.0.0.1:$PORT 2>"$TMP/qlog" &
+PID=$!
+check "the daemon starts with an INT8 model" wait_ready "$URL"
+echo "# the page on the INT8 model (top-1 $QLABEL, $QBLOCKS blocks)"
+HOME=$TMP timeout 300 node tests/browser/ui.mjs "$URL" "$PHOTO" "$QLABEL" "$QBLOCKS" | sed 's/^\(\(not \)\?ok - \)/\1INT8: /'
+[ "${PIPESTATUS[0]}" -ne 0 ] && _tap_failed=1
+kill "$PID" 2>/dev/null
+wait "$PID" 2>/dev/null
+PID=
 tap_done
