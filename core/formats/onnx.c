@@ -589,7 +589,7 @@ struct qact {          /* the activation `name`, quantized */
 struct qinit {         /* the initializer `name`, read through a DequantizeLinear */
     const char *name;
     const tensor_t *scale, *zp;
-    int axis, node;
+    int axis;
 };
 
 struct qalias {        /* the DQ output `from` reads as `to` */
@@ -739,7 +739,7 @@ static int qdq_strip(struct matcher *M)
             }
             M->qinit[M->n_qinit++] = (struct qinit){.name = x->name, .scale = sv->init,
                                                     .zp = zv ? zv->init : NULL,
-                                                    .axis = (int)attr_i(n, "axis", 1), .node = (int)i};
+                                                    .axis = (int)attr_i(n, "axis", 1)};
             M->qalias[M->n_qalias++] = (struct qalias){.from = n->output[0], .to = x->name};
             continue;
         }
@@ -813,25 +813,45 @@ static int qdq_strip(struct matcher *M)
     return 1;
 }
 
-/* A scale or zero point tensor's element for channel o of n (one value:
- * every channel's). */
-static int q_elem(struct matcher *M, const tensor_t *t, int64_t n, int64_t o, double *v)
-{
+/* A DequantizeLinear's scale or zero point, read once: one value, or one
+ * per channel of n; absent (a zero point left out), every value 0. */
+struct qvec {
     st_tensor s;
-    int rc = tensor_bytes(M, t, &s);
+    int present;
+};
+
+static int qvec_open(struct matcher *M, const tensor_t *t, int64_t n, struct qvec *q)
+{
+    memset(q, 0, sizeof *q);
+    if (!t)
+        return RN_OK;
+    int rc = tensor_bytes(M, t, &q->s);
     if (rc < 0)
         return rc;
-    if (s.numel != 1 && s.numel != n)
+    if (q->s.numel != 1 && q->s.numel != n)
         return rn_errf(M->err, M->errlen, RN_ERR_FORMAT, "%.100s: %lld values for %lld channels", t->name,
-                       (long long)s.numel, (long long)n);
-    int64_t i = s.numel == 1 ? 0 : o;
-    switch (s.dtype) {
-    case ST_F32: { float f; memcpy(&f, s.data + 4 * i, 4); *v = f; return RN_OK; }
-    case ST_I8: *v = (int8_t)s.data[i]; return RN_OK;
-    case ST_U8: *v = s.data[i]; return RN_OK;
-    case ST_I32: { int32_t x; memcpy(&x, s.data + 4 * i, 4); *v = x; return RN_OK; }
+                       (long long)q->s.numel, (long long)n);
+    if (q->s.dtype != ST_F32 && q->s.dtype != ST_I8 && q->s.dtype != ST_U8 && q->s.dtype != ST_I32)
+        return rn_errf(M->err, M->errlen, RN_ERR_UNSUPPORTED, "%.100s: dtype %s", t->name,
+                       st_dtype_name(q->s.dtype));
+    q->present = 1;
+    return RN_OK;
+}
+
+static double qvec_at(const struct qvec *q, int64_t o)
+{
+    if (!q->present)
+        return 0;
+    int64_t i = q->s.numel == 1 ? 0 : o;
+    const uint8_t *d = q->s.data;
+    float f;
+    int32_t x;
+    switch (q->s.dtype) {
+    case ST_F32: memcpy(&f, d + 4 * i, 4); return f;
+    case ST_I8: return (int8_t)d[i];
+    case ST_U8: return d[i];
+    default: memcpy(&x, d + 4 * i, 4); return x;
     }
-    return rn_errf(M->err, M->errlen, RN_ERR_UNSUPPORTED, "%.100s: dtype %s", t->name, st_dtype_name(s.dtype));
 }
 
 /* A new tensor NAME of data the reader owns. */
@@ -875,20 +895,23 @@ static int dequantize_init(struct matcher *M, const struct qinit *qi, const tens
     if (rc < 0)
         return rc;
     int axis = qi->axis < 0 ? qi->axis + q.ndim : qi->axis;
-    int64_t ch = q.ndim && axis >= 0 && axis < q.ndim ? q.shape[axis] : 1, inner = 1;
+    if (q.ndim && (axis < 0 || axis >= q.ndim))
+        return rn_errf(M->err, M->errlen, RN_ERR_FORMAT, "initializer %.100s: dequantized on axis %d of %d dimensions",
+                       t->name, qi->axis, q.ndim);
+    int64_t ch = q.ndim ? q.shape[axis] : 1, inner = 1;
     for (int i = axis + 1; i < q.ndim; i++)
         inner *= q.shape[i];
+    struct qvec sv, zv;
+    if ((rc = qvec_open(M, qi->scale, ch, &sv)) < 0 || (rc = qvec_open(M, qi->zp, ch, &zv)) < 0)
+        return rc;
     float *d = own(M, malloc(q.numel ? (size_t)q.numel * 4 : 4));
     tensor_t *nt = own(M, malloc(sizeof *nt));
     if (!d || !nt)
         return nomem(M);
     for (int64_t i = 0; i < q.numel; i++) {
-        double s, z, v;
+        double v;
         int64_t o = ch > 1 ? i / inner % ch : 0;
-        if ((rc = q_elem(M, qi->scale, ch, o, &s)) < 0 || (qi->zp && (rc = q_elem(M, qi->zp, ch, o, &z)) < 0))
-            return rc;
-        if (!qi->zp)
-            z = 0;
+        double s = qvec_at(&sv, o), z = qvec_at(&zv, o);
         if (q.dtype == ST_I8)
             v = (int8_t)q.data[i];
         else if (q.dtype == ST_U8)
@@ -942,16 +965,15 @@ static int qdq_conv(struct matcher *M, const node_t *c, const char *name, const 
     int32_t *bq = own(M, malloc((size_t)out_c * 4 + 4));
     if (!ws || !bq)
         return nomem(M);
-    st_tensor sc;
-    if ((rc = tensor_bytes(M, wq->scale, &sc)) < 0)
+    struct qvec wsv, wzv;
+    if ((rc = qvec_open(M, wq->scale, out_c, &wsv)) < 0 || (rc = qvec_open(M, wq->zp, out_c, &wzv)) < 0)
         return rc;
-    if (sc.numel != 1 && (wq->axis != 0 || sc.numel != out_c))
-        return node_err(M, c, RN_ERR_UNSUPPORTED, "weight %.100s: %lld scales on axis %d; expected one per output channel (axis 0) or one",
-                        c->input[1], (long long)sc.numel, wq->axis);
+    if (wsv.s.dtype != ST_F32 || (wsv.s.numel != 1 && wq->axis != 0))
+        return node_err(M, c, RN_ERR_UNSUPPORTED,
+                        "weight %.100s: %lld %s scales on axis %d; expected float, one per output channel (axis 0) or one",
+                        c->input[1], (long long)wsv.s.numel, st_dtype_name(wsv.s.dtype), wq->axis);
     for (int64_t o = 0; o < out_c; o++) {
-        double s, z = 0;
-        if ((rc = q_elem(M, wq->scale, out_c, o, &s)) < 0 || (wq->zp && (rc = q_elem(M, wq->zp, out_c, o, &z)) < 0))
-            return rc;
+        double s = qvec_at(&wsv, o), z = qvec_at(&wzv, o);
         if (z != 0)
             return node_err(M, c, RN_ERR_UNSUPPORTED, "weight %.100s: zero point %g on channel %lld; weights are symmetric (0)",
                             c->input[1], z, (long long)o);
@@ -974,16 +996,21 @@ static int qdq_conv(struct matcher *M, const node_t *c, const char *name, const 
     if (have_bias && (b.ndim != 1 || b.shape[0] != out_c))
         return node_err(M, c, RN_ERR_ARCH, "bias %.100s: %d dimensions; expected [%lld]", c->input[2], b.ndim,
                         (long long)out_c);
+    struct qvec bsv, bzv;
+    if (bqi && ((rc = qvec_open(M, bqi->scale, out_c, &bsv)) < 0 || (rc = qvec_open(M, bqi->zp, out_c, &bzv)) < 0))
+        return rc;
+    if (bqi && bsv.s.dtype != ST_F32)
+        return node_err(M, c, RN_ERR_UNSUPPORTED, "bias %.100s: %s scales; expected float", c->input[2],
+                        st_dtype_name(bsv.s.dtype));
     for (int64_t o = 0; o < out_c; o++) {
         float acc_scale = ai->scale * ws[o];
-        double real = 0, s = 1, z = 0;
+        double real = 0;
         if (!have_bias) {
             bq[o] = 0;
             continue;
         }
         if (bqi) {
-            if ((rc = q_elem(M, bqi->scale, out_c, o, &s)) < 0 || (bqi->zp && (rc = q_elem(M, bqi->zp, out_c, o, &z)) < 0))
-                return rc;
+            double s = qvec_at(&bsv, o), z = qvec_at(&bzv, o);
             if (b.dtype != ST_I32)
                 return node_err(M, c, RN_ERR_UNSUPPORTED, "bias %.100s: %s; expected int32", c->input[2],
                                 st_dtype_name(b.dtype));
