@@ -19,10 +19,12 @@ linked into a folder for `resnet quantize --calib`.
 Per configuration it prints: top-1 agreement with the float model
 (`resnet classify`, same decoding and preprocessing), the mean overlap of
 the two top-5 sets, the agreement on the photos where the float model's
-first class leads its second by 0.05 or more (probabilities), and each photo
+first class leads its second by 0.05 or more (probabilities), the mean
+KL divergence of the INT8 model's probabilities from the float model's (all
+1000 classes, as classify prints them: less is closer), and (--misses) each photo
 whose top-1 changed with the float model's margin. Models are kept in
-bench/out/int8_fidelity/ and reused while the model file and the options are
-the same.
+bench/out/int8_fidelity/ and reused while the model file, the resnet binary
+and the options are the same.
 
 --ort: for CONFIG (default: the first --config), the INT8 models of both
 halves are exported to QDQ ONNX and run by ONNX Runtime (npm's
@@ -85,9 +87,11 @@ def config_name(c):
     return "%s%s@%s" % (m, ":%g" % p if p is not None else "", n if n else "all")
 
 
-def classify(resnet, model, photos, threads):
-    out = run([resnet, "classify", "-m", model, "--topk", "5", "--json", "--threads", str(threads)]
-              + photos)
+def classify(resnet, model, photos, threads, topk=1000):
+    """{photo: [(class, probability)] best first}: every class (for the KL
+    divergence), probabilities as classify prints them (6 decimals)"""
+    out = run([resnet, "classify", "-m", model, "--topk", str(topk), "--json", "--threads",
+               str(threads)] + photos)
     res = {}
     for line in out.splitlines():
         r = json.loads(line)
@@ -99,6 +103,12 @@ def classify(resnet, model, photos, threads):
     return res
 
 
+def kl(f, g):
+    """KL(p || q) of two classify results, probabilities floored at 1e-6"""
+    p, q = dict(f), dict(g)
+    return sum(pv * np.log(pv / max(q.get(k, 0.0), 1e-6)) for k, pv in p.items() if pv > 0)
+
+
 def calib_subset(half, size):
     if not size or size >= len(half):
         return list(half)
@@ -107,7 +117,8 @@ def calib_subset(half, size):
 
 def quantize(a, c, h, calib, out_dir, extra):
     method, pct, size = c
-    key = hashlib.sha1(json.dumps([os.path.realpath(a.model), os.path.getmtime(a.model), calib, method,
+    key = hashlib.sha1(json.dumps([os.path.realpath(a.model), os.path.getmtime(a.model),
+                                   os.path.getmtime(a.resnet), calib, method,
                                    pct, extra]).encode()).hexdigest()[:12]
     path = os.path.join(out_dir, "%s.%s.half%d.%s.safetensors" % (
         os.path.basename(a.model).split(".")[0], config_name(c).replace(":", "p"), h, key))
@@ -129,7 +140,7 @@ def quantize(a, c, h, calib, out_dir, extra):
 
 
 def measure(a, c, sets, fp32, out_dir, extra):
-    rows = []  # (photo, same top-1, top-5 overlap, fp32 margin, int8 top-1)
+    rows = []  # (photo, same top-1, top-5 overlap, fp32 margin, int8 top-1, KL(fp32 || int8))
     models = []
     for h in (0, 1):
         calib = calib_subset(sets[h], c[2])
@@ -139,8 +150,8 @@ def measure(a, c, sets, fp32, out_dir, extra):
         q = classify(a.resnet, model, other, a.threads)
         for p in other:
             f, g = fp32[p], q[p]
-            rows.append((p, f[0][0] == g[0][0], len({i for i, _ in f} & {i for i, _ in g}) / 5.0,
-                         f[0][1] - f[1][1], g[0][0]))
+            rows.append((p, f[0][0] == g[0][0], len({i for i, _ in f[:5]} & {i for i, _ in g[:5]}) / 5.0,
+                         f[0][1] - f[1][1], g[0][0], kl(f, g)))
     return rows, models
 
 
@@ -148,9 +159,9 @@ def report(name, rows, labels):
     n = len(rows)
     agree = sum(r[1] for r in rows)
     sure = [r for r in rows if r[3] >= SURE]
-    line = ("%-24s top-1 %3d/%d (%5.1f%%)  top-5 overlap %.3f  sure (margin >= %.2f) %d/%d" % (
-        name, agree, n, 100.0 * agree / n, sum(r[2] for r in rows) / n, SURE,
-        sum(r[1] for r in sure), len(sure)))
+    line = ("%-24s top-1 %3d/%d (%5.1f%%)  top-5 overlap %.3f  sure (margin >= %.2f) %d/%d  "
+            "mean KL %.4f" % (name, agree, n, 100.0 * agree / n, sum(r[2] for r in rows) / n, SURE,
+                              sum(r[1] for r in sure), len(sure), sum(r[5] for r in rows) / n))
     misses = ["%s (margin %.3f, now %s)" % (os.path.basename(r[0]), r[3], labels[r[4]] if labels else r[4])
               for r in sorted(rows, key=lambda r: r[3]) if not r[1]]
     return line, misses
@@ -186,7 +197,7 @@ def ort_compare(a, models, sets, c):
         ours = np.fromfile(ours_out, "<f4").reshape(len(photos), -1)
         ort = np.fromfile(ort_out, "<f4").reshape(len(photos), -1)
         # the tensors are our classify's: infer on them gives classify's top-1
-        q = classify(a.resnet, models[h], photos, a.threads)
+        q = classify(a.resnet, models[h], photos, a.threads, 1)
         same_cls += sum(int(ours[k].argmax()) == q[p][0][0] for k, p in enumerate(photos))
         total += len(photos)
         agree += int((ours.argmax(1) == ort.argmax(1)).sum())
@@ -211,7 +222,7 @@ def main():
     ap.add_argument("--config", nargs="+", default=["percentile:99.999@all"],
                     help="METHOD[:PERCENTILE][@SIZE|@all] ...")
     ap.add_argument("--quantize-arg", action="append", default=[],
-                    help="passed to resnet quantize (e.g. --quantize-arg=--no-bias-correction)")
+                    help="passed to resnet quantize (e.g. --quantize-arg=--bias-correction)")
     ap.add_argument("--ort", nargs="?", const="", default=None, metavar="CONFIG")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "int8_fidelity"))
