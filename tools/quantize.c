@@ -24,7 +24,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: resnet quantize -m MODEL --calib DIR -o OUT.safetensors\n"
                     "       [--method percentile|minmax|mse] [--percentile P] [--images N]\n"
-                    "       [--batch B] [--threads T]\n");
+                    "       [--batch B] [--threads T] [--bias-correction]\n");
 }
 
 static int by_name(const void *a, const void *b)
@@ -113,6 +113,10 @@ int cmd_quantize(int argc, char **argv)
     int images = 500;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--bias-correction")) {
+            p.bias_correction = 1;
+            continue;
+        }
         if (!v && strcmp(a, "-h") && strcmp(a, "--help")) {
             fprintf(stderr, "resnet quantize: %s needs a value\n", a);
             usage();

@@ -34,6 +34,8 @@ struct rn_quantizer {
     rn_model *m;
     rn_ctx *ctx;
     struct hist **h; /* per op: the tensor it writes, or NULL */
+    double **in_sum; /* per convolution op: the sum of each input channel, or NULL */
+    double *in_count; /* ... and the values summed per channel */
     int images;
     float input_scale;
     rn_tensor_view *t;
@@ -92,9 +94,17 @@ int rn_quantizer_new(const char *path, const rn_quantize_params *params, rn_quan
         goto out_free;
     if (!(q->h = calloc((size_t)q->m->n_ops, sizeof *q->h)))
         goto out_nomem;
-    for (int i = 0; i < q->m->n_ops; i++)
-        if (observed(&q->m->ops[i]) && !(q->h[i] = calloc(1, sizeof **q->h)))
+    if (!(q->in_sum = calloc((size_t)q->m->n_ops, sizeof *q->in_sum)) ||
+        !(q->in_count = calloc((size_t)q->m->n_ops, sizeof *q->in_count)))
+        goto out_nomem;
+    for (int i = 0; i < q->m->n_ops; i++) {
+        const rn_op *op = &q->m->ops[i];
+        if (observed(op) && !(q->h[i] = calloc(1, sizeof **q->h)))
             goto out_nomem;
+        if (op->kind == RN_OP_CONV &&
+            !(q->in_sum[i] = calloc((size_t)q->m->convs[op->conv].in_c, sizeof(double))))
+            goto out_nomem;
+    }
     *out = q;
     return RN_OK;
 out_nomem:
@@ -108,9 +118,15 @@ void rn_quantizer_free(rn_quantizer *q)
 {
     if (!q)
         return;
-    for (int i = 0; q->h && q->m && i < q->m->n_ops; i++)
-        free(q->h[i]);
+    for (int i = 0; q->m && i < q->m->n_ops; i++) {
+        if (q->h)
+            free(q->h[i]);
+        if (q->in_sum)
+            free(q->in_sum[i]);
+    }
     free(q->h);
+    free(q->in_sum);
+    free(q->in_count);
     for (int i = 0; i < q->n_t; i++) {
         free(q->data[i]);
         free((char *)q->t[i].name);
@@ -225,6 +241,21 @@ int rn_quantizer_observe(rn_quantizer *q, const float *input, int n, int h, int 
     rn_walk wk;
     rn_walk_init(q->ctx, &wk, input, n, h, w, q->ctx->pooled, q->ctx->logits);
     for (int i = 0; i < q->m->n_ops; i++) {
+        const rn_op *op = &q->m->ops[i];
+        if (q->in_sum[i]) { /* the convolution's input, before it runs (it may write over it) */
+            const float *x = op->in == RN_BUF_INPUT ? input : wk.buf[op->in];
+            const int *s = op->in == RN_BUF_INPUT ? (const int[3]){3, h, w} : wk.shape[op->in];
+            size_t hw = (size_t)s[1] * s[2];
+            for (int b = 0; b < n; b++)
+                for (int c = 0; c < s[0]; c++) {
+                    const float *p = x + ((size_t)b * s[0] + c) * hw;
+                    double sum = 0;
+                    for (size_t k = 0; k < hw; k++)
+                        sum += p[k];
+                    q->in_sum[i][c] += sum;
+                }
+            q->in_count[i] += (double)n * hw;
+        }
         rn_walk_op(q->ctx, &wk, i);
         if (q->h[i]) {
             const int *s = wk.shape[q->m->ops[i].out];
@@ -308,8 +339,13 @@ static int copy_norm(rn_quantizer *q, const char *name, char *err, size_t errlen
 }
 
 /* Convolution c's int8 weights, scales and int32 bias for input scale
- * s_in and output scale s_out. */
-static int add_conv(rn_quantizer *q, const rn_conv *c, const char *name, float s_in, float s_out)
+ * s_in and output scale s_out. With in_mean (each input channel's mean on
+ * the calibration images), each output channel's bias is corrected by what
+ * its weights' rounding shifts its mean by: sum over the channel's taps of
+ * (w_int8 * scale - w) * mean of the tap's input channel. Padding's zeros are
+ * not counted apart: the border is a small part of each image. */
+static int add_conv(rn_quantizer *q, const rn_conv *c, const char *name, float s_in, float s_out,
+                    const double *in_mean)
 {
     int o_n = c->out_c;
     size_t per = (size_t)c->in_c / c->groups * c->kh * c->kw;
@@ -328,9 +364,14 @@ static int add_conv(rn_quantizer *q, const rn_conv *c, const char *name, float s
         for (size_t k = 0; k < per; k++)
             mx = fmax(mx, fabs((double)c->w[o * per + k]));
         ws[o] = mx > 0 ? (float)(mx / 127) : 1.0f; /* an all-zero channel: any scale */
-        for (size_t k = 0; k < per; k++)
+        double shift = 0;
+        int cpg = c->in_c / c->groups, taps = c->kh * c->kw, c0 = o / (c->out_c / c->groups) * cpg;
+        for (size_t k = 0; k < per; k++) {
             w[o * per + k] = (int8_t)fmax(-127, fmin(127, nearbyint((double)c->w[o * per + k] / ws[o])));
-        double bq = nearbyint((double)c->b[o] / ((double)s_in * ws[o]));
+            if (in_mean)
+                shift += ((double)w[o * per + k] * ws[o] - c->w[o * per + k]) * in_mean[c0 + (int)k / taps];
+        }
+        double bq = nearbyint(((double)c->b[o] - shift) / ((double)s_in * ws[o]));
         if (fabs(bq) > (double)(1 << 30)) {
             bq = bq > 0 ? (1 << 30) : -(1 << 30);
             clamped++;
@@ -396,6 +437,7 @@ static int metadata(rn_quantizer *q)
     cJSON_AddStringToObject(j, "method", methods[q->p.method]);
     if (q->p.method == RN_CALIB_PERCENTILE)
         cJSON_AddNumberToObject(j, "percentile", q->p.percentile);
+    cJSON_AddBoolToObject(j, "bias_correction", q->p.bias_correction != 0);
     cJSON_AddNumberToObject(j, "images", q->images);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -431,7 +473,17 @@ int rn_quantizer_finish(rn_quantizer *q, char *err, size_t errlen)
         case RN_OP_CONV: {
             const rn_conv *c = &m->convs[op->conv];
             s_out = hist_scale(q->h[i], &q->p, op->relu ? 255 : 127);
-            rc = add_conv(q, c, m->conv_names[op->conv], is_image ? q->input_scale : scale[in], s_out);
+            double *mean = NULL;
+            if (q->p.bias_correction && q->in_count[i] > 0) {
+                if (!(mean = malloc((size_t)c->in_c * sizeof *mean))) {
+                    rc = RN_ERR_NOMEM;
+                    break;
+                }
+                for (int k = 0; k < c->in_c; k++)
+                    mean[k] = q->in_sum[i][k] / q->in_count[i];
+            }
+            rc = add_conv(q, c, m->conv_names[op->conv], is_image ? q->input_scale : scale[in], s_out, mean);
+            free(mean);
             break;
         }
         case RN_OP_BN_RELU:

@@ -37,6 +37,27 @@ grep -q "calibrated on $n_calib images" "$TMP/q.err" &&
     ok "quantize reports the images it used" || not_ok "quantize's report: $(tail -1 "$TMP/q.err")"
 "$RESNET" quantize -m "$MODEL" --calib "$TMP/calib" -o "$TMP/again.safetensors" 2>/dev/null
 check "the same file when made again" cmp -s "$INT8" "$TMP/again.safetensors"
+# --bias-correction moves biases only: the same weights and scales as without
+# it, the same dtypes, and the metadata says which
+"$RESNET" quantize -m "$MODEL" --calib "$TMP/calib" --bias-correction -o "$TMP/bc.safetensors" 2>/dev/null
+"$PY" - "$TMP/bc.safetensors" "$INT8" <<'PY' | tee "$TMP/bc.txt"
+import json, sys
+sys.path.insert(0, "tests/fixtures/int8")
+import numpy as np, reference
+(a, ma, da), (b, mb, db) = (reference.load_safetensors(p) for p in sys.argv[1:3])
+qa, qb = json.loads(ma["resnet.quantization"]), json.loads(mb["resnet.quantization"])
+print("ok - metadata: bias_correction false by default, true with --bias-correction"
+      if qa.get("bias_correction") is True and qb.get("bias_correction") is False else
+      "not ok - metadata bias_correction: %r / %r" % (qa.get("bias_correction"), qb.get("bias_correction")))
+same = [k for k in a if k in b and da[k] == db[k] and np.array_equal(a[k], b[k])]
+moved = [k for k in a if k.endswith(".bias") and da[k] == "I32" and k not in same]
+others = [k for k in a if k not in same and k not in moved]
+biases = [k for k in a if k.endswith(".bias") and da[k] == "I32"]
+print("ok - only I32 biases differ (%d of %d moved)" % (len(moved), len(biases))
+      if not others and sorted(a) == sorted(b) and len(moved) * 2 > len(biases) else
+      "not ok - bias correction changed %s; moved %d of %d biases" % (others[:5], len(moved), len(biases)))
+PY
+grep -q '^not ok' "$TMP/bc.txt" && _tap_failed=1
 size_f=$(stat -c %s "$MODEL")
 size_q=$(stat -c %s "$INT8")
 check "the INT8 file is under a third of the float one ($size_q of $size_f bytes)" test $((size_q * 3)) -lt "$size_f"
