@@ -25,6 +25,15 @@ for m in basic bottleneck v1 resnext resnet_d resnet_d_basic; do
         continue
     fi
     ok "export $m: $(sed 's/.*(//; s/)$//' "$TMP/$m.log" | cut -c1-80)"
+    # read back by our own QDQ reader: the INT8 file's logits, bit for bit
+    for in in "$FIX/$m".n1.32x32.in.f32 "$FIX/$m".n1.64x64.in.f32; do
+        case=$(basename "$in" .in.f32)
+        size=${case##*x}
+        "$BUILD/resnet" infer -m "$TMP/$m.onnx" --input "$in" --batch 1 --size "$size" \
+            --output "$TMP/$case.ours.f32" 2>"$TMP/ours.err"
+        check "$case: our reader on the export gives the INT8 file's logits, bit for bit" \
+            cmp -s "$TMP/$case.ours.f32" "$FIX/$case.logits.f32"
+    done
     for in in "$FIX/$m".n*.in.f32; do
         case=$(basename "$in" .in.f32)
         hw=${case##*.}
