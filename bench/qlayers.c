@@ -82,8 +82,8 @@ static double run_shape(const rn_exec *ex, const struct shape *s, int n, double 
     c.qscale = ws;
     c.qbias = b;
     c.res_scale = s->res ? 0.03f : 0.0f;
-    void *packed = rn_alloc(rn_qconv_packed_bytes(&c, stem));
-    rn_qconv_pack(&c, stem, packed);
+    void *packed = rn_alloc(rn_qconv_packed_bytes(&c, stem, ex->qk->w16));
+    rn_qconv_pack(&c, stem, ex->qk->w16, packed);
     int oh = rn_out_dim(s->ih, s->k, s->s, pad);
     size_t in_bytes = stem ? rn_qimage_bytes(n, s->ih, s->ih, pad) : rn_qbytes(n, s->in_c, s->ih, s->ih);
     size_t out_bytes = rn_qbytes(n, s->out_c, oh, oh);

@@ -74,14 +74,10 @@ static const uint16_t lo_bytes[16] __attribute__((aligned(32))) = {
  * channels 0-7 (9, 8) and 8-15 (11, 10), the pixel's even and odd halves
  * (12, 13), products (14, 15). */
 #define SPLIT_W                                                     \
-    "vmovdqa %[w0], %%ymm8\n\t"                                     \
-    "vpsllw $8, %%ymm8, %%ymm9\n\t"                                 \
-    "vpsraw $8, %%ymm8, %%ymm8\n\t"                                 \
-    "vpsraw $8, %%ymm9, %%ymm9\n\t"                                 \
-    "vmovdqa %[w1], %%ymm10\n\t"                                    \
-    "vpsllw $8, %%ymm10, %%ymm11\n\t"                               \
-    "vpsraw $8, %%ymm10, %%ymm10\n\t"                               \
-    "vpsraw $8, %%ymm11, %%ymm11\n\t"
+    "vmovdqa %[w0], %%ymm9\n\t"                                     \
+    "vmovdqa %[w1], %%ymm8\n\t"                                     \
+    "vmovdqa %[w2], %%ymm11\n\t"                                    \
+    "vmovdqa %[w3], %%ymm10\n\t"
 /* pixel X into accumulators A0 (channels 0-7) and A1 (8-15) */
 #define PIXEL(X, A0, A1)                                            \
     "vpbroadcastd %[" #X "], %%ymm12\n\t"                           \
@@ -100,14 +96,16 @@ static const uint16_t lo_bytes[16] __attribute__((aligned(32))) = {
       "+x"(acc[2][1]), "+x"(acc[3][0]), "+x"(acc[3][1])                                             \
     : [x0] "m"(*(const uint32_t *)(const void *)x0), [x1] "m"(*(const uint32_t *)(const void *)x1), \
       [x2] "m"(*(const uint32_t *)(const void *)x2), [x3] "m"(*(const uint32_t *)(const void *)x3), \
-      [w0] "m"(*(const __m256i *)(const void *)w), [w1] "m"(*(const __m256i *)(const void *)(w + 32)), \
+      [w0] "m"(*(const __m256i *)(const void *)w), [w1] "m"(*(const __m256i *)(const void *)(w + 16)), \
+      [w2] "m"(*(const __m256i *)(const void *)(w + 32)),                                           \
+      [w3] "m"(*(const __m256i *)(const void *)(w + 48)),                                           \
       [lo] "m"(*(const __m256i *)(const void *)lo_bytes)                                            \
     : "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
 
 /* acc[r] += the 4 input channels at x + r * XS (r < R) times the 16
- * channels' weights at w (64 bytes, 64-byte aligned) */
+ * channels' weights at w (64 int16, 64-byte aligned) */
 static inline AVX2 NO_PTR_CHECK __attribute__((always_inline)) void
-step(__m256i acc[4][2], const uint8_t *x, const int8_t *w, const int R, const int XS)
+step(__m256i acc[4][2], const uint8_t *x, const int16_t *w, const int R, const int XS)
 {
     const uint8_t *x0 = x, *x1 = R > 1 ? x + XS : x, *x2 = R > 2 ? x + 2 * XS : x,
                   *x3 = R > 3 ? x + 3 * XS : x;
@@ -174,11 +172,11 @@ static inline AVX2 NO_PTR_CHECK __attribute__((always_inline)) void qtile(const 
     const int taps = t->kh * t->kw;
     for (int ib = 0; ib < t->ib_n; ib++) {
         const uint8_t *in = t->in + ib * t->in_ib;
-        const int8_t *w = t->w + (size_t)ib * taps * CP * 16;
+        const int16_t *w = (const int16_t *)(const void *)t->w + (size_t)ib * taps * CP * 16;
         for (int ky = 0; ky < t->kh; ky++)
             for (int kx = 0; kx < t->kw; kx++) {
                 const uint8_t *ip = in + ky * t->irow + kx * CP;
-                const int8_t *wk = w + (ky * t->kw + kx) * CP * 16;
+                const int16_t *wk = w + (ky * t->kw + kx) * CP * 16;
 #pragma GCC unroll 4
                 for (int c4 = 0; c4 < CP / 4; c4++)
                     step(acc, ip + c4 * 4, wk + c4 * 64, R, S * CP);
@@ -232,6 +230,7 @@ const rn_qkernels rn_qkernels_avx2 = {
      * remainder the driver made */
     .rmax = {1024, 0, 0},
     .chunk_pixels = 256,
+    .w16 = 1,
 };
 
 #endif
