@@ -9,16 +9,18 @@
  * 2 * 255 * 128 in magnitude, and the whole sum with its bias stays inside
  * int32 (rn_qconv_ok bounds it), so the sums are exact, in any order.
  *
- * Operands, from the packing rn_qconv_pack shares with the VNNI table (32
- * bytes = 8 output channels x 4 input channels, i%4 innermost): seen as 16
- * int16, lane 2o holds inputs 0 and 1 of channel o and lane 2o+1 inputs 2
- * and 3. Shifts split them into the even inputs (0, 2: VPSLLW 8 then
- * VPSRAW 8, sign-extended) and the odd ones (1, 3: VPSRAW 8). The pixel's
- * 4 bytes, broadcast to every 32-bit lane (VPBROADCASTD from memory, a
- * load), split the same way (VPAND 0x00ff: bytes 0 and 2; VPSRLW 8: bytes
- * 1 and 3, zero-extended). Then VPMADDWD(even x, even w) + VPMADDWD(odd x,
- * odd w) is each of the 8 channels' 4-input sum in its own int32 lane: one
- * accumulator per 8 channels, already in channel order.
+ * Operands: the weights as rn_qconv_pack writes them for this table
+ * (rn_qkernels.w16: int16, 4 vectors per group of 4 input channels): for
+ * channels 0-7, lane 2o holds input 0 of channel o and lane 2o+1 input 2
+ * (the even inputs), then the same for inputs 1 and 3 (the odd ones), then
+ * channels 8-15. The pixel's 4 bytes, broadcast to every 32-bit lane
+ * (VPBROADCASTD from memory, a load), split the same way (VPAND 0x00ff:
+ * bytes 0 and 2; VPSRLW 8: bytes 1 and 3, zero-extended). Then
+ * VPMADDWD(even x, even w) + VPMADDWD(odd x, odd w) is each of the 8
+ * channels' 4-input sum in its own int32 lane: one accumulator per 8
+ * channels, already in channel order. (Until the packing wrote int16, the
+ * tiles split the shared int8 weights with 6 shifts per 4 input channels:
+ * ResNet-50's convolutions, one thread, took 54.5 ms against 51.9 now.)
  *
  * Why this one, measured on AMD EPYC (Zen 4) running this AVX2 code, one
  * thread: VPMADDWD runs 2 a cycle; VPSHUFB and VPMOVSXBW share a pipe with
@@ -42,10 +44,13 @@
  * Tile: R <= 4 output pixels of one row x 16 output channels: 8
  * accumulators, 4 weight registers (even and odd x two halves), the
  * pixel's even and odd halves and 2 products: the 16 ymm registers. Per 4
- * input channels: 2 weight loads and 6 shifts, then per pixel a broadcast,
- * 2 splitting instructions, 4 VPMADDWD and 4 VPADDD: 46 instructions for
- * 256 multiply-adds, about 21 multiply-adds a cycle on Zen 4 where the
- * VPMADDWD + VPADDD pair alone reaches 25 (32 for VPMADDWD alone).
+ * input channels: 4 weight loads, then per pixel a broadcast, 2 splitting
+ * instructions, 4 VPMADDWD and 4 VPADDD: 40 vector operations besides the
+ * loads for 256 multiply-adds, about 20-22 multiply-adds a cycle on Zen 4
+ * where the VPMADDWD + VPADDD pair alone reaches 25 (32 for VPMADDWD
+ * alone): within a fifth of what any exact VPMADDWD formulation can reach.
+ * Beating FP32's Winograd 3x3 convolutions needs fewer multiplies, not
+ * faster ones (README, "INT8").
  *
  * The epilogue is rn_requant's sequence in vector form: convert, multiply,
  * [residual: convert, multiply, add], clamp, round to nearest even
@@ -72,7 +77,8 @@ static const uint16_t lo_bytes[16] __attribute__((aligned(32))) = {
  * accumulators to the stack inside the loop. The compiler allocates the 8
  * accumulators (ymm0-7); ymm8-15 are the step's: even and odd weights of
  * channels 0-7 (9, 8) and 8-15 (11, 10), the pixel's even and odd halves
- * (12, 13), products (14, 15). */
+ * (12, 13), products (14, 15). SPLIT_W only loads them now (the packing
+ * split them). */
 #define SPLIT_W                                                     \
     "vmovdqa %[w0], %%ymm9\n\t"                                     \
     "vmovdqa %[w1], %%ymm8\n\t"                                     \

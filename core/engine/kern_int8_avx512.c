@@ -10,7 +10,8 @@
  * instruction, against FP32's 16 per FMA. The sums are exact, so their order
  * is free; the epilogue is rn_requant's sequence in vector form: convert,
  * multiply, [residual: convert, multiply, add], clamp, round to nearest even
- * (VCVTPS2DQ in the default rounding mode), narrow to bytes. Separate
+ * (VCVTPS2DQ in the default rounding mode), narrow to bytes, 4 pixels at a
+ * time (store4; a ReLU's clamp below 0 is the narrowing's saturation). Separate
  * multiply and add instructions: the build does not contract them
  * (-ffp-contract=off), so every table gives the same bytes.
  *
