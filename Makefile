@@ -116,11 +116,16 @@ test: all $(UNIT_BIN)
 asan:
 	$(MAKE) BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" test
 
-bench: all $(BUILD)/peak $(BUILD)/bench-tiles
+bench: all $(BUILD)/peak $(BUILD)/bench-tiles $(BUILD)/bench-qlayers
 	@BUILD=$(BUILD) bench/run.sh
 
 # bench/tiles.c: each kernel table's tiles alone, in L1 (make bench).
 $(BUILD)/bench-tiles: bench/tiles.c $(BUILD)/libresnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icore -o $@ $< $(BUILD)/libresnet.a $(LIBS) $(LDFLAGS)
+
+# bench/qlayers.c: ResNet-50's INT8 convolutions one by one on one INT8 table.
+$(BUILD)/bench-qlayers: bench/qlayers.c $(BUILD)/libresnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icore -o $@ $< $(BUILD)/libresnet.a $(LIBS) $(LDFLAGS)
 

@@ -4,7 +4,8 @@
 # the portable im2col + OpenBLAS path with the kernels libresnet selects, and
 # the same with OpenBLAS's generic kernels, side by side (runs alternated);
 # peak RSS at batch 8; the peak FP32 FMA throughput of the machine (build/peak)
-# and what each kernel table's tiles reach alone (build/bench-tiles);
+# and what each kernel table's tiles reach alone (build/bench-tiles), and
+# ResNet-50's INT8 convolutions one by one (build/bench-qlayers);
 # then the other benchmarks under bench/ that exist (image pipeline, HTTP load).
 #
 # The model: models/resnet50.safetensors (the default model, `make model`) if
@@ -66,6 +67,14 @@ fi
 if [ -x "$BUILD/bench-tiles" ]; then
     echo
     "$BUILD/bench-tiles" 0.5
+fi
+# ResNet-50's INT8 convolutions shape by shape, one thread, on each INT8
+# table this CPU runs (the fastest run of each: noise stays out)
+if [ -x "$BUILD/bench-qlayers" ]; then
+    for isa in avx512 avx2; do
+        echo
+        "$BUILD/bench-qlayers" --isa $isa --threads 1 2>/dev/null || true
+    done
 fi
 
 # Pre-activation ResNet v2 (timm resnetv2_50, random weights) beside the v1

@@ -58,14 +58,17 @@ typedef struct rn_conv {
     int in_zp, out_zp;
     /* Set by rn_qconv_pack: weights for 4-channel dot products,
      * (ceil(out_c/16), wp_ibg, kh, kw, cpix/4, 16 out, 4 in), cpix 16 bytes
-     * per pixel of a block, or 4 for the stem's NHWC4 image (q_stem); the
+     * per pixel of a block, or 4 for the stem's NHWC4 image (q_stem); for
+     * an INT8 table with w16 (AVX2), the last two (16 out, 4 in) are instead
+     * 4 x 16 int16: (8 out, inputs 0 and 2) and (8 out, inputs 1 and 3) of
+     * channels 0-7, then the same of channels 8-15 (q_w16 says which); the
      * bias with the stem's zero-point compensation, and the multipliers M,
      * both (16 * ceil(out_c/16)), padding zero; the residual's R. */
     int8_t *wq;
     int32_t *bq;
     float *mq;
     float rq;
-    int q_stem;
+    int q_stem, q_w16;
 } rn_conv;
 
 /* The classifier's weight in blocks of 16 classes, the layout rn_linear
@@ -231,9 +234,10 @@ static inline size_t rn_qimage_bytes(int n, int h, int w, int pad)
 int rn_qconv_ok(const rn_conv *c, int stem);
 /* Bytes rn_qconv_pack writes for c, and packing: from c->qw, c->qscale,
  * c->qbias and the scales, into dst (64-byte aligned). stem: c reads the
- * NHWC4 image. */
-size_t rn_qconv_packed_bytes(const rn_conv *c, int stem);
-void rn_qconv_pack(rn_conv *c, int stem, void *dst);
+ * NHWC4 image. w16: the weights as int16 for the INT8 table that reads
+ * them so (rn_qkernels.w16, core/engine/kernels.h), else int8. */
+size_t rn_qconv_packed_bytes(const rn_conv *c, int stem, int w16);
+void rn_qconv_pack(rn_conv *c, int stem, int w16, void *dst);
 
 typedef struct rn_qconv_args {
     const rn_conv *c;   /* packed by rn_qconv_pack */

@@ -9,16 +9,18 @@
  * 2 * 255 * 128 in magnitude, and the whole sum with its bias stays inside
  * int32 (rn_qconv_ok bounds it), so the sums are exact, in any order.
  *
- * Operands, from the packing rn_qconv_pack shares with the VNNI table (32
- * bytes = 8 output channels x 4 input channels, i%4 innermost): seen as 16
- * int16, lane 2o holds inputs 0 and 1 of channel o and lane 2o+1 inputs 2
- * and 3. Shifts split them into the even inputs (0, 2: VPSLLW 8 then
- * VPSRAW 8, sign-extended) and the odd ones (1, 3: VPSRAW 8). The pixel's
- * 4 bytes, broadcast to every 32-bit lane (VPBROADCASTD from memory, a
- * load), split the same way (VPAND 0x00ff: bytes 0 and 2; VPSRLW 8: bytes
- * 1 and 3, zero-extended). Then VPMADDWD(even x, even w) + VPMADDWD(odd x,
- * odd w) is each of the 8 channels' 4-input sum in its own int32 lane: one
- * accumulator per 8 channels, already in channel order.
+ * Operands: the weights as rn_qconv_pack writes them for this table
+ * (rn_qkernels.w16: int16, 4 vectors per group of 4 input channels): for
+ * channels 0-7, lane 2o holds input 0 of channel o and lane 2o+1 input 2
+ * (the even inputs), then the same for inputs 1 and 3 (the odd ones), then
+ * channels 8-15. The pixel's 4 bytes, broadcast to every 32-bit lane
+ * (VPBROADCASTD from memory, a load), split the same way (VPAND 0x00ff:
+ * bytes 0 and 2; VPSRLW 8: bytes 1 and 3, zero-extended). Then
+ * VPMADDWD(even x, even w) + VPMADDWD(odd x, odd w) is each of the 8
+ * channels' 4-input sum in its own int32 lane: one accumulator per 8
+ * channels, already in channel order. (Until the packing wrote int16, the
+ * tiles split the shared int8 weights with 6 shifts per 4 input channels:
+ * ResNet-50's convolutions, one thread, took 54.5 ms against 51.9 now.)
  *
  * Why this one, measured on AMD EPYC (Zen 4) running this AVX2 code, one
  * thread: VPMADDWD runs 2 a cycle; VPSHUFB and VPMOVSXBW share a pipe with
@@ -42,10 +44,13 @@
  * Tile: R <= 4 output pixels of one row x 16 output channels: 8
  * accumulators, 4 weight registers (even and odd x two halves), the
  * pixel's even and odd halves and 2 products: the 16 ymm registers. Per 4
- * input channels: 2 weight loads and 6 shifts, then per pixel a broadcast,
- * 2 splitting instructions, 4 VPMADDWD and 4 VPADDD: 46 instructions for
- * 256 multiply-adds, about 21 multiply-adds a cycle on Zen 4 where the
- * VPMADDWD + VPADDD pair alone reaches 25 (32 for VPMADDWD alone).
+ * input channels: 4 weight loads, then per pixel a broadcast, 2 splitting
+ * instructions, 4 VPMADDWD and 4 VPADDD: 40 vector operations besides the
+ * loads for 256 multiply-adds, about 20-22 multiply-adds a cycle on Zen 4
+ * where the VPMADDWD + VPADDD pair alone reaches 25 (32 for VPMADDWD
+ * alone): within a fifth of what any exact VPMADDWD formulation can reach.
+ * Beating FP32's Winograd 3x3 convolutions needs fewer multiplies, not
+ * faster ones (README, "INT8").
  *
  * The epilogue is rn_requant's sequence in vector form: convert, multiply,
  * [residual: convert, multiply, add], clamp, round to nearest even
@@ -72,16 +77,13 @@ static const uint16_t lo_bytes[16] __attribute__((aligned(32))) = {
  * accumulators to the stack inside the loop. The compiler allocates the 8
  * accumulators (ymm0-7); ymm8-15 are the step's: even and odd weights of
  * channels 0-7 (9, 8) and 8-15 (11, 10), the pixel's even and odd halves
- * (12, 13), products (14, 15). */
+ * (12, 13), products (14, 15). SPLIT_W only loads them now (the packing
+ * split them). */
 #define SPLIT_W                                                     \
-    "vmovdqa %[w0], %%ymm8\n\t"                                     \
-    "vpsllw $8, %%ymm8, %%ymm9\n\t"                                 \
-    "vpsraw $8, %%ymm8, %%ymm8\n\t"                                 \
-    "vpsraw $8, %%ymm9, %%ymm9\n\t"                                 \
-    "vmovdqa %[w1], %%ymm10\n\t"                                    \
-    "vpsllw $8, %%ymm10, %%ymm11\n\t"                               \
-    "vpsraw $8, %%ymm10, %%ymm10\n\t"                               \
-    "vpsraw $8, %%ymm11, %%ymm11\n\t"
+    "vmovdqa %[w0], %%ymm9\n\t"                                     \
+    "vmovdqa %[w1], %%ymm8\n\t"                                     \
+    "vmovdqa %[w2], %%ymm11\n\t"                                    \
+    "vmovdqa %[w3], %%ymm10\n\t"
 /* pixel X into accumulators A0 (channels 0-7) and A1 (8-15) */
 #define PIXEL(X, A0, A1)                                            \
     "vpbroadcastd %[" #X "], %%ymm12\n\t"                           \
@@ -100,14 +102,16 @@ static const uint16_t lo_bytes[16] __attribute__((aligned(32))) = {
       "+x"(acc[2][1]), "+x"(acc[3][0]), "+x"(acc[3][1])                                             \
     : [x0] "m"(*(const uint32_t *)(const void *)x0), [x1] "m"(*(const uint32_t *)(const void *)x1), \
       [x2] "m"(*(const uint32_t *)(const void *)x2), [x3] "m"(*(const uint32_t *)(const void *)x3), \
-      [w0] "m"(*(const __m256i *)(const void *)w), [w1] "m"(*(const __m256i *)(const void *)(w + 32)), \
+      [w0] "m"(*(const __m256i *)(const void *)w), [w1] "m"(*(const __m256i *)(const void *)(w + 16)), \
+      [w2] "m"(*(const __m256i *)(const void *)(w + 32)),                                           \
+      [w3] "m"(*(const __m256i *)(const void *)(w + 48)),                                           \
       [lo] "m"(*(const __m256i *)(const void *)lo_bytes)                                            \
     : "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
 
 /* acc[r] += the 4 input channels at x + r * XS (r < R) times the 16
- * channels' weights at w (64 bytes, 64-byte aligned) */
+ * channels' weights at w (64 int16, 64-byte aligned) */
 static inline AVX2 NO_PTR_CHECK __attribute__((always_inline)) void
-step(__m256i acc[4][2], const uint8_t *x, const int8_t *w, const int R, const int XS)
+step(__m256i acc[4][2], const uint8_t *x, const int16_t *w, const int R, const int XS)
 {
     const uint8_t *x0 = x, *x1 = R > 1 ? x + XS : x, *x2 = R > 2 ? x + 2 * XS : x,
                   *x3 = R > 3 ? x + 3 * XS : x;
@@ -174,11 +178,11 @@ static inline AVX2 NO_PTR_CHECK __attribute__((always_inline)) void qtile(const 
     const int taps = t->kh * t->kw;
     for (int ib = 0; ib < t->ib_n; ib++) {
         const uint8_t *in = t->in + ib * t->in_ib;
-        const int8_t *w = t->w + (size_t)ib * taps * CP * 16;
+        const int16_t *w = (const int16_t *)(const void *)t->w + (size_t)ib * taps * CP * 16;
         for (int ky = 0; ky < t->kh; ky++)
             for (int kx = 0; kx < t->kw; kx++) {
                 const uint8_t *ip = in + ky * t->irow + kx * CP;
-                const int8_t *wk = w + (ky * t->kw + kx) * CP * 16;
+                const int16_t *wk = w + (ky * t->kw + kx) * CP * 16;
 #pragma GCC unroll 4
                 for (int c4 = 0; c4 < CP / 4; c4++)
                     step(acc, ip + c4 * 4, wk + c4 * 64, R, S * CP);
@@ -232,6 +236,7 @@ const rn_qkernels rn_qkernels_avx2 = {
      * remainder the driver made */
     .rmax = {1024, 0, 0},
     .chunk_pixels = 256,
+    .w16 = 1,
 };
 
 #endif

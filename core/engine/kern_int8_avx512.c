@@ -10,7 +10,8 @@
  * instruction, against FP32's 16 per FMA. The sums are exact, so their order
  * is free; the epilogue is rn_requant's sequence in vector form: convert,
  * multiply, [residual: convert, multiply, add], clamp, round to nearest even
- * (VCVTPS2DQ in the default rounding mode), narrow to bytes. Separate
+ * (VCVTPS2DQ in the default rounding mode), narrow to bytes, 4 pixels at a
+ * time (store4; a ReLU's clamp below 0 is the narrowing's saturation). Separate
  * multiply and add instructions: the build does not contract them
  * (-ffp-contract=off), so every table gives the same bytes.
  *
@@ -49,6 +50,63 @@ static inline VNNI __m512i bcast4(const uint8_t *p)
     return r;
 }
 
+/* y = f32(acc) * m [+ f32(res - zres) * R] for pixel r of res (or none). */
+static inline VNNI __attribute__((always_inline)) __m512 requant_y(__m512i acc, __m512 m, const uint8_t *res,
+                                                                   int r, const rn_qtile *t, int zres)
+{
+    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), m);
+    if (res) {
+        __m128i rb = _mm_loadu_si128((const __m128i *)(const void *)(res + r * 16));
+        __m512i ri = t->res_s8 ? _mm512_cvtepi8_epi32(rb) : _mm512_cvtepu8_epi32(rb);
+        if (zres)
+            ri = _mm512_sub_epi32(ri, _mm512_set1_epi32(t->zres));
+        y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(ri), _mm512_set1_ps(t->rmul)));
+    }
+    return y;
+}
+
+/* ReLU (zres 0): rint(min(y, 255)) as int32; what is below 0 the unsigned
+ * saturation of store4 makes 0, the same as clamping first (the bounds are
+ * integers); the min keeps a y beyond int32 from converting to INT_MIN. */
+static inline VNNI __attribute__((always_inline)) __m512i requant_relu(__m512i acc, __m512 m, const uint8_t *res,
+                                                                       int r, const rn_qtile *t)
+{
+    __m512 y = requant_y(acc, m, res, r, t, 0);
+    return _mm512_cvtps_epi32(_mm512_min_ps(y, _mm512_set1_ps(255.0f)));
+}
+
+/* Any output: rint(clamp(y, lo, hi)) [+ zout], within the output's range. */
+static inline VNNI __attribute__((always_inline)) __m512i requant_any(__m512i acc, __m512 m, const uint8_t *res,
+                                                                      int r, const rn_qtile *t)
+{
+    __m512 y = requant_y(acc, m, res, r, t, 1);
+    const int zout = t->relu ? 0 : t->zout;
+    const __m512 lo = _mm512_set1_ps(t->relu ? 0.0f : (float)(-128 - zout));
+    const __m512 hi = _mm512_set1_ps(t->relu ? 255.0f : (float)(127 - zout));
+    y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+    return _mm512_add_epi32(_mm512_cvtps_epi32(y), _mm512_set1_epi32(zout));
+}
+
+/* n (1..4) pixels' 16 int32 each, q0..q3, narrowed to bytes (unsigned, or
+ * signed saturation: u8) and stored at out, 16 bytes a pixel: two packs
+ * (within 128-bit lanes: lane j holds channels 4j..4j+3 of q0, q1, q2, q3)
+ * and a transpose of the 4 x 4 dwords, instead of a VPMOVDB a pixel. */
+static inline VNNI __attribute__((always_inline)) void store4(uint8_t *out, int n, int u8, __m512i q0, __m512i q1,
+                                                              __m512i q2, __m512i q3)
+{
+    const __m512i tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i p;
+    if (u8)
+        p = _mm512_packus_epi16(_mm512_packus_epi32(q0, q1), _mm512_packus_epi32(q2, q3));
+    else
+        p = _mm512_packs_epi16(_mm512_packs_epi32(q0, q1), _mm512_packs_epi32(q2, q3));
+    p = _mm512_permutexvar_epi32(tr, p);
+    if (n == 4)
+        _mm512_storeu_si512((void *)out, p);
+    else
+        _mm512_mask_storeu_epi32((void *)out, (__mmask16)((1u << (n * 4)) - 1), p);
+}
+
 static inline VNNI NO_PTR_CHECK __attribute__((always_inline)) void
 qtile(const rn_qtile *t, const int R, const int NB, const int S, const int CP)
 {
@@ -84,28 +142,29 @@ qtile(const rn_qtile *t, const int R, const int NB, const int S, const int CP)
                 }
             }
     }
-    const int zout = t->relu ? 0 : t->zout;
-    const __m512 lo = _mm512_set1_ps(t->relu ? 0.0f : (float)(-128 - zout));
-    const __m512 hi = _mm512_set1_ps(t->relu ? 255.0f : (float)(127 - zout));
-    const __m512 rmul = _mm512_set1_ps(t->rmul);
-    const __m512i zo = _mm512_set1_epi32(zout), zr = _mm512_set1_epi32(t->zres);
+    /* the epilogue: 4 pixels at a time (the last group may be short) */
+    const __m512 m[2] = {_mm512_loadu_ps(t->mult), NB > 1 ? _mm512_loadu_ps(t->mult + 16) : _mm512_setzero_ps()};
 #pragma GCC unroll 2
     for (int b = 0; b < NB; b++) {
-        __m512 m = _mm512_loadu_ps(t->mult + b * 16);
         uint8_t *out = t->out + b * t->out_ob;
         const uint8_t *res = t->res ? t->res + b * t->out_ob : NULL;
-#pragma GCC unroll 14
-        for (int r = 0; r < R; r++) {
-            __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][b]), m);
-            if (res) {
-                __m128i rb = _mm_loadu_si128((const __m128i *)(const void *)(res + r * 16));
-                __m512i ri = t->res_s8 ? _mm512_cvtepi8_epi32(rb) : _mm512_cvtepu8_epi32(rb);
-                ri = _mm512_sub_epi32(ri, zr);
-                y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(ri), rmul));
-            }
-            y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
-            __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(y), zo);
-            _mm_storeu_si128((__m128i *)(void *)(out + r * 16), _mm512_cvtepi32_epi8(q));
+        if (t->relu && t->zres == 0) {
+            /* ReLU, and a residual (if any) without a zero point to take away */
+#pragma GCC unroll 4
+            for (int r0 = 0; r0 < R; r0 += 4)
+                store4(out + r0 * 16, R - r0 < 4 ? R - r0 : 4, 1,
+                       requant_relu(acc[r0][b], m[b], res, r0, t),
+                       requant_relu(acc[r0 + 1 < R ? r0 + 1 : r0][b], m[b], res, r0 + 1 < R ? r0 + 1 : r0, t),
+                       requant_relu(acc[r0 + 2 < R ? r0 + 2 : r0][b], m[b], res, r0 + 2 < R ? r0 + 2 : r0, t),
+                       requant_relu(acc[r0 + 3 < R ? r0 + 3 : r0][b], m[b], res, r0 + 3 < R ? r0 + 3 : r0, t));
+        } else {
+#pragma GCC unroll 4
+            for (int r0 = 0; r0 < R; r0 += 4)
+                store4(out + r0 * 16, R - r0 < 4 ? R - r0 : 4, t->relu,
+                       requant_any(acc[r0][b], m[b], res, r0, t),
+                       requant_any(acc[r0 + 1 < R ? r0 + 1 : r0][b], m[b], res, r0 + 1 < R ? r0 + 1 : r0, t),
+                       requant_any(acc[r0 + 2 < R ? r0 + 2 : r0][b], m[b], res, r0 + 2 < R ? r0 + 2 : r0, t),
+                       requant_any(acc[r0 + 3 < R ? r0 + 3 : r0][b], m[b], res, r0 + 3 < R ? r0 + 3 : r0, t));
         }
     }
 }

@@ -198,6 +198,9 @@ typedef struct rn_qkernels {
     rn_qtile_fn tile[RN_QIN_COUNT][2][RN_NB_COUNT];
     int rmax[RN_NB_COUNT]; /* widest tile, in pixels; 0: none of that nb */
     int chunk_pixels;      /* output pixels per task, about */
+    /* 1: the tiles read weights packed as int16 (rn_qconv_pack's w16:
+     * rn_qtile.w and w_ob then count int16 pairs as 2 bytes each), else int8 */
+    int w16;
 } rn_qkernels;
 
 typedef struct rn_kernels {

@@ -246,43 +246,51 @@ int rn_qconv_ok(const rn_conv *c, int stem)
 
 #define ALIGN64(v) (((size_t)(v) + 63) & ~(size_t)63)
 
-/* Bytes of c's packed int8 weights; cpix bytes per input pixel of a block. */
-static size_t qweight_bytes(const rn_conv *c, int cpix, int *ibg, int *obg)
+/* Bytes of c's packed weights (int8, or int16 for w16); cpix bytes per
+ * input pixel of a block. */
+static size_t qweight_bytes(const rn_conv *c, int cpix, int w16, int *ibg, int *obg)
 {
     group_blocks(c, cpix == 4 ? 4 : 16, ibg, obg);
-    return (size_t)rn_cblocks(c->out_c) * *ibg * c->kh * c->kw * cpix * 16;
+    return (size_t)rn_cblocks(c->out_c) * *ibg * c->kh * c->kw * cpix * 16 * (w16 ? 2 : 1);
 }
 
-size_t rn_qconv_packed_bytes(const rn_conv *c, int stem)
+size_t rn_qconv_packed_bytes(const rn_conv *c, int stem, int w16)
 {
     int ibg, obg;
     size_t ch = (size_t)rn_cblocks(c->out_c) * 16;
-    return ALIGN64(qweight_bytes(c, stem ? 4 : 16, &ibg, &obg)) + ALIGN64(ch * sizeof(int32_t)) +
+    return ALIGN64(qweight_bytes(c, stem ? 4 : 16, w16, &ibg, &obg)) + ALIGN64(ch * sizeof(int32_t)) +
            ALIGN64(ch * sizeof(float));
 }
 
 /* wq[ob][ib][ky][kx][i/4][o][i%4] = w[ob*16 + o][ib*cpix + i][ky][kx], the
  * operand order of VPDPBUSD (4 input channels of one output channel in one
- * 32-bit lane) and SDOT; the stem's image has one block of 4 channels. */
-void rn_qconv_pack(rn_conv *c, int stem, void *dst)
+ * 32-bit lane) and SDOT; the stem's image has one block of 4 channels.
+ * w16: the 4 x 4 int8 of a group of 4 input channels and 4 output channels
+ * become int16, for VPMADDWD without unpacking (kern_int8_avx2.c): per
+ * group of 4 input channels, 64 int16 in 4 vectors of 16, vector
+ * (o / 8) * 2 + i % 2, lane (o % 8) * 2 + i % 4 / 2. */
+void rn_qconv_pack(rn_conv *c, int stem, int w16, void *dst)
 {
     int cpix = stem ? 4 : 16, taps = c->kh * c->kw, in_g = c->in_c / c->groups;
     int ibg, obg;
-    size_t wbytes = qweight_bytes(c, cpix, &ibg, &obg), ch = (size_t)rn_cblocks(c->out_c) * 16;
+    size_t wbytes = qweight_bytes(c, cpix, w16, &ibg, &obg), ch = (size_t)rn_cblocks(c->out_c) * 16;
     int k = group_blocks(c, cpix == 4 ? 4 : 16, &c->wp_ibg, &c->wp_obg);
     int8_t *wq = dst;
     int32_t *bq = (int32_t *)((char *)dst + ALIGN64(wbytes));
     float *mq = (float *)((char *)bq + ALIGN64(ch * sizeof(int32_t)));
-    memset(dst, 0, rn_qconv_packed_bytes(c, stem));
+    int16_t *wq16 = dst;
+    memset(dst, 0, rn_qconv_packed_bytes(c, stem, w16));
     for (int o = 0; o < c->out_c; o++) {
         int64_t sum = 0;
         for (int ci = 0; ci < in_g; ci++) {
             int i = stem ? ci : merged_channel(c, k, o, ci);
             for (int t = 0; t < taps; t++) {
                 int8_t v = c->qw[((size_t)o * in_g + ci) * taps + t];
-                size_t at = ((((size_t)(o / 16) * ibg + i / cpix) * taps + t) * (cpix / 4) +
-                             i % cpix / 4) * 64 + o % 16 * 4 + i % 4;
-                wq[at] = v;
+                size_t at4 = (((size_t)(o / 16) * ibg + i / cpix) * taps + t) * (cpix / 4) + i % cpix / 4;
+                if (w16)
+                    wq16[at4 * 64 + (o % 16 / 8 * 2 + i % 2) * 16 + o % 8 * 2 + i % 4 / 2] = v;
+                else
+                    wq[at4 * 64 + o % 16 * 4 + i % 4] = v;
                 sum += v;
             }
         }
@@ -295,5 +303,6 @@ void rn_qconv_pack(rn_conv *c, int stem, void *dst)
     c->mq = mq;
     c->rq = c->res_scale > 0.0f ? c->res_scale / c->out_scale : 0.0f;
     c->q_stem = stem;
+    c->q_w16 = w16;
     (void)obg;
 }

@@ -100,7 +100,7 @@ void rn_qconv_forward(const rn_exec *ex, const rn_qconv_args *a)
     }
     j.out_row = (j.ow + 2 * RN_QB) * 16;
     j.out_plane = rn_qplane(j.oh, j.ow);
-    j.w_ob = (size_t)j.ib_n * c->kh * c->kw * j.cpix * 16;
+    j.w_ob = (size_t)j.ib_n * c->kh * c->kw * j.cpix * 16 * (k->w16 ? 2 : 1);
     int nbi = pick_qnb(k, kind, c->stride == 2, j.obg, j.ow);
     j.nb = 1 << nbi;
     j.rmax = k->rmax[nbi];

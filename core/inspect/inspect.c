@@ -299,6 +299,15 @@ struct branch_job {
     float *out;          /* (out_c, oh, ow) */
 };
 
+/* Weight (input i of a group of 4, output o of 16) of the group at element
+ * g of c's packed weights, in either layout rn_qconv_pack writes. */
+static inline float packed_weight(const rn_conv *c, size_t g, int i, int o)
+{
+    if (c->q_w16)
+        return ((const int16_t *)(const void *)c->wq)[g + (o / 8 * 2 + i % 2) * 16 + o % 8 * 2 + i / 2];
+    return c->wq[g + o * 4 + i];
+}
+
 #define BRANCH_PIXELS 32 /* output pixels a task's int32 sums cover at a time */
 
 /* Task t: output block t / oh, row t % oh. The int32 sums of docs/int8.md
@@ -315,7 +324,7 @@ static void branch_task(void *arg, int t, int thread)
     int oy = t % j->oh, ob = t / j->oh, ib_n = c->wp_ibg, kh = c->kh, kw = c->kw, st = c->stride;
     size_t in_plane = rn_qplane(j->ih, j->iw), in_row = (size_t)(j->iw + 2 * RN_QB) * 16;
     const uint8_t *in = j->in + (size_t)(ob / c->wp_obg) * ib_n * in_plane;
-    const int8_t *w = c->wq + (size_t)ob * ib_n * kh * kw * 256;
+    size_t w0 = (size_t)ob * ib_n * kh * kw * 256; /* the block's first weight, in elements */
     for (int x0 = 0; x0 < j->ow; x0 += BRANCH_PIXELS) {
         int r = RN_MIN(BRANCH_PIXELS, j->ow - x0);
         int32_t acc[BRANCH_PIXELS][16];
@@ -326,10 +335,10 @@ static void branch_task(void *arg, int t, int thread)
         for (int ib = 0; ib < ib_n; ib++)
             for (int ky = 0; ky < kh; ky++)
                 for (int kx = 0; kx < kw; kx++) {
-                    const int8_t *tap = w + (((size_t)ib * kh + ky) * kw + kx) * 256;
+                    size_t tap = w0 + (((size_t)ib * kh + ky) * kw + kx) * 256;
                     for (int i = 0; i < 16; i++)
                         for (int o = 0; o < 16; o++)
-                            wt[i][o] = tap[(i / 4) * 64 + o * 4 + i % 4];
+                            wt[i][o] = packed_weight(c, tap + (size_t)(i / 4) * 64, i % 4, o);
                     const uint8_t *row = in + ib * in_plane +
                                          (size_t)(oy * st + ky - c->pad + RN_QB) * in_row;
                     for (int p = 0; p < r; p++) {

@@ -204,8 +204,8 @@ static void run_case(const rn_qkernels *k, const struct qshape *s, int relu, int
     c.out_zp = relu ? 0 : rnd_in(-128, 127);
     int zres = mode == 2 ? rnd_in(-128, 127) : mode == 3 ? c.out_zp : 0;
     assert_true(rn_qconv_ok(&c, 0));
-    void *packed = rn_alloc(rn_qconv_packed_bytes(&c, 0));
-    rn_qconv_pack(&c, 0, packed);
+    void *packed = rn_alloc(rn_qconv_packed_bytes(&c, 0, k->w16));
+    rn_qconv_pack(&c, 0, k->w16, packed);
     uint8_t *qin = rn_alloc(rn_qbytes(n, s->in_c, s->ih, s->iw));
     uint8_t *qout = rn_alloc(rn_qbytes(n, s->out_c, oh, ow));
     uint8_t *qres = mode == 1 || mode == 2 ? rn_alloc(rn_qbytes(n, s->out_c, oh, ow)) : NULL;
@@ -289,8 +289,8 @@ static void test_qconv_stem(void **state)
         img[ni / 2] = INFINITY;
         int oh = rn_out_dim(ih, c.kh, c.stride, c.pad), ow = rn_out_dim(iw, c.kw, c.stride, c.pad);
         assert_true(rn_qconv_ok(&c, 1));
-        void *packed = rn_alloc(rn_qconv_packed_bytes(&c, 1));
-        rn_qconv_pack(&c, 1, packed);
+        void *packed = rn_alloc(rn_qconv_packed_bytes(&c, 1, k->w16));
+        rn_qconv_pack(&c, 1, k->w16, packed);
         uint8_t *qimg = rn_alloc(rn_qimage_bytes(n, ih, iw, c.pad));
         uint8_t *qout = rn_alloc(rn_qbytes(n, c.out_c, oh, ow));
         int *ref = malloc((size_t)n * c.out_c * oh * ow * sizeof(int));
