@@ -59,6 +59,16 @@ int rn_image_orient(rn_image *img, int o, char *err, size_t errlen);
 int rn_resize_window(const uint8_t *src, int w, int h, int out_w, int out_h, int x0, int y0, int cw,
                      int ch, uint8_t *dst, size_t dst_stride, char *err, size_t errlen);
 
+/* The table of rn_resize_window's passes (resize.h): isa is RN_ISA_AVX512,
+ * RN_ISA_AVX2 or RN_ISA_C (enum rn_isa), or RN_ISA_AUTO: the RN_ISA
+ * environment variable's table when this CPU runs it, else the best one (the
+ * default). Every table gives the same bytes; the choice is for tests and
+ * benchmarks, made before resizes run. RN_OK, or RN_ERR_UNSUPPORTED when this
+ * CPU cannot run isa. */
+int rn_resize_set_isa(int isa);
+/* The name of the table resizes run on: "avx512", "avx2" or "c". */
+const char *rn_resize_isa_name(void);
+
 /* rn_image_preprocess for an image that stands for a larger one: geometry
  * (resize, crop) is computed from full_w x full_h, the pixels come from img
  * (a DCT-scaled decode of it). full_w == img->width is the plain case. */

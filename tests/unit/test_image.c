@@ -12,6 +12,7 @@
 #include <png.h>
 
 #include "fixture.h"
+#include "image/image.h"
 #include "resnet.h"
 
 #define FIXTURES "tests/fixtures/images"
@@ -167,6 +168,93 @@ static void test_dct_scaling(void **state)
            rn_image_default_params().dct_scaling ? "on" : "off");
     if (rn_image_default_params().dct_scaling)
         assert_int_equal(broke, 0);
+}
+
+/* ---- the resize's tables: every one writes the C table's bytes ---------- */
+
+static uint32_t rnd_state;
+static uint32_t rnd(void)
+{
+    rnd_state = rnd_state * 1664525u + 1013904223u;
+    return rnd_state >> 8;
+}
+
+/* One resize of a w x h image (random, two-level, ramp or flat by kind) on
+ * table isa and on the C table; the source is malloc'd to its exact size so
+ * that ASan catches a vector load past its end. */
+static void check_tables(int isa, int w, int h, int ow, int oh, int x0, int y0, int cw, int ch,
+                         int kind)
+{
+    size_t n = (size_t)w * h * 3, stride = (size_t)cw * 3 + (size_t)(kind & 3);
+    uint8_t *src = malloc(n), *want = calloc((size_t)ch, stride), *got = calloc((size_t)ch, stride);
+    for (size_t k = 0; k < n; k++)
+        src[k] = kind % 4 == 0   ? (uint8_t)rnd()
+                 : kind % 4 == 1 ? (uint8_t)((rnd() & 1) * 255)
+                 : kind % 4 == 2 ? (uint8_t)(k * 7)
+                                 : 255;
+    char err[256];
+    assert_int_equal(rn_resize_set_isa(RN_ISA_C), RN_OK);
+    assert_int_equal(rn_resize_window(src, w, h, ow, oh, x0, y0, cw, ch, want, stride, err,
+                                      sizeof err),
+                     RN_OK);
+    assert_int_equal(rn_resize_set_isa(isa), RN_OK);
+    assert_int_equal(
+        rn_resize_window(src, w, h, ow, oh, x0, y0, cw, ch, got, stride, err, sizeof err), RN_OK);
+    for (size_t k = 0; k < (size_t)ch * stride; k++)
+        if (got[k] != want[k])
+            fail_msg("%s: %dx%d -> %dx%d window %dx%d+%d+%d: byte %zu (row %zu) is %d, C %d",
+                     rn_isa_name(isa), w, h, ow, oh, cw, ch, x0, y0, k, k / stride, got[k],
+                     want[k]);
+    free(src);
+    free(want);
+    free(got);
+}
+
+/* Every table this CPU runs against the C one: all small sizes, random
+ * sizes, scales from 1/60 to 4x and windows, then the parity fixtures. */
+static void test_resize_tables(void **state)
+{
+    (void)state;
+    static const int isas[] = {RN_ISA_AVX512, RN_ISA_AVX2};
+    int ran = 0;
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        if (rn_resize_set_isa(isas[i]) != RN_OK) {
+            printf("# resize table %s: this CPU cannot run it\n", rn_isa_name(isas[i]));
+            continue;
+        }
+        rnd_state = 12345;
+        int cases = 0;
+        for (int w = 1; w <= 12; w++) /* every tiny shape, down and up, whole and windowed */
+            for (int h = 1; h <= 12; h += 5)
+                for (int ow = 1; ow <= 25; ow += 3)
+                    for (int oh = 1; oh <= 25; oh += 4, cases++)
+                        check_tables(isas[i], w, h, ow, oh, ow / 3, oh / 4, ow - ow / 3,
+                                     oh - oh / 4, cases);
+        for (int t = 0; t < 600; t++, cases++) {
+            int w = 1 + (int)(rnd() % (t < 300 ? 80 : 1500));
+            int h = 1 + (int)(rnd() % (t < 300 ? 80 : 700));
+            int ow = 1 + (int)(rnd() % (t % 3 == 0 ? 4 * w : w + 2));
+            int oh = 1 + (int)(rnd() % (t % 3 == 1 ? 4 * h : h + 2));
+            if (t % 7 == 0)
+                ow = w;
+            if (t % 11 == 0)
+                oh = h;
+            if (t % 13 == 0) { /* a large reduction: many taps a pixel */
+                ow = 1 + w / 60;
+                oh = 1 + h / 45;
+            }
+            int cw = 1 + (int)(rnd() % ow), ch = 1 + (int)(rnd() % oh);
+            check_tables(isas[i], w, h, ow, oh, (int)(rnd() % (ow - cw + 1)),
+                         (int)(rnd() % (oh - ch + 1)), cw, ch, t);
+        }
+        assert_int_equal(rn_resize_set_isa(isas[i]), RN_OK);
+        run_parity(0, 1);
+        printf("# resize table %s: %d shapes as the C table's, fixtures in parity\n",
+               rn_isa_name(isas[i]), cases);
+        ran++;
+    }
+    assert_int_equal(rn_resize_set_isa(RN_ISA_AUTO), RN_OK);
+    printf("# resizes run on the %s table (%d other tables checked)\n", rn_resize_isa_name(), ran);
 }
 
 /* ImageNet normalisation, BGR order, through rn_image_to_tensor. */
@@ -608,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_dct_scaling),   cmocka_unit_test(test_png_variants),
         cmocka_unit_test(test_bad_jpeg),      cmocka_unit_test(test_bad_png),
         cmocka_unit_test(test_bad_other),     cmocka_unit_test(test_preprocess_parse),
+        cmocka_unit_test(test_resize_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
