@@ -85,10 +85,9 @@ static inline uint8_t clip8(int32_t ss)
 }
 
 /* Horizontal pass: rows of src (stride src_stride) -> rows of cw RGB pixels. */
-static int pass_h(const uint8_t *src, size_t src_stride, const uint8_t *end, int rows,
-                  const axis *ax, int cw, uint8_t *dst, size_t dst_stride)
+static int pass_h(const uint8_t *src, size_t src_stride, int rows, const axis *ax, int cw,
+                  uint8_t *dst, size_t dst_stride)
 {
-    (void)end;
     for (int y = 0; y < rows; y++) {
         const uint8_t *in = src + (size_t)y * src_stride;
         uint8_t *o = dst + (size_t)y * dst_stride;
@@ -207,7 +206,6 @@ int rn_resize_window(const uint8_t *src, int w, int h, int out_w, int out_h, int
     int need_h = out_w != w, need_v = out_h != h;
     axis ah = {0}, av = {0};
     const rn_resize_kernels *kern = current();
-    const uint8_t *end = src + (size_t)w * h * 3;
     uint8_t *tmp = NULL;
     int rc = RN_OK;
     int row0 = y0, rows = ch; /* input rows the vertical pass reads */
@@ -223,7 +221,7 @@ int rn_resize_window(const uint8_t *src, int w, int h, int out_w, int out_h, int
         if ((rc = axis_init(&ah, w, out_w, x0, cw, err, errlen)) < 0)
             goto out_free_axes;
         if (!need_v) { /* straight into the caller's buffer */
-            if (kern->pass_h(src + (size_t)y0 * w * 3, (size_t)w * 3, end, ch, &ah, cw, dst,
+            if (kern->pass_h(src + (size_t)y0 * w * 3, (size_t)w * 3, ch, &ah, cw, dst,
                              dst_stride) < 0)
                 rc = rn_errf(err, errlen, RN_ERR_NOMEM, "resize: out of memory");
             goto out_free_axes;
@@ -233,7 +231,7 @@ int rn_resize_window(const uint8_t *src, int w, int h, int out_w, int out_h, int
             rc = rn_errf(err, errlen, RN_ERR_NOMEM, "resize: out of memory (%d rows)", rows);
             goto out_free_axes;
         }
-        if (kern->pass_h(src + (size_t)row0 * w * 3, (size_t)w * 3, end, rows, &ah, cw, tmp,
+        if (kern->pass_h(src + (size_t)row0 * w * 3, (size_t)w * 3, rows, &ah, cw, tmp,
                          (size_t)cw * 3) < 0) {
             rc = rn_errf(err, errlen, RN_ERR_NOMEM, "resize: out of memory");
             goto out_free_tmp;

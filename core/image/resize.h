@@ -25,10 +25,10 @@ typedef struct rn_resize_axis {
 typedef struct rn_resize_kernels {
     const char *name;
     /* Horizontal pass: rows of src (stride src_stride) -> rows of cw RGB
-     * pixels. end is one past the last byte of src that may be read. 0, or -1
-     * when out of memory. */
-    int (*pass_h)(const uint8_t *src, size_t src_stride, const uint8_t *end, int rows,
-                  const rn_resize_axis *ax, int cw, uint8_t *dst, size_t dst_stride);
+     * pixels. Reads no byte outside the taps (a JPEG decoded around the crop
+     * leaves the others unwritten). 0, or -1 when out of memory. */
+    int (*pass_h)(const uint8_t *src, size_t src_stride, int rows, const rn_resize_axis *ax,
+                  int cw, uint8_t *dst, size_t dst_stride);
     /* Vertical pass: output row yy of the window is the weighted sum of the
      * rows first[yy] - row0 .. of src, bytes bytes each. 0, or -1 when out of
      * memory. */

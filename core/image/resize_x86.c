@@ -3,9 +3,10 @@
  *
  * Horizontal: one output pixel at a time, its taps in chunks of whole RGB
  * pixels spread over 32-bit lanes (AVX-512: 5 pixels in lanes 0..14 from one
- * masked 15-byte load; AVX2: 2 pixels in lanes 0..5 from an 8-byte load),
+ * masked 15-byte load; AVX2: 2 pixels in lanes 0..5 from a 6-byte load),
  * multiplied by the taps' coefficients laid out the same way (an expanded
  * copy of the axis, built per call), then the lanes of each channel summed.
+ * No byte outside the taps is read, as in the C passes.
  * Vertical: 64 (AVX-512) or 32 (AVX2) bytes of a row at a time, every tap's
  * row times its broadcast coefficient. */
 #if defined(__x86_64__)
@@ -46,25 +47,25 @@ static inline uint8_t clip8(int32_t ss)
     return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
-/* resize.c's horizontal pass for one output pixel: where a vector load
- * would read past the end of the source. */
-static void pixel_c(const uint8_t *p, const int32_t *k, int n, uint8_t *o)
-{
-    int32_t s0 = 1 << (BITS - 1), s1 = s0, s2 = s0;
-    for (int x = 0; x < n; x++, p += 3) {
-        s0 += p[0] * k[x];
-        s1 += p[1] * k[x];
-        s2 += p[2] * k[x];
-    }
-    o[0] = clip8(s0);
-    o[1] = clip8(s1);
-    o[2] = clip8(s2);
-}
-
 /* ---- AVX2 ---------------------------------------------------------------- */
 
-AVX2 static int h_avx2(const uint8_t *src, size_t src_stride, const uint8_t *end, int rows,
-                       const rn_resize_axis *ax, int cw, uint8_t *dst, size_t dst_stride)
+/* The n (1 or 2) RGB pixels at p in the low bytes: no byte past them is read
+ * (a decode around the crop leaves the bytes past its margin unwritten). */
+AVX2 static inline __m128i load_px(const uint8_t *p, int n)
+{
+    uint32_t a;
+    uint16_t b;
+    if (n >= 2) {
+        memcpy(&a, p, 4);
+        memcpy(&b, p + 4, 2);
+        return _mm_insert_epi16(_mm_cvtsi32_si128((int)a), b, 2);
+    }
+    memcpy(&b, p, 2);
+    return _mm_insert_epi8(_mm_cvtsi32_si128(b), p[2], 2);
+}
+
+AVX2 static int h_avx2(const uint8_t *src, size_t src_stride, int rows, const rn_resize_axis *ax,
+                       int cw, uint8_t *dst, size_t dst_stride)
 {
     int nch;
     int32_t *kx = expand(ax, cw, 2, 8, &nch);
@@ -78,16 +79,10 @@ AVX2 static int h_avx2(const uint8_t *src, size_t src_stride, const uint8_t *end
         uint8_t *o = dst + (size_t)y * dst_stride;
         for (int xx = 0; xx < cw; xx++) {
             const uint8_t *p = in + (size_t)ax->first[xx] * 3;
-            int n = ax->n[xx];
-            /* the last chunk's 8-byte load ends 2 bytes past its 2 pixels */
-            if (p + (size_t)6 * ((n + 1) / 2) + 2 > end) {
-                pixel_c(p, ax->k + (size_t)xx * ax->ksize, n, o + (size_t)xx * 3);
-                continue;
-            }
             const __m256i *kk = (const __m256i *)(kx + (size_t)xx * nch * 8);
             __m256i acc = bias;
-            for (; n > 0; n -= 2, p += 6, kk++) {
-                __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+            for (int n = ax->n[xx]; n > 0; n -= 2, p += 6, kk++) {
+                __m256i v = _mm256_cvtepu8_epi32(load_px(p, n));
                 acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(v, _mm256_load_si256(kk)));
             }
             acc = _mm256_add_epi32(acc, _mm256_permutevar8x32_epi32(acc, hi));
@@ -154,10 +149,10 @@ const rn_resize_kernels rn_resize_avx2 = {"avx2", h_avx2, v_avx2};
 
 /* ---- AVX-512 ------------------------------------------------------------- */
 
-AVX512 static int h_avx512(const uint8_t *src, size_t src_stride, const uint8_t *end, int rows,
+AVX512 static int h_avx512(const uint8_t *src, size_t src_stride, int rows,
                            const rn_resize_axis *ax, int cw, uint8_t *dst, size_t dst_stride)
 {
-    (void)end; /* masked loads read no byte past the taps */
+    /* masked loads: no byte past the taps is read */
     int nch;
     int32_t *kx = expand(ax, cw, 5, 16, &nch);
     if (!kx)
