@@ -78,6 +78,23 @@ static int axis_init(axis *a, int in_size, int out_size, int o0, int count, char
     return RN_OK;
 }
 
+void rn_resize_span(int in_size, int out_size, int o0, int count, int *lo, int *hi)
+{
+    if (in_size == out_size) { /* copied, not resampled */
+        *lo = o0;
+        *hi = o0 + count;
+        return;
+    }
+    /* axis_init's window bounds, which grow with the output index */
+    float in0 = 0.0f, in1 = (float)in_size;
+    double scale = (double)(in1 - in0) / out_size;
+    double support = scale < 1.0 ? 1.0 : scale;
+    double c0 = in0 + (o0 + 0.5) * scale, c1 = in0 + (o0 + count - 1 + 0.5) * scale;
+    int xmin = (int)(c0 - support + 0.5), xmax = (int)(c1 + support + 0.5);
+    *lo = RN_MAX(0, xmin);
+    *hi = RN_MIN(in_size, xmax);
+}
+
 static inline uint8_t clip8(int32_t ss)
 {
     int32_t v = ss >> PRECISION_BITS;

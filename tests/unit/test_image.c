@@ -257,6 +257,99 @@ static void test_resize_tables(void **state)
     printf("# resizes run on the %s table (%d other tables checked)\n", rn_resize_isa_name(), ran);
 }
 
+/* ---- the JPEG decoded only where the crop reads ------------------------- */
+
+/* data through rn_image_to_tensor (which decodes a JPEG only around the
+ * crop's pixels) and through a whole decode + rn_image_preprocess: the same
+ * status and, when it succeeds, the same floats. Returns the status. */
+static int same_both_ways(const char *what, const uint8_t *data, size_t len,
+                          const rn_preprocess *pp)
+{
+    size_t n = (size_t)3 * pp->crop * pp->crop;
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    char err[256];
+    rn_image_params ip = rn_image_default_params();
+    int ra = rn_image_to_tensor(data, len, &ip, pp, a, err, sizeof err);
+    rn_image im;
+    int rb = rn_image_decode(data, len, &ip, &im, err, sizeof err);
+    if (rb == RN_OK) {
+        rb = rn_image_preprocess(&im, pp, b, err, sizeof err);
+        rn_image_free(&im);
+    }
+    if (ra != rb)
+        fail_msg("%s r%d c%d: %d through the cropped decode, %d through the whole one", what,
+                 pp->resize, pp->crop, ra, rb);
+    if (ra == RN_OK && memcmp(a, b, sizeof(float) * n))
+        fail_msg("%s r%d c%d: the cropped decode changes the tensor", what, pp->resize, pp->crop);
+    free(a);
+    free(b);
+    return ra;
+}
+
+/* Every JPEG fixture (4:4:4, 4:2:2, 4:2:0, 4:4:0, progressive, restart
+ * markers, gray, CMYK, 20x20, 4000x300), resized up, down and not at all,
+ * cropped inside and beyond the image; then dog.jpg and its progressive and
+ * restart-marker copies truncated and with flipped bytes, where the decode
+ * must fail (or pass) exactly as the whole decode does, also where the damage
+ * lies only in rows below the crop. */
+static void test_cropped_decode(void **state)
+{
+    (void)state;
+    static const char *files[] = {
+        "/usr/share/darknet/data/dog.jpg",   "/usr/share/darknet/data/kite.jpg",
+        "/usr/share/darknet/data/scream.jpg", "/usr/share/darknet/data/giraffe.jpg",
+        "dog_progressive.jpg", "dog_restart.jpg", "dog_tiny.jpg", "eagle_gray.jpg",
+        "horses_cmyk.jpg", "horses_cmyk_im.jpg", "horses_wide.jpg", "scream_422.jpg",
+    };
+    static const int sizes[][2] = {{256, 224}, {224, 224}, {300, 200}, {100, 224},
+                                   {999, 128}, {64, 64},   {7, 5},     {576, 576}};
+    int cases = 0, failed = 0;
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        buf b = {0};
+        if (load(files[f], &b) < 0)
+            fail_msg("%s: not found", files[f]);
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++, cases++) {
+            rn_preprocess pp = rn_preprocess_default();
+            pp.resize = sizes[k][0];
+            pp.crop = sizes[k][1];
+            assert_int_equal(same_both_ways(files[f], b.p, b.n, &pp), RN_OK);
+        }
+        free(b.p);
+    }
+    static const char *broken[] = {"/usr/share/darknet/data/dog.jpg", "dog_progressive.jpg",
+                                   "dog_restart.jpg"};
+    rnd_state = 777;
+    for (size_t f = 0; f < sizeof broken / sizeof broken[0]; f++) {
+        buf b = {0};
+        assert_int_equal(load(broken[f], &b), 0);
+        rn_preprocess pp = rn_preprocess_default();
+        uint8_t *c = malloc(b.n);
+        for (int t = 0; t < 40; t++, cases++) {
+            memcpy(c, b.p, b.n);
+            size_t len = b.n;
+            if (t < 12) { /* cut at 5% .. 99.9%: rows below the crop missing too */
+                static const int permille[] = {50, 200, 400, 600, 750, 850, 900, 950, 980, 990,
+                                               995, 999};
+                len = b.n * permille[t] / 1000;
+            } else { /* a few bytes of the scan data changed */
+                for (int i = 0; i < 1 + t % 4; i++)
+                    c[b.n / 10 + rnd() % (b.n - b.n / 10 - 2)] ^= (uint8_t)(1 + rnd() % 255);
+            }
+            failed += same_both_ways(broken[f], c, len, &pp) != RN_OK;
+            /* a small crop: most rows after it, where only the entropy decoder runs */
+            rn_preprocess small = pp;
+            small.crop = 32;
+            same_both_ways(broken[f], c, len, &small);
+            cases++;
+        }
+        free(c);
+        free(b.p);
+    }
+    printf("# cropped JPEG decode: %d cases as the whole decode (%d failing both ways)\n", cases,
+           failed);
+    assert_true(failed > 10);
+}
+
 /* ImageNet normalisation, BGR order, through rn_image_to_tensor. */
 static void test_parity_normalized_bgr(void **state)
 {
@@ -696,7 +789,7 @@ int main(void)
         cmocka_unit_test(test_dct_scaling),   cmocka_unit_test(test_png_variants),
         cmocka_unit_test(test_bad_jpeg),      cmocka_unit_test(test_bad_png),
         cmocka_unit_test(test_bad_other),     cmocka_unit_test(test_preprocess_parse),
-        cmocka_unit_test(test_resize_tables),
+        cmocka_unit_test(test_resize_tables), cmocka_unit_test(test_cropped_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
