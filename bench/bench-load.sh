@@ -16,7 +16,9 @@
 # On a shared machine the speed drifts within minutes, so the configurations
 # run interleaved (every daemon started once, idle while another is measured),
 # REPEAT rounds, each with its own engine references; each figure printed is
-# the median over the rounds, each ratio the median of the per-round ratios.
+# the median over the rounds, each ratio the median of the per-round ratios
+# (each round's figures are printed as it ends: on a shared machine the
+# rounds where the engine reference ran at full speed are the ones to read).
 #   bench/bench-load.sh [MODEL]       env: BUILD (build), SECONDS_PER_RUN (10),
 #       REPEAT (3), CLIENTS ("1 4 16 64"), CONFIGS ("old=--workers 2 --threads 1;new="),
 #       RESNETD_FLAGS (added to every config), LOAD_IMAGE
@@ -94,7 +96,8 @@ for round in $(seq "$REPEAT"); do
                 -v cpu="$(( cpu1 - cpu0 ))" -v tick="$TICK" 'BEGIN {
                 printf "%s %s %s %s %s %s %s %s %s %s\n", n, c, r, p, q, e, x,
                        (b1 > 0 ? p / b1 : -1), (b8 > 0 ? r / b8 : -1),
-                       (k > 0 ? cpu * 1000 / tick / k : -1) }' >>"$TMP/runs"
+                       (k > 0 ? cpu * 1000 / tick / k : -1) }' | tee -a "$TMP/runs" |
+                awk -v r="$round" -v name="${names[$i]}" '{ printf "# round %s: %s, %s clients: %s images/s, thr %.2f, %.2f ms of CPU an image\n", r, name, $2, $3, $9, $10 }' 
         done
     done
 done
