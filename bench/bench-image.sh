@@ -2,7 +2,8 @@
 # The image pipeline under make bench: decode + preprocess time per image for
 # darknet's 768x576 dog.jpg and a 12-megapixel JPEG made from it (4000x3000,
 # quality 90, built once into bench/out with ImageMagick), with and without
-# libjpeg-turbo's DCT scaling.
+# libjpeg-turbo's DCT scaling. Then dog.jpg's decode + preprocess on each resize
+# table this CPU runs (RN_ISA=c, avx2, avx512: every one gives the same bytes).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -18,3 +19,13 @@ fi
 for img in "$DOG" "$BIG"; do
     "$BUILD/resnet" bench-image "$img" --seconds "$SECS"
 done
+flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+for t in c avx2 avx512; do
+    case $t in
+    avx2) [[ $flags == *" avx2"* ]] || continue ;;
+    avx512) [[ $flags == *" avx512bw"* && $flags == *" avx512vl"* && $flags == *" avx512dq"* ]] || continue ;;
+    esac
+    printf 'resize table %-7s ' "$t"
+    RN_ISA=$t "$BUILD/resnet" bench-image "$DOG" --seconds "$SECS" | awk '$5 == "full" { print "decode + preprocess: mean " $8 " ms, best " $9 " ms" }'
+done
+

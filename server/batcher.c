@@ -12,16 +12,19 @@
  *      --max-batch (Triton's dynamic batcher);
  *   3. with --max-delay-us > 0 and a batch not yet full, wait for more images
  *      until the oldest has waited that long (0, the default: never wait);
- *   3b. if no other worker is busy and the queue is now empty, the batch is
- *      the only work: it runs on the model's lone context (--lone-threads,
- *      every core by default) and the other workers wait for it, so that a
- *      lone request gets the whole machine and workers x threads still never
- *      exceed the cores;
  *   4. unlock, then for each image: answer 504 if it waited past its deadline
  *      (not computed), skip it if another image of its job already failed or
  *      its client hung up (overloaded clients give up; their work must not
  *      crowd out the others), else decode and preprocess it straight into the
  *      batch buffer;
+ *   4b. then, if no other worker holds a batch and the queue is empty, the
+ *      batch is the only work: its inference runs on the model's lone context
+ *      (--lone-threads, every core by default) and the other workers wait for
+ *      it, so that a lone request gets the whole machine and workers x
+ *      threads still never exceed the cores. Decided after the decode, not
+ *      before: a decode runs on one thread, and under load the other workers
+ *      keep their cores busy meanwhile, often taking the requests that came
+ *      in, so that the batch stays on its own thread;
  *   5. one rn_infer() (or rn_infer_outputs() for a layer) over the batch,
  *      results copied to each image's job;
  *   6. the worker that finishes a job's last image calls job->done(), which
@@ -208,9 +211,9 @@ static void inspect_one(struct infer_image *it, rn_ctx *ctx, const float *x, int
     metrics_images(1);
 }
 
-/* Steps 4 and 5 of the loop: decode, infer (on the lone context when lone),
- * scatter the results. */
-static void run_batch(struct worker *w, int n, int lone)
+/* Step 4 of the loop: the batch's checks and decodes into w->in; idx[0..k)
+ * are the images that go on, t0 when the step began. Returns k. */
+static int decode_batch(struct worker *w, int n, int idx[], int64_t *t0_out)
 {
     struct infer_image **batch = w->batch;
     struct model *m = batch[0]->job->model;
@@ -219,6 +222,7 @@ static void run_batch(struct worker *w, int n, int lone)
     int nc = m->info->n_classes, ed = m->info->embed_dim;
     const struct infer_job *j0 = batch[0]->job;
     int64_t t0 = now_ns();
+    *t0_out = t0;
     char msg[256];
     size_t per = 0; /* floats of the layer per image */
     if (j0->layer >= 0) {
@@ -232,11 +236,11 @@ static void run_batch(struct worker *w, int n, int lone)
         grow(&w->layer, &w->layer_cap, per * n) < 0) {
         for (int i = 0; i < n; i++)
             fail_image(batch[i], SRV_ERR_NOMEM, "out of memory for the batch");
-        return;
+        return 0;
     }
     rn_image_params ip = rn_image_default_params();
     ip.max_pixels = w->b->p.max_pixels;
-    int idx[256], k = 0;
+    int k = 0;
     for (int i = 0; i < n; i++) {
         struct infer_image *it = batch[i];
         it->queue_s = (double)(t0 - it->job->t_submit_ns) / 1e9;
@@ -264,8 +268,25 @@ static void run_batch(struct worker *w, int n, int lone)
         }
         idx[k++] = i;
     }
-    if (k == 0)
-        return;
+    return k;
+}
+
+/* Step 5: infer the k decoded images idx[] (on the lone context when lone),
+ * scatter the results. */
+static void infer_batch(struct worker *w, const int idx[], int k, int64_t t0, int lone)
+{
+    struct infer_image **batch = w->batch;
+    struct model *m = batch[0]->job->model;
+    int h = batch[0]->h, wd = batch[0]->w;
+    int nc = m->info->n_classes, ed = m->info->embed_dim;
+    const struct infer_job *j0 = batch[0]->job;
+    char msg[256];
+    size_t per = 0; /* floats of the layer per image */
+    if (j0->layer >= 0) {
+        int shape[3] = {0, 0, 0};
+        rn_model_layer_shape(m->m, j0->layer, h, wd, shape);
+        per = (size_t)shape[0] * (j0->pool == RN_POOL_AVG ? 1 : (size_t)shape[1] * shape[2]);
+    }
     rn_ctx *ctx = lone && m->lone ? m->lone : m->ctx[w->id];
     if (j0->inspect) { /* take() gives an inspection a batch of its own */
         inspect_one(batch[idx[0]], ctx, w->in, h, wd, t0, lone && m->lone);
@@ -328,15 +349,27 @@ static void *worker_main(void *arg)
          * waited for a fuller batch: it waits for them too. */
         while (b->lone)
             pthread_cond_wait(&b->nonempty, &b->lock);
-        int lone = b->p.lend && b->running == 0 && !b->head; /* step 3b */
-        if (lone)
-            b->lone = 1;
         b->running += n;
         metrics_queue_depth(b->queued);
         pthread_mutex_unlock(&b->lock);
 
         atomic_store(&w->busy_since_ns, now_ns());
-        run_batch(w, n, lone);
+        int idx[256];
+        int64_t t0;
+        int k = decode_batch(w, n, idx, &t0);
+        /* Step 4b, once decoded: a decode is single-threaded, so the lent
+         * threads are claimed only for the inference, and only if the batch
+         * is still the only work (no other worker took a batch meanwhile,
+         * nothing came in) */
+        pthread_mutex_lock(&b->lock);
+        while (b->lone)
+            pthread_cond_wait(&b->nonempty, &b->lock);
+        int lone = k > 0 && b->p.lend && b->running == n && !b->head;
+        if (lone)
+            b->lone = 1;
+        pthread_mutex_unlock(&b->lock);
+        if (k > 0)
+            infer_batch(w, idx, k, t0, lone);
         atomic_store(&w->busy_since_ns, 0);
 
         pthread_mutex_lock(&b->lock);

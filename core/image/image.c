@@ -101,8 +101,10 @@ uint8_t *rn_image_alloc(int w, int h)
     return malloc((size_t)w * h * 3);
 }
 
-static int decode(const void *data, size_t len, const rn_image_params *params, rn_image *out,
-                  int *full_w, int *full_h, char *err, size_t errlen)
+/* for_pp: the image is decoded only to be preprocessed so (rn_jpeg_decode). */
+static int decode(const void *data, size_t len, const rn_image_params *params,
+                  const rn_preprocess *for_pp, rn_image *out, int *full_w, int *full_h, char *err,
+                  size_t errlen)
 {
     if (!out)
         return rn_errf(err, errlen, RN_ERR_INVALID_ARG, "image: NULL output");
@@ -120,7 +122,13 @@ static int decode(const void *data, size_t len, const rn_image_params *params, r
     int kind = sniff(d, len), rc;
     *full_w = *full_h = 0;
     switch (kind) {
-    case RN_KIND_JPEG: rc = rn_jpeg_decode(d, len, params, out, full_w, full_h, err, errlen); break;
+    case RN_KIND_JPEG:
+        /* only the preprocessed pixels, when they are the decoded ones: not
+         * turned by an EXIF orientation */
+        if (for_pp && params->exif_orient && rn_exif_orientation(d, len, kind) != 1)
+            for_pp = NULL;
+        rc = rn_jpeg_decode(d, len, params, for_pp, out, full_w, full_h, err, errlen);
+        break;
     case RN_KIND_PNG: rc = rn_png_decode(d, len, params, out, err, errlen); break;
     case RN_KIND_WEBP: rc = rn_webp_decode(d, len, params, out, err, errlen); break;
     case RN_KIND_GIF: rc = rn_gif_decode(d, len, params, out, err, errlen); break;
@@ -163,7 +171,7 @@ int rn_image_decode(const void *data, size_t len, const rn_image_params *params,
                     char *err, size_t errlen)
 {
     int fw = 0, fh = 0;
-    return decode(data, len, params, out, &fw, &fh, err, errlen);
+    return decode(data, len, params, NULL, out, &fw, &fh, err, errlen);
 }
 
 int rn_image_to_tensor(const void *data, size_t len, const rn_image_params *params,
@@ -178,7 +186,7 @@ int rn_image_to_tensor(const void *data, size_t len, const rn_image_params *para
         p.min_side = p.min_side > pp->resize ? p.min_side : pp->resize;
     rn_image img;
     int fw = 0, fh = 0;
-    int rc = decode(data, len, &p, &img, &fw, &fh, err, errlen);
+    int rc = decode(data, len, &p, pp, &img, &fw, &fh, err, errlen);
     if (rc < 0)
         return rc;
     rc = rn_preprocess_scaled(&img, fw, fh, pp, out, err, errlen);

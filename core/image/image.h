@@ -13,9 +13,16 @@
 
 /* Decoders (jpeg.c, png.c). Same contract as rn_image_decode; the
  * format is already known from the magic bytes. The JPEG decoder may return a
- * DCT-scaled image; *full_w and *full_h always receive the declared size. */
-int rn_jpeg_decode(const uint8_t *data, size_t len, const rn_image_params *params, rn_image *out,
-                   int *full_w, int *full_h, char *err, size_t errlen);
+ * DCT-scaled image; *full_w and *full_h always receive the declared size.
+ * With for_pp (and no DCT scaling), the JPEG decoder may fill only the pixels
+ * rn_preprocess_scaled(out, *full_w, *full_h, for_pp) reads (plus a margin;
+ * the rest of out->rgb is left unwritten): it skips the IDCT, upsampling and
+ * colour conversion of the columns and rows around them, and still
+ * entropy-decodes every row, so a corrupt or truncated file fails as it does
+ * without for_pp. */
+int rn_jpeg_decode(const uint8_t *data, size_t len, const rn_image_params *params,
+                   const rn_preprocess *for_pp, rn_image *out, int *full_w, int *full_h, char *err,
+                   size_t errlen);
 int rn_png_decode(const uint8_t *data, size_t len, const rn_image_params *params, rn_image *out,
                   char *err, size_t errlen);
 /* webp.c, gif.c, bmp.c, tiff.c: the same contract, each
@@ -58,6 +65,24 @@ int rn_image_orient(rn_image *img, int o, char *err, size_t errlen);
  * RN_ERR_NOMEM / RN_ERR_INVALID_ARG with a message. */
 int rn_resize_window(const uint8_t *src, int w, int h, int out_w, int out_h, int x0, int y0, int cw,
                      int ch, uint8_t *dst, size_t dst_stride, char *err, size_t errlen);
+
+/* The table of rn_resize_window's passes (resize.h): isa is RN_ISA_AVX512,
+ * RN_ISA_AVX2 or RN_ISA_C (enum rn_isa), or RN_ISA_AUTO: the RN_ISA
+ * environment variable's table when this CPU runs it, else the best one (the
+ * default). Every table gives the same bytes; the choice is for tests and
+ * benchmarks, made before resizes run. RN_OK, or RN_ERR_UNSUPPORTED when this
+ * CPU cannot run isa. */
+int rn_resize_set_isa(int isa);
+/* The name of the table resizes run on: "avx512", "avx2" or "c". */
+const char *rn_resize_isa_name(void);
+/* The input samples [*lo, *hi) that outputs [o0, o0+count) of an in_size ->
+ * out_size resample read (rn_resize_window's taps). */
+void rn_resize_span(int in_size, int out_size, int o0, int count, int *lo, int *hi);
+
+/* The pixels of a full_w x full_h image that rn_preprocess_scaled reads for
+ * pp (the crop's window through the resize's taps): columns [rect[0],
+ * rect[1]), rows [rect[2], rect[3]). The whole image where pp is invalid. */
+void rn_preprocess_source_rect(int full_w, int full_h, const rn_preprocess *pp, int rect[4]);
 
 /* rn_image_preprocess for an image that stands for a larger one: geometry
  * (resize, crop) is computed from full_w x full_h, the pixels come from img

@@ -127,8 +127,16 @@ static int pick_denom(const struct jpeg_decompress_struct *d, int min_side)
     return 1;
 }
 
-int rn_jpeg_decode(const uint8_t *data, size_t len, const rn_image_params *params, rn_image *out,
-                   int *full_w, int *full_h, char *err, size_t errlen)
+/* Pixels decoded around the preprocessing's rectangle: libjpeg-turbo's fancy
+ * upsampling may treat the edges of a cropped row as the image's edges
+ * (libjpeg.txt, "Decompressing partial scanlines"), so those edges must stay
+ * out of what the resize reads; an iMCU (at most 32 pixels) keeps them well
+ * clear. */
+#define CROP_MARGIN 32
+
+int rn_jpeg_decode(const uint8_t *data, size_t len, const rn_image_params *params,
+                   const rn_preprocess *for_pp, rn_image *out, int *full_w, int *full_h, char *err,
+                   size_t errlen)
 {
     struct jpeg_decompress_struct d;
     jerr e;
@@ -195,19 +203,35 @@ int rn_jpeg_decode(const uint8_t *data, size_t len, const rn_image_params *param
         longjmp(e.jb, 1);
     }
     int w = (int)d.output_width, h = (int)d.output_height;
+    /* decode columns [x0, x0 + cw) of rows [y0, y1) into their places */
+    int y0 = 0, y1 = h;
+    JDIMENSION x0 = 0, cw = (JDIMENSION)w;
+    if (for_pp && d.output_width == d.image_width && d.output_height == d.image_height) {
+        int r[4];
+        rn_preprocess_source_rect(w, h, for_pp, r);
+        int a = RN_MAX(0, r[0] - CROP_MARGIN), b = RN_MIN(w, r[1] + CROP_MARGIN);
+        if (b - a < w) {
+            x0 = (JDIMENSION)a;
+            cw = (JDIMENSION)(b - a);
+            jpeg_crop_scanline(&d, &x0, &cw); /* x0 moves left to an iMCU boundary */
+        }
+        y0 = RN_MAX(0, r[2] - CROP_MARGIN);
+        y1 = RN_MIN(h, r[3] + CROP_MARGIN);
+    }
     rgb = malloc((size_t)w * h * 3);
-    if (comps != 3)
-        row = malloc((size_t)w * comps);
-    if (!rgb || (comps != 3 && !row)) {
+    row = malloc((size_t)cw * RN_MAX(comps, 3)); /* a row of other components, or the last */
+    if (!rgb || !row) {
         e.status = RN_ERR_NOMEM;
         snprintf(e.msg, sizeof e.msg, "out of memory for %dx%d pixels", w, h);
         longjmp(e.jb, 1);
     }
-    while (d.output_scanline < d.output_height) {
-        uint8_t *o = rgb + (size_t)d.output_scanline * w * 3;
+    if (y0 > 0)
+        jpeg_skip_scanlines(&d, (JDIMENSION)y0);
+    while ((int)d.output_scanline < y1) {
+        uint8_t *o = rgb + ((size_t)d.output_scanline * w + x0) * 3;
         if (comps == 3) {
             JSAMPROW rows[16];
-            int n = RN_MIN(16, (int)(d.output_height - d.output_scanline));
+            int n = RN_MIN(16, y1 - (int)d.output_scanline);
             for (int i = 0; i < n; i++)
                 rows[i] = o + (size_t)i * w * 3;
             jpeg_read_scanlines(&d, rows, (JDIMENSION)n);
@@ -216,11 +240,21 @@ int rn_jpeg_decode(const uint8_t *data, size_t len, const rn_image_params *param
         JSAMPROW r = row;
         jpeg_read_scanlines(&d, &r, 1);
         if (comps == 1) {
-            for (int x = 0; x < w; x++)
+            for (int x = 0; x < (int)cw; x++)
                 o[3 * x] = o[3 * x + 1] = o[3 * x + 2] = row[x];
         } else {
-            cmyk_row(row, o, w);
+            cmyk_row(row, o, (int)cw);
         }
+    }
+    /* The rows below still go through the entropy decoder, so that a
+     * corrupt or truncated end fails here as in a whole decode: skipped up to
+     * the last, which is read (libjpeg-turbo skips to the very end without
+     * decoding anything). */
+    if (d.output_scanline < d.output_height) {
+        if (d.output_height - d.output_scanline > 1)
+            jpeg_skip_scanlines(&d, d.output_height - 1 - d.output_scanline);
+        JSAMPROW r = row;
+        jpeg_read_scanlines(&d, &r, 1);
     }
     /* Like PIL, stop at the last scanline: a missing EOI after complete image
      * data is no error (jpeg_finish_decompress would only look for it). */

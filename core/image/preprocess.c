@@ -138,6 +138,34 @@ static int check_pp(const rn_preprocess *pp, char *err, size_t errlen)
     return RN_OK;
 }
 
+/* torchvision's _compute_resized_output_size: the short side to pp->resize,
+ * the long side truncated. -1 when the long side would not fit an int. */
+static int resized_size(int full_w, int full_h, const rn_preprocess *pp, int *nw, int *nh)
+{
+    int shorter = RN_MIN(full_w, full_h), longer = RN_MAX(full_w, full_h);
+    double nl = (double)pp->resize * longer / shorter;
+    if (nl > INT_MAX / 8)
+        return -1;
+    *nw = full_w <= full_h ? pp->resize : (int)nl;
+    *nh = full_w <= full_h ? (int)nl : pp->resize;
+    return 0;
+}
+
+void rn_preprocess_source_rect(int full_w, int full_h, const rn_preprocess *pp, int rect[4])
+{
+    int nw, nh, sx, sy, dx, dy, cw, ch;
+    rect[0] = rect[2] = 0;
+    rect[1] = full_w;
+    rect[3] = full_h;
+    if (full_w < 1 || full_h < 1 || check_pp(pp, NULL, 0) < 0 ||
+        resized_size(full_w, full_h, pp, &nw, &nh) < 0)
+        return; /* rn_preprocess_scaled fails on it: any rectangle will do */
+    crop_axis(nw, pp->crop, &sx, &dx, &cw);
+    crop_axis(nh, pp->crop, &sy, &dy, &ch);
+    rn_resize_span(full_w, nw, sx, cw, &rect[0], &rect[1]);
+    rn_resize_span(full_h, nh, sy, ch, &rect[2], &rect[3]);
+}
+
 int rn_preprocess_scaled(const rn_image *img, int full_w, int full_h, const rn_preprocess *pp,
                          float *out, char *err, size_t errlen)
 {
@@ -146,14 +174,10 @@ int rn_preprocess_scaled(const rn_image *img, int full_w, int full_h, const rn_p
         return rc;
     if (!img || !img->rgb || img->width < 1 || img->height < 1 || full_w < 1 || full_h < 1 || !out)
         return rn_errf(err, errlen, RN_ERR_INVALID_ARG, "preprocess: empty image or output");
-    /* torchvision's _compute_resized_output_size: the long side truncated */
-    int shorter = RN_MIN(full_w, full_h), longer = RN_MAX(full_w, full_h);
-    double nl = (double)pp->resize * longer / shorter;
-    if (nl > INT_MAX / 8)
+    int nw, nh;
+    if (resized_size(full_w, full_h, pp, &nw, &nh) < 0)
         return rn_errf(err, errlen, RN_ERR_IMAGE_TOO_LARGE,
                        "preprocess: aspect ratio %dx%d too extreme to resize", full_w, full_h);
-    int nw = full_w <= full_h ? pp->resize : (int)nl;
-    int nh = full_w <= full_h ? (int)nl : pp->resize;
     int c = pp->crop, sx, sy, dx, dy, cw, ch;
     crop_axis(nw, c, &sx, &dx, &cw);
     crop_axis(nh, c, &sy, &dy, &ch);

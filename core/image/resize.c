@@ -1,23 +1,17 @@
 /* Antialiased bilinear resize of 8-bit RGB, bit-identical to Pillow 9.4's ImagingResample. */
 #include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "image.h"
+#include "resize.h"
 #include "rn_internal.h"
 
-/* Pillow: 8 bits for the result, two for overflow, the rest for the fraction. */
-#define PRECISION_BITS (32 - 8 - 2)
+#define PRECISION_BITS RN_RESIZE_PRECISION_BITS
 
-/* One axis of the resample: for each output index i of the window, taps
- * k[i*ksize .. +n[i]) applied to input samples starting at first[i]. */
-typedef struct axis {
-    int ksize;
-    int *first; /* (count) first input index */
-    int *n;     /* (count) number of taps */
-    int32_t *k; /* (count, ksize) fixed-point coefficients */
-} axis;
+typedef rn_resize_axis axis;
 
 static void axis_free(axis *a)
 {
@@ -84,6 +78,23 @@ static int axis_init(axis *a, int in_size, int out_size, int o0, int count, char
     return RN_OK;
 }
 
+void rn_resize_span(int in_size, int out_size, int o0, int count, int *lo, int *hi)
+{
+    if (in_size == out_size) { /* copied, not resampled */
+        *lo = o0;
+        *hi = o0 + count;
+        return;
+    }
+    /* axis_init's window bounds, which grow with the output index */
+    float in0 = 0.0f, in1 = (float)in_size;
+    double scale = (double)(in1 - in0) / out_size;
+    double support = scale < 1.0 ? 1.0 : scale;
+    double c0 = in0 + (o0 + 0.5) * scale, c1 = in0 + (o0 + count - 1 + 0.5) * scale;
+    int xmin = (int)(c0 - support + 0.5), xmax = (int)(c1 + support + 0.5);
+    *lo = RN_MAX(0, xmin);
+    *hi = RN_MIN(in_size, xmax);
+}
+
 static inline uint8_t clip8(int32_t ss)
 {
     int32_t v = ss >> PRECISION_BITS;
@@ -91,8 +102,8 @@ static inline uint8_t clip8(int32_t ss)
 }
 
 /* Horizontal pass: rows of src (stride src_stride) -> rows of cw RGB pixels. */
-static void pass_h(const uint8_t *src, size_t src_stride, int rows, const axis *ax, int cw,
-                   uint8_t *dst, size_t dst_stride)
+static int pass_h(const uint8_t *src, size_t src_stride, int rows, const axis *ax, int cw,
+                  uint8_t *dst, size_t dst_stride)
 {
     for (int y = 0; y < rows; y++) {
         const uint8_t *in = src + (size_t)y * src_stride;
@@ -111,13 +122,17 @@ static void pass_h(const uint8_t *src, size_t src_stride, int rows, const axis *
             o[xx * 3 + 2] = clip8(s2);
         }
     }
+    return 0;
 }
 
 /* Vertical pass: row yy of the window is a weighted sum of whole rows of src,
  * accumulated tap by tap over the row so the inner loop vectorises. */
-static void pass_v(const uint8_t *src, size_t src_stride, int row0, const axis *ax, int ch,
-                   int bytes, int32_t *acc, uint8_t *dst, size_t dst_stride)
+static int pass_v(const uint8_t *src, size_t src_stride, int row0, const axis *ax, int ch,
+                  int bytes, uint8_t *dst, size_t dst_stride)
 {
+    int32_t *acc = malloc(sizeof(int32_t) * (size_t)bytes);
+    if (!acc)
+        return -1;
     for (int yy = 0; yy < ch; yy++) {
         const int32_t *k = ax->k + (size_t)yy * ax->ksize;
         for (int x = 0; x < bytes; x++)
@@ -132,6 +147,68 @@ static void pass_v(const uint8_t *src, size_t src_stride, int row0, const axis *
         for (int x = 0; x < bytes; x++)
             o[x] = clip8(acc[x]);
     }
+    free(acc);
+    return 0;
+}
+
+const rn_resize_kernels rn_resize_c = {"c", pass_h, pass_v};
+
+/* The table of isa (enum rn_isa) if this CPU runs it, else NULL. */
+static const rn_resize_kernels *kernels_of(int isa)
+{
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2");
+    int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    if (isa == RN_ISA_AVX512)
+        return avx512 ? &rn_resize_avx512 : NULL;
+    if (isa == RN_ISA_AVX2)
+        return avx2 ? &rn_resize_avx2 : NULL;
+#endif
+    return isa == RN_ISA_C ? &rn_resize_c : NULL;
+}
+
+/* RN_ISA_AUTO: the RN_ISA environment variable's table when this CPU runs
+ * it (as the engine reads it, resnet.h), else the best one. */
+static const rn_resize_kernels *kernels_auto(void)
+{
+    const char *env = getenv("RN_ISA");
+    const rn_resize_kernels *k = !env                   ? NULL
+                                 : !strcmp(env, "avx512") ? kernels_of(RN_ISA_AVX512)
+                                 : !strcmp(env, "avx2")   ? kernels_of(RN_ISA_AVX2)
+                                 : !strcmp(env, "c")      ? kernels_of(RN_ISA_C)
+                                                          : NULL;
+    static const int best[] = {RN_ISA_AVX512, RN_ISA_AVX2, RN_ISA_C};
+    for (size_t i = 0; !k && i < RN_ARRAY_LEN(best); i++)
+        k = kernels_of(best[i]);
+    return k;
+}
+
+static _Atomic(const rn_resize_kernels *) kernels;
+
+static const rn_resize_kernels *current(void)
+{
+    const rn_resize_kernels *k = atomic_load_explicit(&kernels, memory_order_relaxed);
+    if (!k) {
+        k = kernels_auto();
+        atomic_store_explicit(&kernels, k, memory_order_relaxed);
+    }
+    return k;
+}
+
+int rn_resize_set_isa(int isa)
+{
+    const rn_resize_kernels *k = isa == RN_ISA_AUTO ? kernels_auto() : kernels_of(isa);
+    if (!k)
+        return RN_ERR_UNSUPPORTED;
+    atomic_store_explicit(&kernels, k, memory_order_relaxed);
+    return RN_OK;
+}
+
+const char *rn_resize_isa_name(void)
+{
+    return current()->name;
 }
 
 int rn_resize_window(const uint8_t *src, int w, int h, int out_w, int out_h, int x0, int y0, int cw,
@@ -145,8 +222,8 @@ int rn_resize_window(const uint8_t *src, int w, int h, int out_w, int out_h, int
     /* Pillow's need_horizontal / need_vertical: an axis of equal size is copied. */
     int need_h = out_w != w, need_v = out_h != h;
     axis ah = {0}, av = {0};
+    const rn_resize_kernels *kern = current();
     uint8_t *tmp = NULL;
-    int32_t *acc = NULL;
     int rc = RN_OK;
     int row0 = y0, rows = ch; /* input rows the vertical pass reads */
     if (need_v) {
@@ -161,7 +238,9 @@ int rn_resize_window(const uint8_t *src, int w, int h, int out_w, int out_h, int
         if ((rc = axis_init(&ah, w, out_w, x0, cw, err, errlen)) < 0)
             goto out_free_axes;
         if (!need_v) { /* straight into the caller's buffer */
-            pass_h(src + (size_t)y0 * w * 3, (size_t)w * 3, ch, &ah, cw, dst, dst_stride);
+            if (kern->pass_h(src + (size_t)y0 * w * 3, (size_t)w * 3, ch, &ah, cw, dst,
+                             dst_stride) < 0)
+                rc = rn_errf(err, errlen, RN_ERR_NOMEM, "resize: out of memory");
             goto out_free_axes;
         }
         tmp = malloc((size_t)rows * cw * 3);
@@ -169,22 +248,21 @@ int rn_resize_window(const uint8_t *src, int w, int h, int out_w, int out_h, int
             rc = rn_errf(err, errlen, RN_ERR_NOMEM, "resize: out of memory (%d rows)", rows);
             goto out_free_axes;
         }
-        pass_h(src + (size_t)row0 * w * 3, (size_t)w * 3, rows, &ah, cw, tmp, (size_t)cw * 3);
+        if (kern->pass_h(src + (size_t)row0 * w * 3, (size_t)w * 3, rows, &ah, cw, tmp,
+                         (size_t)cw * 3) < 0) {
+            rc = rn_errf(err, errlen, RN_ERR_NOMEM, "resize: out of memory");
+            goto out_free_tmp;
+        }
         vsrc = tmp;
         vstride = (size_t)cw * 3;
     }
     if (need_v) {
-        acc = malloc(sizeof(int32_t) * (size_t)cw * 3);
-        if (!acc) {
+        if (kern->pass_v(vsrc, vstride, row0, &av, ch, cw * 3, dst, dst_stride) < 0)
             rc = rn_errf(err, errlen, RN_ERR_NOMEM, "resize: out of memory");
-            goto out_free_tmp;
-        }
-        pass_v(vsrc, vstride, row0, &av, ch, cw * 3, acc, dst, dst_stride);
     } else if (!need_h) {
         for (int y = 0; y < ch; y++)
             memcpy(dst + (size_t)y * dst_stride, vsrc + (size_t)y * vstride, (size_t)cw * 3);
     }
-    free(acc);
 out_free_tmp:
     free(tmp);
 out_free_axes:

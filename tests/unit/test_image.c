@@ -12,6 +12,7 @@
 #include <png.h>
 
 #include "fixture.h"
+#include "image/image.h"
 #include "resnet.h"
 
 #define FIXTURES "tests/fixtures/images"
@@ -167,6 +168,186 @@ static void test_dct_scaling(void **state)
            rn_image_default_params().dct_scaling ? "on" : "off");
     if (rn_image_default_params().dct_scaling)
         assert_int_equal(broke, 0);
+}
+
+/* ---- the resize's tables: every one writes the C table's bytes ---------- */
+
+static uint32_t rnd_state;
+static uint32_t rnd(void)
+{
+    rnd_state = rnd_state * 1664525u + 1013904223u;
+    return rnd_state >> 8;
+}
+
+/* One resize of a w x h image (random, two-level, ramp or flat by kind) on
+ * table isa and on the C table; the source is malloc'd to its exact size so
+ * that ASan catches a vector load past its end. */
+static void check_tables(int isa, int w, int h, int ow, int oh, int x0, int y0, int cw, int ch,
+                         int kind)
+{
+    size_t n = (size_t)w * h * 3, stride = (size_t)cw * 3 + (size_t)(kind & 3);
+    uint8_t *src = malloc(n), *want = calloc((size_t)ch, stride), *got = calloc((size_t)ch, stride);
+    for (size_t k = 0; k < n; k++)
+        src[k] = kind % 4 == 0   ? (uint8_t)rnd()
+                 : kind % 4 == 1 ? (uint8_t)((rnd() & 1) * 255)
+                 : kind % 4 == 2 ? (uint8_t)(k * 7)
+                                 : 255;
+    char err[256];
+    assert_int_equal(rn_resize_set_isa(RN_ISA_C), RN_OK);
+    assert_int_equal(rn_resize_window(src, w, h, ow, oh, x0, y0, cw, ch, want, stride, err,
+                                      sizeof err),
+                     RN_OK);
+    assert_int_equal(rn_resize_set_isa(isa), RN_OK);
+    assert_int_equal(
+        rn_resize_window(src, w, h, ow, oh, x0, y0, cw, ch, got, stride, err, sizeof err), RN_OK);
+    for (size_t k = 0; k < (size_t)ch * stride; k++)
+        if (got[k] != want[k])
+            fail_msg("%s: %dx%d -> %dx%d window %dx%d+%d+%d: byte %zu (row %zu) is %d, C %d",
+                     rn_isa_name(isa), w, h, ow, oh, cw, ch, x0, y0, k, k / stride, got[k],
+                     want[k]);
+    free(src);
+    free(want);
+    free(got);
+}
+
+/* Every table this CPU runs against the C one: all small sizes, random
+ * sizes, scales from 1/60 to 4x and windows, then the parity fixtures. */
+static void test_resize_tables(void **state)
+{
+    (void)state;
+    static const int isas[] = {RN_ISA_AVX512, RN_ISA_AVX2};
+    int ran = 0;
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        if (rn_resize_set_isa(isas[i]) != RN_OK) {
+            printf("# resize table %s: this CPU cannot run it\n", rn_isa_name(isas[i]));
+            continue;
+        }
+        rnd_state = 12345;
+        int cases = 0;
+        for (int w = 1; w <= 12; w++) /* every tiny shape, down and up, whole and windowed */
+            for (int h = 1; h <= 12; h += 5)
+                for (int ow = 1; ow <= 25; ow += 3)
+                    for (int oh = 1; oh <= 25; oh += 4, cases++)
+                        check_tables(isas[i], w, h, ow, oh, ow / 3, oh / 4, ow - ow / 3,
+                                     oh - oh / 4, cases);
+        for (int t = 0; t < 600; t++, cases++) {
+            int w = 1 + (int)(rnd() % (t < 300 ? 80 : 1500));
+            int h = 1 + (int)(rnd() % (t < 300 ? 80 : 700));
+            int ow = 1 + (int)(rnd() % (t % 3 == 0 ? 4 * w : w + 2));
+            int oh = 1 + (int)(rnd() % (t % 3 == 1 ? 4 * h : h + 2));
+            if (t % 7 == 0)
+                ow = w;
+            if (t % 11 == 0)
+                oh = h;
+            if (t % 13 == 0) { /* a large reduction: many taps a pixel */
+                ow = 1 + w / 60;
+                oh = 1 + h / 45;
+            }
+            int cw = 1 + (int)(rnd() % ow), ch = 1 + (int)(rnd() % oh);
+            check_tables(isas[i], w, h, ow, oh, (int)(rnd() % (ow - cw + 1)),
+                         (int)(rnd() % (oh - ch + 1)), cw, ch, t);
+        }
+        assert_int_equal(rn_resize_set_isa(isas[i]), RN_OK);
+        run_parity(0, 1);
+        printf("# resize table %s: %d shapes as the C table's, fixtures in parity\n",
+               rn_isa_name(isas[i]), cases);
+        ran++;
+    }
+    assert_int_equal(rn_resize_set_isa(RN_ISA_AUTO), RN_OK);
+    printf("# resizes run on the %s table (%d other tables checked)\n", rn_resize_isa_name(), ran);
+}
+
+/* ---- the JPEG decoded only where the crop reads ------------------------- */
+
+/* data through rn_image_to_tensor (which decodes a JPEG only around the
+ * crop's pixels) and through a whole decode + rn_image_preprocess: the same
+ * status and, when it succeeds, the same floats. Returns the status. */
+static int same_both_ways(const char *what, const uint8_t *data, size_t len,
+                          const rn_preprocess *pp)
+{
+    size_t n = (size_t)3 * pp->crop * pp->crop;
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    char err[256];
+    rn_image_params ip = rn_image_default_params();
+    int ra = rn_image_to_tensor(data, len, &ip, pp, a, err, sizeof err);
+    rn_image im;
+    int rb = rn_image_decode(data, len, &ip, &im, err, sizeof err);
+    if (rb == RN_OK) {
+        rb = rn_image_preprocess(&im, pp, b, err, sizeof err);
+        rn_image_free(&im);
+    }
+    if (ra != rb)
+        fail_msg("%s r%d c%d: %d through the cropped decode, %d through the whole one", what,
+                 pp->resize, pp->crop, ra, rb);
+    if (ra == RN_OK && memcmp(a, b, sizeof(float) * n))
+        fail_msg("%s r%d c%d: the cropped decode changes the tensor", what, pp->resize, pp->crop);
+    free(a);
+    free(b);
+    return ra;
+}
+
+/* Every JPEG fixture (4:4:4, 4:2:2, 4:2:0, 4:4:0, progressive, restart
+ * markers, gray, CMYK, 20x20, 4000x300), resized up, down and not at all,
+ * cropped inside and beyond the image; then dog.jpg and its progressive and
+ * restart-marker copies truncated and with flipped bytes, where the decode
+ * must fail (or pass) exactly as the whole decode does, also where the damage
+ * lies only in rows below the crop. */
+static void test_cropped_decode(void **state)
+{
+    (void)state;
+    static const char *files[] = {
+        "/usr/share/darknet/data/dog.jpg",   "/usr/share/darknet/data/kite.jpg",
+        "/usr/share/darknet/data/scream.jpg", "/usr/share/darknet/data/giraffe.jpg",
+        "dog_progressive.jpg", "dog_restart.jpg", "dog_tiny.jpg", "eagle_gray.jpg",
+        "horses_cmyk.jpg", "horses_cmyk_im.jpg", "horses_wide.jpg", "scream_422.jpg",
+    };
+    static const int sizes[][2] = {{256, 224}, {224, 224}, {300, 200}, {100, 224},
+                                   {999, 128}, {64, 64},   {7, 5},     {576, 576}};
+    int cases = 0, failed = 0;
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        buf b = {0};
+        if (load(files[f], &b) < 0)
+            fail_msg("%s: not found", files[f]);
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++, cases++) {
+            rn_preprocess pp = rn_preprocess_default();
+            pp.resize = sizes[k][0];
+            pp.crop = sizes[k][1];
+            assert_int_equal(same_both_ways(files[f], b.p, b.n, &pp), RN_OK);
+        }
+        free(b.p);
+    }
+    static const char *broken[] = {"/usr/share/darknet/data/dog.jpg", "dog_progressive.jpg",
+                                   "dog_restart.jpg"};
+    rnd_state = 777;
+    for (size_t f = 0; f < sizeof broken / sizeof broken[0]; f++) {
+        buf b = {0};
+        assert_int_equal(load(broken[f], &b), 0);
+        rn_preprocess pp = rn_preprocess_default();
+        uint8_t *c = malloc(b.n);
+        for (int t = 0; t < 40; t++, cases++) {
+            memcpy(c, b.p, b.n);
+            size_t len = b.n;
+            if (t < 12) { /* cut at 5% .. 99.9%: rows below the crop missing too */
+                static const int permille[] = {50, 200, 400, 600, 750, 850, 900, 950, 980, 990,
+                                               995, 999};
+                len = b.n * permille[t] / 1000;
+            } else { /* a few bytes of the scan data changed */
+                for (int i = 0; i < 1 + t % 4; i++)
+                    c[b.n / 10 + rnd() % (b.n - b.n / 10 - 2)] ^= (uint8_t)(1 + rnd() % 255);
+            }
+            failed += same_both_ways(broken[f], c, len, &pp) != RN_OK;
+            /* a small crop: most rows after it, where only the entropy decoder runs */
+            rn_preprocess small = pp;
+            small.crop = 32;
+            same_both_ways(broken[f], c, len, &small);
+            cases++;
+        }
+        free(c);
+        free(b.p);
+    }
+    printf("# cropped JPEG decode: %d cases as the whole decode (%d failing both ways)\n", cases,
+           failed);
+    assert_true(failed > 10);
 }
 
 /* ImageNet normalisation, BGR order, through rn_image_to_tensor. */
@@ -608,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_dct_scaling),   cmocka_unit_test(test_png_variants),
         cmocka_unit_test(test_bad_jpeg),      cmocka_unit_test(test_bad_png),
         cmocka_unit_test(test_bad_other),     cmocka_unit_test(test_preprocess_parse),
+        cmocka_unit_test(test_resize_tables), cmocka_unit_test(test_cropped_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
