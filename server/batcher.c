@@ -213,6 +213,16 @@ static void inspect_one(struct infer_image *it, rn_ctx *ctx, const float *x, int
 
 /* Step 4 of the loop: the batch's checks and decodes into w->in; idx[0..k)
  * are the images that go on, t0 when the step began. Returns k. */
+/* Floats per image of the layer job j asks for at h x w (0: none). */
+static size_t layer_floats(const struct model *m, const struct infer_job *j, int h, int w)
+{
+    if (j->layer < 0)
+        return 0;
+    int shape[3] = {0, 0, 0};
+    rn_model_layer_shape(m->m, j->layer, h, w, shape);
+    return (size_t)shape[0] * (j->pool == RN_POOL_AVG ? 1 : (size_t)shape[1] * shape[2]);
+}
+
 static int decode_batch(struct worker *w, int n, int idx[], int64_t *t0_out)
 {
     struct infer_image **batch = w->batch;
@@ -224,12 +234,7 @@ static int decode_batch(struct worker *w, int n, int idx[], int64_t *t0_out)
     int64_t t0 = now_ns();
     *t0_out = t0;
     char msg[256];
-    size_t per = 0; /* floats of the layer per image */
-    if (j0->layer >= 0) {
-        int shape[3] = {0, 0, 0};
-        rn_model_layer_shape(m->m, j0->layer, h, wd, shape);
-        per = (size_t)shape[0] * (j0->pool == RN_POOL_AVG ? 1 : (size_t)shape[1] * shape[2]);
-    }
+    size_t per = layer_floats(m, j0, h, wd);
 
     if (grow(&w->in, &w->in_cap, sz * n) < 0 || grow(&w->logits, &w->logits_cap, (size_t)nc * n) < 0 ||
         grow(&w->embed, &w->embed_cap, (size_t)ed * n) < 0 ||
@@ -281,12 +286,7 @@ static void infer_batch(struct worker *w, const int idx[], int k, int64_t t0, in
     int nc = m->info->n_classes, ed = m->info->embed_dim;
     const struct infer_job *j0 = batch[0]->job;
     char msg[256];
-    size_t per = 0; /* floats of the layer per image */
-    if (j0->layer >= 0) {
-        int shape[3] = {0, 0, 0};
-        rn_model_layer_shape(m->m, j0->layer, h, wd, shape);
-        per = (size_t)shape[0] * (j0->pool == RN_POOL_AVG ? 1 : (size_t)shape[1] * shape[2]);
-    }
+    size_t per = layer_floats(m, j0, h, wd);
     rn_ctx *ctx = lone && m->lone ? m->lone : m->ctx[w->id];
     if (j0->inspect) { /* take() gives an inspection a batch of its own */
         inspect_one(batch[idx[0]], ctx, w->in, h, wd, t0, lone && m->lone);

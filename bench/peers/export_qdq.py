@@ -49,41 +49,31 @@ NAME.weight_scale, NAME.weight_zero_point; biases NAME.bias_quantized,
 NAME.bias_quantized_scale, NAME.bias_quantized_zero_point.
 """
 import json
-import struct
+import os
 import sys
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "fixtures", "int8"))
+sys.dont_write_bytecode = True  # no __pycache__ among the fixtures
+import reference  # noqa: E402
+
 OPSET = 13
 F32 = np.float32
-_DT = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I8": "i1", "U8": "u1", "I16": "<i2",
-       "I32": "<i4", "I64": "<i8"}
-
-
 class ExportError(Exception):
     pass
 
 
 def load_safetensors(path):
-    """({name: ndarray}, {metadata})"""
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    meta = header.pop("__metadata__", {}) or {}
-    tensors = {}
-    for name, h in header.items():
-        a, b = h["data_offsets"]
-        if h["dtype"] == "BF16":
-            arr = (np.frombuffer(data[a:b], "<u2").astype(np.uint32) << 16).view(F32)
-        elif h["dtype"] in _DT:
-            arr = np.frombuffer(data[a:b], _DT[h["dtype"]])
-        else:
-            raise ExportError("%s: dtype %s not expected in an INT8 file" % (name, h["dtype"]))
-        tensors[name] = arr.reshape(h["shape"]).copy()
-    return tensors, meta
+    """({name: ndarray}, {metadata}): the INT8 reference's reader (numpy only)"""
+    try:
+        t, meta, _ = reference.load_safetensors(path)
+    except KeyError as e:
+        raise ExportError("%s: dtype %s not expected in an INT8 file" % (path, e))
+    return t, meta
 
 
 class Exporter:

@@ -22,29 +22,11 @@
 #include <cmocka.h>
 
 #include "fixture.h"
+#include "near.h"
 #include "resnet.h"
 
 #define PARITY "tests/fixtures/parity/"
 #define FIX "tests/fixtures/inspect/"
-
-
-static double num(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    if (!v)
-        fail_msg("reference: no field %s", k);
-    return cJSON_IsNull(v) ? NAN : v->valuedouble;
-}
-
-/* |got - want| <= rel * |want| + abs_tol; NaN only where PyTorch has none */
-static void near(const char *what, const char *block, const char *field, double got, double want,
-                 double rel, double abs_tol)
-{
-    if (isnan(want) && isnan(got))
-        return;
-    if (!(fabs(got - want) <= rel * fabs(want) + abs_tol))
-        fail_msg("%s %s %s: %.9g, PyTorch %.9g", what, block, field, got, want);
-}
 
 static int checked;
 
