@@ -6,7 +6,8 @@ the same INT8 file (bench/peers/export_qdq.py), follows our INT8 engine.
 
   scripts/fetch-photos.sh                        # the photos (Debian packages)
   /usr/bin/python3 bench/int8_fidelity.py [--photos DIR] [--model M]
-      [--config METHOD[:PERCENTILE][@SIZE] ...] [--ort [CONFIG]] [--quantize-arg ARG ...]
+      [--config METHOD[:PERCENTILE][@SIZE] ...] [--ort [CONFIG]] [--torch [SIZE]]
+      [--quantize-arg ARG ...]
 
 The photos (default models/cache/photos/all) are split in two halves by
 source photo (a test image's variants -- tests--dog_*.jpg -- go with the photo
@@ -33,6 +34,13 @@ photos preprocessed by bench/peers/calib.py (PIL + torchvision, which our
 preprocessing matches); `resnet infer` runs our INT8 model on the same
 tensors. Prints top-1 agreement ours vs ONNX Runtime and the largest
 |logit difference|.
+
+--torch: the same halves and measures for PyTorch's own INT8
+(bench/peers/torch_int8.py: FX post-training static quantization, oneDNN,
+HistogramObserver activations, per-channel weights), calibrated on SIZE photos
+of one half (default all) and compared with our float model on the other:
+what a peer's post-training quantization keeps of the same model on the same
+photos, beside ours.
 """
 import argparse
 import hashlib
@@ -214,6 +222,31 @@ def ort_compare(a, models, sets, c):
         print("    differs:", m)
 
 
+def torch_measure(a, size, sets, fp32):
+    rows = []
+    script = os.path.join(PEERS, "torch_int8.py")
+    for h in (0, 1):
+        calib = calib_subset(sets[h], size)
+        key = hashlib.sha1(json.dumps([os.path.realpath(a.model), os.path.getmtime(a.model),
+                                       os.path.getmtime(script), calib]).encode()).hexdigest()[:12]
+        pt = os.path.join(a.out, "torch-int8.half%d.%s.pt" % (h, key))
+        if not os.path.exists(pt):
+            run([sys.executable, script, "quantize", a.model, pt + ".tmp", "--threads", str(a.threads),
+                 "--calib"] + calib)
+            os.rename(pt + ".tmp", pt)
+        out = run([sys.executable, script, "classify", pt, a.model, "--threads", str(a.threads)]
+                  + sets[1 - h])
+        q = {}
+        for line in out.splitlines():
+            r = json.loads(line)
+            q[r["name"]] = [(p["index"], p["score"]) for p in r["predictions"]]
+        for p in sets[1 - h]:
+            f, g = fp32[p], q[p]
+            rows.append((p, f[0][0] == g[0][0], len({i for i, _ in f[:5]} & {i for i, _ in g[:5]}) / 5.0,
+                         f[0][1] - f[1][1], g[0][0], kl(f, g)))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--photos", default=os.path.join(ROOT, "models", "cache", "photos", "all"))
@@ -224,6 +257,7 @@ def main():
     ap.add_argument("--quantize-arg", action="append", default=[],
                     help="passed to resnet quantize (e.g. --quantize-arg=--bias-correction)")
     ap.add_argument("--ort", nargs="?", const="", default=None, metavar="CONFIG")
+    ap.add_argument("--torch", nargs="?", const="all", default=None, metavar="SIZE")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "int8_fidelity"))
     ap.add_argument("--misses", action="store_true", help="list every photo whose top-1 changed")
@@ -245,6 +279,13 @@ def main():
         rows, models = measure(a, c, sets, fp32, a.out, a.quantize_arg)
         kept[config_name(c)] = models
         line, misses = report(config_name(c), rows, labels)
+        print(line, flush=True)
+        if a.misses:
+            for m in misses:
+                print("    changed:", m)
+    if a.torch is not None:
+        size = None if a.torch == "all" else int(a.torch)
+        line, misses = report("pytorch-fx@%s" % a.torch, torch_measure(a, size, sets, fp32), labels)
         print(line, flush=True)
         if a.misses:
             for m in misses:

@@ -6,6 +6,7 @@ times the FP32 model.
   /usr/bin/python3 bench/peers/torch_int8.py quantize MODEL.safetensors OUT.pt
       [--calib DIR|IMAGE ...] [--check [--eval DIR|IMAGE ...]]
   /usr/bin/python3 bench/peers/torch_int8.py bench OUT.pt BATCH THREADS SECONDS
+  /usr/bin/python3 bench/peers/torch_int8.py classify OUT.pt MODEL.safetensors IMAGE ...
 
 quantize: the torchvision model of torch_model.py, prepare_fx with the
 default QConfigMapping of the quantized engine (torch.ao.quantization,
@@ -25,6 +26,12 @@ bench: loads OUT.pt (the engine set first), random NCHW 224x224 input of
 BATCH images, THREADS intra-op threads, three warm-up runs, then runs for
 SECONDS; prints one JSON line like resnet bench's (images_per_s,
 ms_per_batch_median), with the engine.
+
+classify: the quantized model's probabilities for every class of each image
+(preprocessed by calib.py with MODEL's metadata), one JSON line per image in
+the form of `resnet classify --json --topk 1000`: {"name", "predictions":
+[{"index", "score"}, ...] best first}, so bench/int8_fidelity.py --torch
+compares them with our float model like our INT8 models.
 """
 import argparse
 import json
@@ -92,14 +99,35 @@ def quantize(a):
                                          float((got - ref).abs().max())))
 
 
+def load_quantized(path):
+    """A model quantize() wrote, with the engine set first: the packed weights
+    are repacked for it at load"""
+    with zipfile.ZipFile(path) as z:
+        eng = z.read(next(n for n in z.namelist() if n.endswith("/extra/engine"))).decode()
+    torch.backends.quantized.engine = eng
+    return eng, torch.jit.load(path)
+
+
+def classify(a):
+    import calib
+    import torch_model
+
+    torch.set_num_threads(a.threads)
+    _, m = load_quantized(a.quantized)
+    _, meta = torch_model.read_safetensors(a.model)
+    pre = calib.preprocess_of(meta)
+    with torch.no_grad():
+        for p in a.images:
+            prob = torch.softmax(m(torch.from_numpy(calib.batch([p], pre))), 1)[0].double()
+            order = torch.argsort(prob, descending=True)
+            print(json.dumps({"name": p, "predictions": [
+                {"index": int(i), "score": round(float(prob[i]), 6)} for i in order]}))
+
+
 def bench(a):
     torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)
-    # the engine before the load: the packed weights are repacked for it
-    with zipfile.ZipFile(a.model) as z:
-        eng = z.read(next(n for n in z.namelist() if n.endswith("/extra/engine"))).decode()
-    torch.backends.quantized.engine = eng
-    m = torch.jit.load(a.model)
+    eng, m = load_quantized(a.model)
     x = torch.randn(a.batch, 3, 224, 224)
     with torch.no_grad():
         for _ in range(3):
@@ -131,8 +159,13 @@ def main():
     b.add_argument("batch", type=int)
     b.add_argument("threads", type=int)
     b.add_argument("seconds", type=float)
+    c = sub.add_parser("classify")
+    c.add_argument("quantized")
+    c.add_argument("model")
+    c.add_argument("images", nargs="+")
+    c.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    (quantize if a.cmd == "quantize" else bench)(a)
+    {"quantize": quantize, "bench": bench, "classify": classify}[a.cmd](a)
 
 
 if __name__ == "__main__":
