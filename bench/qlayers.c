@@ -3,7 +3,9 @@
  * disturbed by whatever else the machine runs), in GMAC/s, and the network's
  * convolution time as the sum of each shape's fastest run times its count.
  * Random weights and activations; the results are not looked at (the unit
- * tests check them).
+ * tests check them). On a table with Winograd tiles (AVX2), each 3x3
+ * convolution it takes is also run directly on the same table, in a second
+ * line, and the total is given both ways.
  *
  *   build/bench-qlayers [--isa avx512|avx2|c] [--batch N] [--threads T] [--seconds S]
  *
@@ -63,8 +65,9 @@ static int rnd(int lo, int hi)
     return lo + (int)((seed >> 8) % (uint32_t)(hi - lo + 1));
 }
 
-static double run_shape(const rn_exec *ex, const struct shape *s, int n, double secs, double *macs)
+static double run_shape(const rn_exec *ex0, const struct shape *s, int n, double secs, double *macs)
 {
+    rn_exec scratch_ex = *ex0, *ex = &scratch_ex;
     int stem = s->k == 7, pad = s->k / 2;
     rn_conv c = {.in_c = s->in_c, .out_c = s->out_c, .kh = s->k, .kw = s->k, .stride = s->s,
                  .pad = pad, .groups = 1, .in_scale = 0.02f, .out_scale = 0.05f, .in_zp = 128};
@@ -82,8 +85,11 @@ static double run_shape(const rn_exec *ex, const struct shape *s, int n, double 
     c.qscale = ws;
     c.qbias = b;
     c.res_scale = s->res ? 0.03f : 0.0f;
-    void *packed = rn_alloc(rn_qconv_packed_bytes(&c, stem, ex->qk->w16));
-    rn_qconv_pack(&c, stem, ex->qk->w16, packed);
+    void *packed = rn_alloc(rn_qconv_packed_bytes(&c, stem, ex->qk));
+    rn_qconv_pack(&c, stem, ex->qk, packed);
+    size_t col = (rn_qconv_scratch_bytes(&c, s->ih, s->ih) + 63) / 64 * 16;
+    ex->col = col ? rn_alloc(col * sizeof(float) * (size_t)rn_pool_size(ex->pool)) : NULL;
+    ex->col_stride = col;
     int oh = rn_out_dim(s->ih, s->k, s->s, pad);
     size_t in_bytes = stem ? rn_qimage_bytes(n, s->ih, s->ih, pad) : rn_qbytes(n, s->in_c, s->ih, s->ih);
     size_t out_bytes = rn_qbytes(n, s->out_c, oh, oh);
@@ -107,6 +113,7 @@ static double run_shape(const rn_exec *ex, const struct shape *s, int n, double 
         runs++;
     } while (runs < 5 || now() - t0 < secs);
     *macs = (double)n * oh * oh * s->out_c * (stem ? 3 : s->in_c) * s->k * s->k;
+    rn_free(ex->col);
     rn_free(packed);
     rn_free(in);
     rn_free(out);
@@ -155,15 +162,31 @@ int main(int argc, char **argv)
     printf("INT8 convolutions of ResNet-50, table %s, batch %d, %d threads, fastest run of each\n",
            k->name, n, threads);
     printf("%-26s %5s %9s %8s %9s\n", "shape", "count", "ms/batch", "GMAC/s", "ms total");
-    double total = 0, total_macs = 0;
+    /* the same table without its Winograd tiles */
+    rn_qkernels direct = *k;
+    direct.wino = NULL;
+    rn_exec ex_direct = ex;
+    ex_direct.qk = &direct;
+    double total = 0, total_direct = 0, total_macs = 0;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
-        double macs, t = run_shape(&ex, &shapes[i], n, secs, &macs);
-        total += t * shapes[i].count;
-        total_macs += macs * shapes[i].count;
-        printf("%-26s %5d %9.3f %8.1f %9.3f\n", shapes[i].name, shapes[i].count, t * 1e3, macs / t / 1e9,
-               t * shapes[i].count * 1e3);
+        const struct shape *sh = &shapes[i];
+        double macs, t = run_shape(&ex, sh, n, secs, &macs), td = t;
+        int wino = k->wino && sh->k == 3 && sh->s == 1;
+        printf("%-26s %5d %9.3f %8.1f %9.3f\n", sh->name, sh->count, t * 1e3, macs / t / 1e9,
+               t * sh->count * 1e3);
+        if (wino) {
+            td = run_shape(&ex_direct, sh, n, secs, &macs);
+            printf("%-26s %5s %9.3f %8.1f %9.3f\n", "  the same, direct", "", td * 1e3, macs / td / 1e9,
+                   td * sh->count * 1e3);
+        }
+        total += t * sh->count;
+        total_direct += td * sh->count;
+        total_macs += macs * sh->count;
     }
     printf("%-26s %5s %9s %8.1f %9.3f\n", "all convolutions", "", "", total_macs / total / 1e9, total * 1e3);
+    if (k->wino)
+        printf("%-26s %5s %9s %8.1f %9.3f\n", "  3x3 direct", "", "", total_macs / total_direct / 1e9,
+               total_direct * 1e3);
     rn_pool_free(ex.pool);
     return 0;
 }

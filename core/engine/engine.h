@@ -69,6 +69,13 @@ typedef struct rn_conv {
     float *mq;
     float rq;
     int q_stem, q_w16;
+    /* Set by rn_qconv_pack for an INT8 table with Winograd tiles
+     * (rn_qkernels.wino) and a convolution rn_qconv_wino_ok accepts, else
+     * NULL: U' = (2G) g (2G)^T = 4 G g G^T of F(2x2, 3x3), exact integers,
+     * as int16 (16 positions, ceil(out_c/16), ceil(in_c/16), 8 input pairs,
+     * 2 halves of 8 out, 2 in): per position a 1x1 convolution's weights in
+     * VPMADDWD's operand order (core/engine/kern_int8_avx2.c). */
+    int16_t *qwu;
 } rn_conv;
 
 /* The classifier's weight in blocks of 16 classes, the layout rn_linear
@@ -233,11 +240,21 @@ static inline size_t rn_qimage_bytes(int n, int h, int w, int pad)
  * is any), strides 1 or 2. */
 int rn_qconv_ok(const rn_conv *c, int stem);
 /* Bytes rn_qconv_pack writes for c, and packing: from c->qw, c->qscale,
- * c->qbias and the scales, into dst (64-byte aligned). stem: c reads the
- * NHWC4 image. w16: the weights as int16 for the INT8 table that reads
- * them so (rn_qkernels.w16, core/engine/kernels.h), else int8. */
-size_t rn_qconv_packed_bytes(const rn_conv *c, int stem, int w16);
-void rn_qconv_pack(rn_conv *c, int stem, int w16, void *dst);
+ * c->qbias and the scales, into dst (64-byte aligned), in the layouts the
+ * INT8 table qk reads (core/engine/kernels.h: int8, or int16 for w16; and
+ * the Winograd weights c->qwu where qk has Winograd tiles and
+ * rn_qconv_wino_ok(c, stem)). stem: c reads the NHWC4 image. */
+size_t rn_qconv_packed_bytes(const rn_conv *c, int stem, const struct rn_qkernels *qk);
+void rn_qconv_pack(rn_conv *c, int stem, const struct rn_qkernels *qk, void *dst);
+
+/* 1: c can run as an exact integer Winograd F(2x2, 3x3) (docs/int8.md):
+ * 3x3, stride 1, padding 1, one group, and few enough input channels that
+ * four times any output's sum fits int32. */
+int rn_qconv_wino_ok(const rn_conv *c, int stem);
+
+/* Scratch bytes per thread rn_qconv_forward needs for c (packed) on an
+ * ih x iw input: 0 but for a Winograd convolution. */
+size_t rn_qconv_scratch_bytes(const rn_conv *c, int ih, int iw);
 
 typedef struct rn_qconv_args {
     const rn_conv *c;   /* packed by rn_qconv_pack */

@@ -50,7 +50,8 @@
  * where the VPMADDWD + VPADDD pair alone reaches 25 (32 for VPMADDWD
  * alone): within a fifth of what any exact VPMADDWD formulation can reach.
  * Beating FP32's Winograd 3x3 convolutions needs fewer multiplies, not
- * faster ones (README, "INT8").
+ * faster ones: the 3x3 stride-1 convolutions run as an integer Winograd
+ * F(2x2, 3x3) (below), which gives the same sums.
  *
  * The epilogue is rn_requant's sequence in vector form: convert, multiply,
  * [residual: convert, multiply, add], clamp, round to nearest even
@@ -58,6 +59,8 @@
  * output's sign; separate multiply and add instructions (the build does not
  * contract them, -ffp-contract=off), so every table gives the same bytes.
  */
+#include <string.h>
+
 #include "kernels.h"
 
 #if defined(__x86_64__)
@@ -225,6 +228,190 @@ QTILE_FN(qtile_s2, 2, 16)
 QTILE_FN(qtile_s1_nhwc4, 1, 4)
 QTILE_FN(qtile_s2_nhwc4, 2, 4)
 
+/* ---- Winograd F(2x2, 3x3) on the integers ----
+ * A 3x3 convolution's 9 multiplies per output and input channel become 4
+ * (16 per 2x2 tile), which is what limits this table: VPMADDWD. Every step
+ * is an integer one, so the result is the direct convolution's to the bit:
+ * V = B^T d B of u8 pixels (B^T's entries 0 and +-1) lies in -1020..1020, an
+ * int16; the weights come doubled, U' = (2G) g (2G)^T = 4 U, |U'| <= 1143
+ * (rn_qconv_pack); their products, summed over the input channels in int32,
+ * and Y = A^T M A (A's entries 0 and +-1) give 4 x the direct sum exactly,
+ * for integer adds are exact modulo 2^32 and rn_qconv_wino_ok keeps 4 x any
+ * true sum inside int32 (a partial sum may wrap: the total comes back).
+ * Then Y >> 2 (exact: a multiple of 4), the bias, and rn_requant's epilogue.
+ *
+ * V is stored per position, input block and tile: 16 channels of int16
+ * (32 bytes), so that one VPBROADCASTD gives a tile's pair of input
+ * channels to VPMADDWD against 8 output channels x that pair of U'.
+ * Per pair: 2 weight loads for R tiles, R broadcasts, 2R VPMADDWD and 2R
+ * VPADDD for 32R multiply-adds; the direct tile (above) spends 4 VPMADDWD
+ * and 6 other operations on 64 of them, and 9/4 times as many of them. */
+
+#define WINO_R 6 /* tiles per register block: 12 accumulators, 2 weights, 2 temporaries */
+
+/* acc (channels 0-7, 8-15) += the pair of V at x times the pair's U' (w0, w1).
+ * In inline assembly for the reason step() is: from intrinsics GCC 12 ran
+ * every product of an unrolled loop first and spilled them. */
+#define WINO_PAIR(A0, A1, X)                                                            \
+    __asm__("vpbroadcastd %[x], %%ymm15\n\t"                                             \
+            "vpmaddwd %[w0], %%ymm15, %%ymm14\n\t"                                       \
+            "vpmaddwd %[w1], %%ymm15, %%ymm15\n\t"                                       \
+            "vpaddd %%ymm14, %[a0], %[a0]\n\t"                                           \
+            "vpaddd %%ymm15, %[a1], %[a1]\n\t"                                           \
+            : [a0] "+x"(A0), [a1] "+x"(A1)                                                \
+            : [w0] "x"(w0), [w1] "x"(w1), [x] "m"(*(const int32_t *)(const void *)(X))   \
+            : "xmm14", "xmm15")
+
+/* M[tl + r] (r < R) = the sum over input blocks and channels of V x U'
+ * at one position: tiles' V at v (ib_stride int16 between input blocks),
+ * U' at u (256 int16 per input block). */
+static inline AVX2 NO_PTR_CHECK __attribute__((always_inline)) void
+wino_gemm(const int16_t *v, size_t ib_stride, const int16_t *u, int ib_n, int32_t *m, const int R)
+{
+    __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
+            a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+    for (int ib = 0; ib < ib_n; ib++) {
+        const int16_t *x = v + ib * ib_stride, *w = u + ib * 256;
+        for (int cp = 0; cp < 8; cp++) {
+            __m256i w0 = _mm256_load_si256((const __m256i *)(const void *)(w + cp * 32));
+            __m256i w1 = _mm256_load_si256((const __m256i *)(const void *)(w + cp * 32 + 16));
+            const int16_t *xp = x + cp * 2;
+            WINO_PAIR(a00, a01, xp);
+            if (R > 1)
+                WINO_PAIR(a10, a11, xp + 16);
+            if (R > 2)
+                WINO_PAIR(a20, a21, xp + 32);
+            if (R > 3)
+                WINO_PAIR(a30, a31, xp + 48);
+            if (R > 4)
+                WINO_PAIR(a40, a41, xp + 64);
+            if (R > 5)
+                WINO_PAIR(a50, a51, xp + 80);
+        }
+    }
+    __m256i acc[WINO_R][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}, {a40, a41}, {a50, a51}};
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        _mm256_store_si256((__m256i *)(void *)(m + r * 16), acc[r][0]);
+        _mm256_store_si256((__m256i *)(void *)(m + r * 16 + 8), acc[r][1]);
+    }
+}
+
+/* V of tiles [ty0, ty1) x [0, tw) of image img: for each input block and
+ * tile, the 4 x 4 pixels (16 channels widened to int16) through B^T . B,
+ * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+static AVX2 NO_PTR_CHECK void wino_input(const rn_qwino *j, int img, int ty0, int ty1, int16_t *V)
+{
+    int tw = j->tw, tc = (ty1 - ty0) * tw;
+    const int ylast = j->h + 2 * RN_QB - 1, xlast = j->w + 2 * RN_QB - 1; /* bordered plane */
+    for (int ib = 0; ib < j->ib_n; ib++) {
+        const uint8_t *plane = j->a->in + ((size_t)img * j->ib_n + ib) * j->in_plane;
+        for (int ty = ty0; ty < ty1; ty++)
+            for (int tx = 0; tx < tw; tx++) {
+                __m256i t[4][4]; /* B^T d: [row of B^T][column] */
+                for (int dx = 0; dx < 4; dx++) {
+                    __m256i d[4];
+                    int xb = 2 * tx + dx;
+                    for (int dy = 0; dy < 4; dy++) {
+                        int yb = 2 * ty + dy;
+                        d[dy] = yb <= ylast && xb <= xlast
+                                    ? _mm256_cvtepu8_epi16(_mm_loadu_si128(
+                                          (const __m128i *)(const void *)(plane + (size_t)yb * j->in_row +
+                                                                          (size_t)xb * 16)))
+                                    : _mm256_setzero_si256();
+                    }
+                    t[0][dx] = _mm256_sub_epi16(d[0], d[2]);
+                    t[1][dx] = _mm256_add_epi16(d[1], d[2]);
+                    t[2][dx] = _mm256_sub_epi16(d[2], d[1]);
+                    t[3][dx] = _mm256_sub_epi16(d[1], d[3]);
+                }
+                int16_t *v = V + ((size_t)ib * tc + (size_t)(ty - ty0) * tw + tx) * 16;
+                for (int a = 0; a < 4; a++) {
+                    __m256i r[4] = {_mm256_sub_epi16(t[a][0], t[a][2]), _mm256_add_epi16(t[a][1], t[a][2]),
+                                    _mm256_sub_epi16(t[a][2], t[a][1]), _mm256_sub_epi16(t[a][1], t[a][3])};
+                    for (int b = 0; b < 4; b++)
+                        _mm256_store_si256((__m256i *)(void *)(v + (size_t)(a * 4 + b) * j->vp), r[b]);
+                }
+            }
+    }
+}
+
+static AVX2 NO_PTR_CHECK void qwino(const rn_qwino *j, int img, int ty0, int ty1, int ob0, int ob1,
+                                    void *scratch)
+{
+    const rn_qconv_args *a = j->a;
+    const rn_conv *c = a->c;
+    int tw = j->tw, tc = (ty1 - ty0) * tw;
+    int16_t *V = scratch;
+    int32_t *M = (int32_t *)(void *)(V + 16 * j->vp);
+    wino_input(j, img, ty0, ty1, V);
+    rn_qtile t = {.rmul = c->rq, .res_s8 = a->res_s8, .relu = a->relu, .zres = a->res_zp, .zout = c->out_zp};
+    const __m256 lo = _mm256_set1_ps(a->relu ? 0.0f : (float)(-128 - c->out_zp));
+    const __m256 hi = _mm256_set1_ps(a->relu ? 255.0f : (float)(127 - c->out_zp));
+    size_t u_pos = (size_t)j->ob_n * j->ib_n * 256;
+    for (int ob = ob0; ob < ob1; ob++) {
+        for (int p = 0; p < 16; p++) {
+            const int16_t *u = c->qwu + p * u_pos + (size_t)ob * j->ib_n * 256;
+            const int16_t *v = V + p * j->vp;
+            int32_t *m = M + p * j->mp;
+            int tl = 0;
+            for (; tl + WINO_R <= tc; tl += WINO_R)
+                wino_gemm(v + tl * 16, (size_t)tc * 16, u, j->ib_n, m + tl * 16, WINO_R);
+            switch (tc - tl) {
+            case 5: wino_gemm(v + tl * 16, (size_t)tc * 16, u, j->ib_n, m + tl * 16, 5); break;
+            case 4: wino_gemm(v + tl * 16, (size_t)tc * 16, u, j->ib_n, m + tl * 16, 4); break;
+            case 3: wino_gemm(v + tl * 16, (size_t)tc * 16, u, j->ib_n, m + tl * 16, 3); break;
+            case 2: wino_gemm(v + tl * 16, (size_t)tc * 16, u, j->ib_n, m + tl * 16, 2); break;
+            case 1: wino_gemm(v + tl * 16, (size_t)tc * 16, u, j->ib_n, m + tl * 16, 1); break;
+            default: break;
+            }
+        }
+        /* Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], then requantized */
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)(c->bq + ob * 16));
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(c->bq + ob * 16 + 8));
+        const __m256 m0 = _mm256_loadu_ps(c->mq + ob * 16), m1 = _mm256_loadu_ps(c->mq + ob * 16 + 8);
+        size_t plane = ((size_t)img * j->ob_n + ob) * j->out_plane;
+        uint8_t *out = (uint8_t *)a->out + plane;
+        const uint8_t *res = a->res ? (const uint8_t *)a->res + plane : NULL;
+        for (int ty = ty0; ty < ty1; ty++)
+            for (int tx = 0; tx < tw; tx++) {
+                const int32_t *mt = M + ((size_t)(ty - ty0) * tw + tx) * 16;
+                __m256i y[2][2][2]; /* [row][column][half] */
+                for (int h = 0; h < 2; h++) {
+                    __m256i s[2][4];
+                    for (int x = 0; x < 4; x++) {
+                        __m256i m_0 = _mm256_load_si256((const __m256i *)(const void *)(mt + (0 * 4 + x) * j->mp + h * 8));
+                        __m256i m_1 = _mm256_load_si256((const __m256i *)(const void *)(mt + (1 * 4 + x) * j->mp + h * 8));
+                        __m256i m_2 = _mm256_load_si256((const __m256i *)(const void *)(mt + (2 * 4 + x) * j->mp + h * 8));
+                        __m256i m_3 = _mm256_load_si256((const __m256i *)(const void *)(mt + (3 * 4 + x) * j->mp + h * 8));
+                        s[0][x] = _mm256_add_epi32(_mm256_add_epi32(m_0, m_1), m_2);
+                        s[1][x] = _mm256_sub_epi32(_mm256_sub_epi32(m_1, m_2), m_3);
+                    }
+                    __m256i bias = h ? b1 : b0;
+                    for (int r = 0; r < 2; r++) {
+                        __m256i y0 = _mm256_add_epi32(_mm256_add_epi32(s[r][0], s[r][1]), s[r][2]);
+                        __m256i y1 = _mm256_sub_epi32(_mm256_sub_epi32(s[r][1], s[r][2]), s[r][3]);
+                        y[r][0][h] = _mm256_add_epi32(_mm256_srai_epi32(y0, 2), bias);
+                        y[r][1][h] = _mm256_add_epi32(_mm256_srai_epi32(y1, 2), bias);
+                    }
+                }
+                for (int r = 0; r < 2; r++) {
+                    int oy = 2 * ty + r;
+                    if (oy >= j->h)
+                        break;
+                    for (int q = 0; q < 2; q++) {
+                        int ox = 2 * tx + q;
+                        if (ox >= j->w)
+                            break;
+                        size_t at = (size_t)(oy + RN_QB) * j->out_row + (size_t)(ox + RN_QB) * 16;
+                        requant16(&t, y[r][q][0], y[r][q][1], m0, m1, lo, hi, res ? res + at : NULL, out + at);
+                    }
+                }
+            }
+        rn_qborder(out, j->h, j->w, 2 * ty0, RN_MIN(j->h, 2 * ty1));
+    }
+}
+
 const rn_qkernels rn_qkernels_avx2 = {
     .name = "avx2",
     .isa = RN_ISA_AVX2,
@@ -237,6 +424,7 @@ const rn_qkernels rn_qkernels_avx2 = {
     .rmax = {1024, 0, 0},
     .chunk_pixels = 256,
     .w16 = 1,
+    .wino = qwino,
 };
 
 #endif

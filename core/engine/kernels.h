@@ -185,6 +185,27 @@ static inline __attribute__((always_inline)) int rn_requant(int32_t acc, float m
  * writes its border, since buffers are reused at other sizes (qops.c). */
 void rn_qborder(uint8_t *plane, int h, int w, int y0, int y1);
 
+/* An INT8 Winograd F(2x2, 3x3) convolution (core/engine/qconv.c) as one
+ * table's tiles see it: rows of 2x2 output tiles, tile (ty, tx) reading
+ * the input's bordered pixels (2ty .. 2ty+3, 2tx .. 2tx+3), the border
+ * being the padding; pixels past the bordered plane (odd sizes) read 0. */
+typedef struct rn_qwino {
+    const rn_qconv_args *a;
+    int ib_n, ob_n, h, w;  /* input blocks, output blocks; the input's (= output's) size */
+    int th, tw;            /* tile rows and columns */
+    size_t in_plane, out_plane; /* bytes per block of one image, border included */
+    int in_row, out_row;   /* bytes per row, border included */
+    size_t vp, mp;         /* int16 between positions of V, int32 between those of M */
+} rn_qwino;
+
+/* Tile rows [ty0, ty1) of image img, output blocks [ob0, ob1): V = B^T d B
+ * of every input block (int16), per output block and position the integer
+ * products summed over the input channels (M, int32), Y = A^T M A = 4 x the
+ * convolution's sums, then bias, requantization and the border of the
+ * rows written, as rn_qtile_fn's epilogue does. scratch: rn_qconv_scratch_bytes. */
+typedef void (*rn_qwino_fn)(const rn_qwino *j, int img, int ty0, int ty1, int ob0, int ob1,
+                            void *scratch);
+
 /* rn_qkernels.tile's first index: NCHW16c input, or the stem's NHWC4 */
 enum { RN_QIN_C16, RN_QIN_NHWC4, RN_QIN_COUNT };
 
@@ -201,6 +222,10 @@ typedef struct rn_qkernels {
     /* 1: the tiles read weights packed as int16 (rn_qconv_pack's w16:
      * rn_qtile.w and w_ob then count int16 pairs as 2 bytes each), else int8 */
     int w16;
+    /* Winograd F(2x2, 3x3) on the integers (rn_conv.qwu), or NULL: direct
+     * convolutions only. Only where multiplies are what limits (AVX2's
+     * VPMADDWD); a dot-product table does 3x3 directly (docs/int8.md). */
+    rn_qwino_fn wino;
 } rn_qkernels;
 
 typedef struct rn_kernels {

@@ -254,12 +254,54 @@ static size_t qweight_bytes(const rn_conv *c, int cpix, int w16, int *ibg, int *
     return (size_t)rn_cblocks(c->out_c) * *ibg * c->kh * c->kw * cpix * 16 * (w16 ? 2 : 1);
 }
 
-size_t rn_qconv_packed_bytes(const rn_conv *c, int stem, int w16)
+int rn_qconv_wino_ok(const rn_conv *c, int stem)
+{
+    /* |sum| <= in_c * 9 * 255 * 128 and Y = 4 * sum must fit int32 (the
+     * sums on the way may wrap: integer adds are exact modulo 2^32) */
+    return !stem && c->kh == 3 && c->kw == 3 && c->stride == 1 && c->pad == 1 && c->groups == 1 &&
+           (int64_t)c->in_c * 9 * 255 * 128 < (int64_t)1 << 29;
+}
+
+/* Bytes of c->qwu: 16 positions x out blocks x in blocks x 256 int16 */
+static size_t qwino_bytes(const rn_conv *c, int stem, const rn_qkernels *qk)
+{
+    if (!qk->wino || !rn_qconv_wino_ok(c, stem))
+        return 0;
+    return (size_t)16 * rn_cblocks(c->out_c) * rn_cblocks(c->in_c) * 256 * sizeof(int16_t);
+}
+
+size_t rn_qconv_packed_bytes(const rn_conv *c, int stem, const rn_qkernels *qk)
 {
     int ibg, obg;
     size_t ch = (size_t)rn_cblocks(c->out_c) * 16;
-    return ALIGN64(qweight_bytes(c, stem ? 4 : 16, w16, &ibg, &obg)) + ALIGN64(ch * sizeof(int32_t)) +
-           ALIGN64(ch * sizeof(float));
+    return ALIGN64(qweight_bytes(c, stem ? 4 : 16, qk->w16, &ibg, &obg)) + ALIGN64(ch * sizeof(int32_t)) +
+           ALIGN64(ch * sizeof(float)) + ALIGN64(qwino_bytes(c, stem, qk));
+}
+
+/* U' = (2G) g (2G)^T for each output and input channel, G of F(2x2, 3x3)
+ * doubled to integers, 2G = [2 0 0; 1 1 1; 1 -1 1; 0 0 2]: |U'| <= 9 * 127,
+ * an int16. At position p, out block ob, in block ib: input pair i / 2,
+ * half o / 8 (8 outputs), lane (o % 8) * 2 + i % 2 (kern_int8_avx2.c). */
+static void pack_qwino(rn_conv *c, int16_t *u)
+{
+    static const int g2[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};
+    int ob_n = rn_cblocks(c->out_c), ib_n = rn_cblocks(c->in_c);
+    for (int o = 0; o < c->out_c; o++)
+        for (int i = 0; i < c->in_c; i++) {
+            const int8_t *g = c->qw + ((size_t)o * c->in_c + i) * 9;
+            int t[4][3]; /* (2G) g */
+            for (int a = 0; a < 4; a++)
+                for (int x = 0; x < 3; x++)
+                    t[a][x] = g2[a][0] * g[x] + g2[a][1] * g[3 + x] + g2[a][2] * g[6 + x];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) {
+                    int v = t[a][0] * g2[b][0] + t[a][1] * g2[b][1] + t[a][2] * g2[b][2];
+                    size_t at = (((size_t)(a * 4 + b) * ob_n + o / 16) * ib_n + i / 16) * 256 +
+                                (size_t)(i % 16 / 2 * 2 + o % 16 / 8) * 16 + o % 8 * 2 + i % 2;
+                    u[at] = (int16_t)v;
+                }
+        }
+    c->qwu = u;
 }
 
 /* wq[ob][ib][ky][kx][i/4][o][i%4] = w[ob*16 + o][ib*cpix + i][ky][kx], the
@@ -269,9 +311,9 @@ size_t rn_qconv_packed_bytes(const rn_conv *c, int stem, int w16)
  * become int16, for VPMADDWD without unpacking (kern_int8_avx2.c): per
  * group of 4 input channels, 64 int16 in 4 vectors of 16, vector
  * (o / 8) * 2 + i % 2, lane (o % 8) * 2 + i % 4 / 2. */
-void rn_qconv_pack(rn_conv *c, int stem, int w16, void *dst)
+void rn_qconv_pack(rn_conv *c, int stem, const rn_qkernels *qk, void *dst)
 {
-    int cpix = stem ? 4 : 16, taps = c->kh * c->kw, in_g = c->in_c / c->groups;
+    int w16 = qk->w16, cpix = stem ? 4 : 16, taps = c->kh * c->kw, in_g = c->in_c / c->groups;
     int ibg, obg;
     size_t wbytes = qweight_bytes(c, cpix, w16, &ibg, &obg), ch = (size_t)rn_cblocks(c->out_c) * 16;
     int k = group_blocks(c, cpix == 4 ? 4 : 16, &c->wp_ibg, &c->wp_obg);
@@ -279,7 +321,7 @@ void rn_qconv_pack(rn_conv *c, int stem, int w16, void *dst)
     int32_t *bq = (int32_t *)((char *)dst + ALIGN64(wbytes));
     float *mq = (float *)((char *)bq + ALIGN64(ch * sizeof(int32_t)));
     int16_t *wq16 = dst;
-    memset(dst, 0, rn_qconv_packed_bytes(c, stem, w16));
+    memset(dst, 0, rn_qconv_packed_bytes(c, stem, qk));
     for (int o = 0; o < c->out_c; o++) {
         int64_t sum = 0;
         for (int ci = 0; ci < in_g; ci++) {
@@ -304,5 +346,8 @@ void rn_qconv_pack(rn_conv *c, int stem, int w16, void *dst)
     c->rq = c->res_scale > 0.0f ? c->res_scale / c->out_scale : 0.0f;
     c->q_stem = stem;
     c->q_w16 = w16;
+    c->qwu = NULL;
+    if (qwino_bytes(c, stem, qk))
+        pack_qwino(c, (int16_t *)(void *)((char *)mq + ALIGN64(ch * sizeof(float))));
     (void)obg;
 }

@@ -76,10 +76,93 @@ static int pick_qnb(const rn_qkernels *k, int kind, int s, int obg, int ow)
     return RN_NB_1;
 }
 
+/* ---- Winograd F(2x2, 3x3) (the tables with rn_qkernels.wino) ----
+ * Work is cut into rows of 2x2 output tiles of one image: as many as keep
+ * V (16 positions x all input blocks x the rows' tiles, int16) within
+ * QWINO_V bytes, one row at least, then groups of output blocks when that
+ * leaves too few tasks for the threads. A task transforms its rows' input
+ * for itself (a small share of its work: the products dominate). */
+#define QWINO_V (128 * 1024)
+#define QWINO_PAD 64 /* bytes between positions: slices of 4 KB multiples
+                      * put every position of a tile in one L1 set */
+
+static int qwino_rows(int ib_n, int tw)
+{
+    return RN_MAX(1, QWINO_V / (16 * ib_n * tw * 32));
+}
+
+static void qwino_sizes(const rn_conv *c, int ih, int iw, rn_qwino *w)
+{
+    w->ib_n = rn_cblocks(c->in_c);
+    w->ob_n = rn_cblocks(c->out_c);
+    w->h = ih;
+    w->w = iw;
+    w->th = (ih + 1) / 2;
+    w->tw = (iw + 1) / 2;
+    int tc = qwino_rows(w->ib_n, w->tw) * w->tw; /* tiles of a task, at most */
+    w->vp = ((size_t)w->ib_n * tc * 32 + QWINO_PAD) / 2;
+    w->mp = ((size_t)tc * 64 + QWINO_PAD) / 4;
+}
+
+size_t rn_qconv_scratch_bytes(const rn_conv *c, int ih, int iw)
+{
+    if (!c->qwu)
+        return 0;
+    rn_qwino w;
+    qwino_sizes(c, ih, iw, &w);
+    return 16 * (w.vp * 2 + w.mp * 4) + 64;
+}
+
+struct qwino_job {
+    rn_qwino w;
+    rn_qwino_fn run;
+    const rn_exec *ex;
+    int rows, n_chunks, n_og, og_size;
+};
+
+static void qwino_task(void *arg, int task, int thread)
+{
+    const struct qwino_job *j = arg;
+    int og = task % j->n_og, chunk = (task / j->n_og) % j->n_chunks, img = task / j->n_og / j->n_chunks;
+    int ty0 = chunk * j->rows, ty1 = RN_MIN(j->w.th, ty0 + j->rows);
+    int ob0 = og * j->og_size, ob1 = RN_MIN(j->w.ob_n, ob0 + j->og_size);
+    if (ob0 >= ob1)
+        return;
+    char *scratch = (char *)(j->ex->col + (size_t)thread * j->ex->col_stride);
+    j->run(&j->w, img, ty0, ty1, ob0, ob1, scratch);
+}
+
+static void qwino_forward(const rn_exec *ex, const rn_qconv_args *a)
+{
+    const rn_conv *c = a->c;
+    int nthr = rn_pool_size(ex->pool);
+    struct qwino_job j = {.run = ex->qk->wino, .ex = ex};
+    rn_qwino *w = &j.w;
+    qwino_sizes(c, a->ih, a->iw, w);
+    w->a = a;
+    w->in_row = (a->iw + 2 * RN_QB) * 16;
+    w->out_row = w->in_row;
+    w->in_plane = rn_qplane(a->ih, a->iw);
+    w->out_plane = w->in_plane;
+    j.rows = RN_MIN(w->th, qwino_rows(w->ib_n, w->tw));
+    j.n_chunks = (w->th + j.rows - 1) / j.rows;
+    j.rows = (w->th + j.n_chunks - 1) / j.n_chunks; /* the same work in each */
+    int tasks = a->n * j.n_chunks;
+    j.n_og = tasks >= 2 * nthr ? 1 : RN_MIN(w->ob_n, (2 * nthr + tasks - 1) / tasks);
+    j.og_size = (w->ob_n + j.n_og - 1) / j.n_og;
+    j.n_og = (w->ob_n + j.og_size - 1) / j.og_size;
+    rn_pool_run(ex->pool, tasks * j.n_og, qwino_task, &j);
+}
+
 void rn_qconv_forward(const rn_exec *ex, const rn_qconv_args *a)
 {
     const rn_conv *c = a->c;
     const rn_qkernels *k = ex->qk;
+    if (c->qwu && k->wino && ex->col &&
+        ex->col_stride * sizeof(float) >= rn_qconv_scratch_bytes(c, a->ih, a->iw)) {
+        qwino_forward(ex, a);
+        return;
+    }
     int stem = c->q_stem, kind = stem ? RN_QIN_NHWC4 : RN_QIN_C16;
     struct qconv_job j = {.a = a, .ob_n = rn_cblocks(c->out_c), .ib_n = c->wp_ibg, .obg = c->wp_obg,
                           .s = c->stride, .cpix = stem ? 4 : 16};

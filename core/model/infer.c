@@ -230,7 +230,7 @@ static void describe(const rn_ctx *ctx, const rn_op *op, char *s, size_t len)
     char groups[24] = "";
     if (c->groups > 1)
         snprintf(groups, sizeof groups, " groups %d", c->groups);
-    const char *path = ctx->int8      ? "direct"
+    const char *path = ctx->int8      ? (c->qwu ? "winograd F(2x2)" : "direct")
                        : !ctx->blocked ? "im2col + gemm"
                        : c->wu || c->wub ? (c->wu_m == 4 ? "winograd F(4x4)" : "winograd F(2x2)")
                                          : "direct";

@@ -167,7 +167,7 @@ static int pack_int8(rn_model *m, int isa, char *err, size_t errlen)
         return rc;
     size_t total = 0;
     for (int i = 0; i < m->n_convs; i++)
-        total += rn_qconv_packed_bytes(&m->convs[i], reads_input(m, i), qk->w16);
+        total += rn_qconv_packed_bytes(&m->convs[i], reads_input(m, i), qk);
     for (int i = 0; i < m->n_bns; i++)
         total += 2 * (size_t)rn_cblocks(m->bns[i].c) * 16 * sizeof(float);
     if (!(m->packed = rn_alloc(total)))
@@ -176,8 +176,8 @@ static int pack_int8(rn_model *m, int isa, char *err, size_t errlen)
     for (int i = 0; i < m->n_convs && rc == RN_OK; i++) {
         rn_conv *c = &m->convs[i];
         int stem = reads_input(m, i);
-        rn_qconv_pack(c, stem, qk->w16, p);
-        p += rn_qconv_packed_bytes(c, stem, qk->w16);
+        rn_qconv_pack(c, stem, qk, p);
+        p += rn_qconv_packed_bytes(c, stem, qk);
         /* finite scales can still make an infinite multiplier (a tiny output scale) */
         for (int o = 0; o < c->out_c && rc == RN_OK; o++)
             if (!isfinite(c->mq[o]) || !isfinite(c->rq))

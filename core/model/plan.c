@@ -152,6 +152,8 @@ static void walk(const rn_model *m, const rn_kernels *k, int h, int w, int last,
             const rn_conv *cv = op->kind == RN_OP_CONV ? &m->convs[op->conv] : NULL;
             if (cv && cv->q_stem)
                 sizes[RN_BUF_Q] = RN_MAX(sizes[RN_BUF_Q], (rn_qimage_bytes(1, in[1], in[2], cv->pad) + 3) / 4);
+            if (cv)
+                *col = RN_MAX(*col, (rn_qconv_scratch_bytes(cv, in[1], in[2]) + 3) / 4);
             if (shapes)
                 memcpy(shapes + 3 * i, out, 3 * sizeof(int));
             if (rn_op_writes_buffer(op)) {

@@ -111,9 +111,18 @@ static const struct qshape shapes[] = {
     {48, 80, 3, 1, 1, 14, 14, 1},  /* several chunks */
     {32, 48, 3, 2, 1, 7, 9, 1},    /* stride 2, rows of 5 (a table's tiles of 3 and 2) */
     {24, 16, 1, 2, 1, 3, 1, 2},    /* stride 2, rows of 1 */
+    /* 3x3 stride 1 as the Winograd tables run them (rn_qconv_wino_ok) */
+    {512, 32, 3, 1, 1, 7, 7, 2},   /* layer 4's: odd size, tiles past the plane */
+    {64, 48, 3, 1, 1, 57, 9, 1},   /* rows of tiles in several tasks */
+    {1024, 16, 3, 1, 1, 4, 3, 3},  /* many input blocks */
+    {2048, 16, 3, 1, 1, 3, 2, 1},  /* too many for Winograd's int32 bound: direct */
 };
 
 /* A convolution with random int8 weights, bias and scales. */
+/* 1: weights of +-127 and inputs of 0 or 255 only, the sums' and the
+ * Winograd transforms' extremes */
+static int extremes;
+
 static void make_conv(rn_conv *c, int8_t **w, float **ws, int32_t **b)
 {
     size_t nw = (size_t)c->out_c * (c->in_c / c->groups) * c->kh * c->kw;
@@ -121,7 +130,7 @@ static void make_conv(rn_conv *c, int8_t **w, float **ws, int32_t **b)
     *ws = malloc(c->out_c * sizeof(float));
     *b = malloc(c->out_c * sizeof(int32_t));
     for (size_t i = 0; i < nw; i++)
-        (*w)[i] = (int8_t)rnd_in(-127, 127);
+        (*w)[i] = (int8_t)(extremes ? (rnd_in(0, 1) ? 127 : -127) : rnd_in(-127, 127));
     for (int o = 0; o < c->out_c; o++) {
         (*ws)[o] = rnd_f(0.002f, 0.02f);
         (*b)[o] = rnd_in(-40000, 40000);
@@ -197,15 +206,15 @@ static void run_case(const rn_qkernels *k, const struct qshape *s, int relu, int
     int *in = malloc(ni * sizeof(int)), *res = mode ? malloc(no * sizeof(int)) : NULL;
     int *ref = malloc(no * sizeof(int));
     for (size_t i = 0; i < ni; i++)
-        in[i] = rnd_in(0, 255);
+        in[i] = extremes ? 255 * rnd_in(0, 1) : rnd_in(0, 255);
     for (size_t i = 0; mode && i < no; i++)
         res[i] = mode == 1 ? rnd_in(0, 255) : rnd_in(-128, 127);
     c.res_scale = mode ? rnd_f(0.5f, 2.0f) * c.out_scale : 0.0f;
     c.out_zp = relu ? 0 : rnd_in(-128, 127);
     int zres = mode == 2 ? rnd_in(-128, 127) : mode == 3 ? c.out_zp : 0;
     assert_true(rn_qconv_ok(&c, 0));
-    void *packed = rn_alloc(rn_qconv_packed_bytes(&c, 0, k->w16));
-    rn_qconv_pack(&c, 0, k->w16, packed);
+    void *packed = rn_alloc(rn_qconv_packed_bytes(&c, 0, k));
+    rn_qconv_pack(&c, 0, k, packed);
     uint8_t *qin = rn_alloc(rn_qbytes(n, s->in_c, s->ih, s->iw));
     uint8_t *qout = rn_alloc(rn_qbytes(n, s->out_c, oh, ow));
     uint8_t *qres = mode == 1 || mode == 2 ? rn_alloc(rn_qbytes(n, s->out_c, oh, ow)) : NULL;
@@ -216,6 +225,14 @@ static void run_case(const rn_qkernels *k, const struct qshape *s, int relu, int
     else if (qres)
         to_q(res, n, s->out_c, oh, ow, zres, qres);
     rn_exec ex = make_exec(k, threads);
+    /* the scratch a plan would give it (Winograd's transforms) */
+    size_t scratch = (rn_qconv_scratch_bytes(&c, s->ih, s->iw) + 63) / 64 * 16;
+    if (k->wino && rn_qconv_wino_ok(&c, 0))
+        assert_non_null(c.qwu);
+    else
+        assert_null(c.qwu);
+    ex.col = scratch ? rn_alloc(scratch * sizeof(float) * (size_t)rn_pool_size(ex.pool)) : NULL;
+    ex.col_stride = scratch;
     rn_qconv_args a = {.c = &c, .in = qin, .n = n, .ih = s->ih, .iw = s->iw, .out = qout,
                        .res = mode == 3 ? qout : qres, .res_s8 = mode >= 2, .res_zp = zres, .relu = relu};
     rn_qconv_forward(&ex, &a);
@@ -233,6 +250,7 @@ static void run_case(const rn_qkernels *k, const struct qshape *s, int relu, int
                                  relu, mode, threads, i, o, y, x, got, want);
                 }
     assert_true(clean_edges(qout, n, s->out_c, oh, ow, c.out_zp));
+    rn_free(ex.col);
     rn_pool_free(ex.pool);
     rn_free(packed);
     rn_free(qin);
@@ -256,6 +274,11 @@ static void test_qconv_shapes(void **state)
         for (int mode = 0; mode < 4; mode++)
             run_case(k, &shapes[i], mode != 2, mode, 1 + 2 * (i % 2));
     run_case(k, &shapes[3], 0, 0, 3);
+    extremes = 1;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (shapes[i].k == 3 && shapes[i].stride == 1)
+            run_case(k, &shapes[i], i % 2, (int)(i % 4), 2);
+    extremes = 0;
 }
 
 /* The stem: the float image quantized with its zero point (128, as our
@@ -289,8 +312,8 @@ static void test_qconv_stem(void **state)
         img[ni / 2] = INFINITY;
         int oh = rn_out_dim(ih, c.kh, c.stride, c.pad), ow = rn_out_dim(iw, c.kw, c.stride, c.pad);
         assert_true(rn_qconv_ok(&c, 1));
-        void *packed = rn_alloc(rn_qconv_packed_bytes(&c, 1, k->w16));
-        rn_qconv_pack(&c, 1, k->w16, packed);
+        void *packed = rn_alloc(rn_qconv_packed_bytes(&c, 1, k));
+        rn_qconv_pack(&c, 1, k, packed);
         uint8_t *qimg = rn_alloc(rn_qimage_bytes(n, ih, iw, c.pad));
         uint8_t *qout = rn_alloc(rn_qbytes(n, c.out_c, oh, ow));
         int *ref = malloc((size_t)n * c.out_c * oh * ow * sizeof(int));
