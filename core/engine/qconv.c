@@ -85,6 +85,10 @@ static int pick_qnb(const rn_qkernels *k, int kind, int s, int obg, int ow)
 #define QWINO_V (128 * 1024)
 #define QWINO_PAD 64 /* bytes between positions: slices of 4 KB multiples
                       * put every position of a tile in one L1 set */
+/* Fewer tiles in the batch than this run directly: the transformed weights
+ * (16 positions of int16, 1.8x the direct tiles' int16) then come from
+ * memory for too little work (ResNet-50's layer 4 at batch 1: 16 tiles) */
+#define QWINO_MIN_TILES 32
 
 static int qwino_rows(int ib_n, int tw)
 {
@@ -159,6 +163,7 @@ void rn_qconv_forward(const rn_exec *ex, const rn_qconv_args *a)
     const rn_conv *c = a->c;
     const rn_qkernels *k = ex->qk;
     if (c->qwu && k->wino && ex->col &&
+        (size_t)a->n * ((a->ih + 1) / 2) * ((a->iw + 1) / 2) >= QWINO_MIN_TILES &&
         ex->col_stride * sizeof(float) >= rn_qconv_scratch_bytes(c, a->ih, a->iw)) {
         qwino_forward(ex, a);
         return;

@@ -111,10 +111,11 @@ static const struct qshape shapes[] = {
     {48, 80, 3, 1, 1, 14, 14, 1},  /* several chunks */
     {32, 48, 3, 2, 1, 7, 9, 1},    /* stride 2, rows of 5 (a table's tiles of 3 and 2) */
     {24, 16, 1, 2, 1, 3, 1, 2},    /* stride 2, rows of 1 */
-    /* 3x3 stride 1 as the Winograd tables run them (rn_qconv_wino_ok) */
+    /* 3x3 stride 1 as the Winograd tables run them (rn_qconv_wino_ok; from
+     * 32 tiles of 2x2 a batch, core/engine/qconv.c) */
     {512, 32, 3, 1, 1, 7, 7, 2},   /* layer 4's: odd size, tiles past the plane */
     {64, 48, 3, 1, 1, 57, 9, 1},   /* rows of tiles in several tasks */
-    {1024, 16, 3, 1, 1, 4, 3, 3},  /* many input blocks */
+    {1024, 16, 3, 1, 1, 9, 7, 3},  /* many input blocks */
     {2048, 16, 3, 1, 1, 3, 2, 1},  /* too many for Winograd's int32 bound: direct */
 };
 
