@@ -22,7 +22,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 
 PKGS := libcjson libpng libjpeg libwebp libwebpdemux libtiff-4 zlib libprotobuf-c
-SERVER_PKGS := libmicrohttpd libsystemd
+SERVER_PKGS := libmicrohttpd libsystemd gnutls
 CC ?= cc
 SHELL := /bin/bash
 

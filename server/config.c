@@ -14,7 +14,7 @@
 #include "resnet.h"
 
 enum opt_kind {
-    OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LABELS, OPT_LISTEN, OPT_LOGFMT, OPT_PRECISION, OPT_HELP, OPT_VERSION
+    OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LABELS, OPT_LISTEN, OPT_LOGFMT, OPT_PRECISION, OPT_PATH, OPT_HELP, OPT_VERSION
 };
 
 struct opt {
@@ -67,6 +67,12 @@ static const struct opt opts[] = {
     {"precision", OPT_PRECISION, 0, 0, 0, "fp32|bf16",
      "arithmetic of every model (default fp32); bf16 needs a CPU\n"
      "with avx512_bf16, else the model runs in fp32 (logged)"},
+    {"tls-cert", OPT_PATH, OFF(tls_cert), 0, 0, "FILE",
+     "serve HTTPS (TLS 1.2 and 1.3) with this PEM certificate chain:\n"
+     "the server's certificate first, then its intermediates; read\n"
+     "again on SIGHUP. Needs --tls-key"},
+    {"tls-key", OPT_PATH, OFF(tls_key), 0, 0, "FILE",
+     "the unencrypted PEM private key of --tls-cert"},
     {"help", OPT_HELP, 0, 0, 0, NULL, "print this help and exit"},
     {"version", OPT_VERSION, 0, 0, 0, NULL, "print the version and exit"},
 };
@@ -302,6 +308,16 @@ static int apply(struct config *cfg, const struct opt *o, const char *src, const
     case OPT_LISTEN:
         return config_parse_listen(val, cfg->listen_host, sizeof cfg->listen_host,
                                    &cfg->listen_port, err, errlen);
+    case OPT_PATH: {
+        char *dst = (char *)cfg + o->off; /* char[CFG_PATH_MAX] */
+        if (!*val || strlen(val) >= CFG_PATH_MAX) {
+            snprintf(err, errlen, "%s: expected a file path of 1 to %d characters", src,
+                     CFG_PATH_MAX - 1);
+            return -1;
+        }
+        memcpy(dst, val, strlen(val) + 1);
+        return 0;
+    }
     case OPT_LOGFMT:
         if (strcmp(val, "text") == 0)
             cfg->log_format = LOG_TEXT;
@@ -453,6 +469,12 @@ int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
     }
     if (resolve_labels(cfg, err, errlen) < 0)
         return -1;
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        snprintf(err, errlen, "%s given without %s: TLS needs both the certificate and its key",
+                 cfg->tls_cert[0] ? "--tls-cert" : "--tls-key",
+                 cfg->tls_cert[0] ? "--tls-key" : "--tls-cert");
+        return -1;
+    }
     split_cores(cfg, ncpu);
     if (cfg->max_batch > cfg->max_queue) {
         snprintf(err, errlen, "--max-batch %d is larger than --max-queue %d: batches could "

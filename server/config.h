@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #define CFG_MAX_MODELS 16
+#define CFG_PATH_MAX 4096
 
 struct cfg_model {
     char name[64];   /* from NAME=PATH, or the file's stem */
@@ -38,6 +39,8 @@ struct config {
     int connection_timeout_s;
     int log_format;        /* enum log_format */
     int precision;         /* enum rn_precision (resnet.h), for every model loaded */
+    char tls_cert[CFG_PATH_MAX]; /* --tls-cert: PEM chain, "" without TLS */
+    char tls_key[CFG_PATH_MAX];  /* --tls-key: its private key */
 };
 
 /* Parse argv over the RESNETD_* environment over the defaults into cfg.

@@ -27,6 +27,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "tls.h"
 
 /* ---- request life ---- */
 
@@ -332,6 +333,8 @@ int http_start(struct server *s, const struct route_table *table, char *err, siz
      * --http-threads pool (tests/e2e/reliability_faults.sh). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
+    if (cfg->tls_cert[0])
+        flags |= MHD_USE_TLS; /* tls_init() has loaded the pair */
     struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, cfg->listen_host, &v4->sin_addr) == 1) {
@@ -353,6 +356,7 @@ int http_start(struct server *s, const struct route_table *table, char *err, siz
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_ARRAY, tls_mhd_options(), /* MHD_OPTION_END alone without TLS */
         MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%d (address in use or not local?)",

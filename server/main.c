@@ -4,7 +4,8 @@
  * (exit 2 if one cannot be loaded), start the workers, then bind. The main
  * thread then only waits for signals, which every other thread blocks:
  * SIGTERM/SIGINT stop accepting, report not ready, finish the queued work and
- * exit 0; a second one exits at once. SIGHUP reloads the models. */
+ * exit 0; a second one exits at once. SIGHUP reloads the models and the TLS
+ * certificate. */
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "models.h"
 #include "notify.h"
 #include "routes.h"
+#include "tls.h"
 
 static int usable_cores(void)
 {
@@ -79,6 +81,18 @@ static void drain(struct server *srv, const sigset_t *sigs, int budget_ms)
     batcher_wait_idle(srv->batcher, 60000);
 }
 
+/* SIGHUP: read the certificate and key again; handshakes under way finish
+ * with the old pair. A bad new pair leaves the old one served. */
+static void reload_tls(void)
+{
+    char err[1024], cur[640];
+    if (tls_reload(err, sizeof err) < 0)
+        log_msg("error", "TLS reload failed, still serving the previous certificate (%s): %s",
+                tls_current_describe(cur, sizeof cur), err);
+    else
+        log_msg("info", "TLS certificate reloaded: %s", tls_current_describe(cur, sizeof cur));
+}
+
 /* SIGHUP: load every model again beside the old ones and swap them in; on
  * failure keep serving the old ones. */
 static void reload(const struct config *cfg)
@@ -94,6 +108,8 @@ static void reload(const struct config *cfg)
         log_msg("info", "reload done");
         notify_status("serving %d model%s, reloaded", cfg->n_models, cfg->n_models > 1 ? "s" : "");
     }
+    if (cfg->tls_cert[0])
+        reload_tls();
     notify_ready(); /* the reload is over, whichever way it went */
 }
 
@@ -129,6 +145,12 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Before the models: a bad certificate is refused in a moment, not after
+     * seconds of loading and warming up. */
+    if (cfg.tls_cert[0] && tls_init(cfg.tls_cert, cfg.tls_key, err, sizeof err) < 0) {
+        log_msg("error", "%s", err);
+        return 2;
+    }
     rn_set_log(library_log, NULL, RN_LOG_INFO);
     log_msg("info", "loading %d model%s, %d worker%s x %d thread%s, a lone batch on %d",
             cfg.n_models, cfg.n_models > 1 ? "s" : "", cfg.workers, cfg.workers > 1 ? "s" : "",
@@ -136,11 +158,13 @@ int main(int argc, char **argv)
     notify_status("loading and warming up %d model%s", cfg.n_models, cfg.n_models > 1 ? "s" : "");
     if (models_init(&cfg, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
+        tls_shutdown();
         return 2;
     }
     if (budget_check(&cfg, 0, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
         models_shutdown();
+        tls_shutdown();
         return 2;
     }
     struct batcher_params bp = {cfg.workers, cfg.max_batch, cfg.max_delay_us, cfg.max_queue,
@@ -150,16 +174,22 @@ int main(int argc, char **argv)
     if (batcher_start(&bp, &srv.batcher, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
         models_shutdown();
+        tls_shutdown();
         return 1;
     }
     if (http_start(&srv, &routes_table, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
         batcher_stop(srv.batcher);
         models_shutdown();
+        tls_shutdown();
         return 1;
     }
     log_models(&cfg);
-    log_msg("info", "ready on http://%s%s%s:%d (BLAS core %s)",
+    if (cfg.tls_cert[0]) {
+        char cur[640];
+        log_msg("info", "TLS 1.2 and 1.3, certificate %s", tls_current_describe(cur, sizeof cur));
+    }
+    log_msg("info", "ready on http%s://%s%s%s:%d (BLAS core %s)", cfg.tls_cert[0] ? "s" : "",
             strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
             strchr(cfg.listen_host, ':') ? "]" : "", cfg.listen_port, rn_blas_corename());
     notify_status("serving %d model%s on %s:%d", cfg.n_models, cfg.n_models > 1 ? "s" : "",
@@ -183,6 +213,7 @@ int main(int argc, char **argv)
     http_quiesce(&srv);
     drain(&srv, &sigs, cfg.request_timeout_ms + cfg.connection_timeout_s * 1000);
     http_stop(&srv);
+    tls_shutdown(); /* every connection is closed: the last references are gone */
     notify_watchdog_stop(); /* before the batcher it asks about is freed */
     batcher_stop(srv.batcher);
     models_shutdown();

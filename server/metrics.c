@@ -136,6 +136,8 @@ static void put(struct buf *b, const char *fmt, ...)
     }
 }
 
+static void put_tls(struct buf *b);
+
 static void put_histogram(struct buf *b, const struct histogram *h)
 {
     put(b, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
@@ -178,6 +180,7 @@ char *metrics_render(size_t *len)
             "# TYPE resnetd_batches_total counter\n"
             "resnetd_batches_total{threads=\"worker\"} %llu\n"
             "resnetd_batches_total{threads=\"lone\"} %llu\n", batches_total[0], batches_total[1]);
+    put_tls(&b);
     pthread_mutex_unlock(&lock);
     put(&b, "# HELP resnetd_model_info The models served: the kernels (isa) and the precision "
             "each runs in.\n# TYPE resnetd_model_info gauge\n");
@@ -194,4 +197,39 @@ char *metrics_render(size_t *len)
     }
     *len = b.len;
     return b.p;
+}
+
+/* ---- TLS (server/tls.c): kept apart, rendered only when TLS is on ---- */
+
+static int tls_on;
+static unsigned long long tls_handshake_failures;
+static double tls_cert_not_after;
+
+void metrics_tls_handshake_failure(void)
+{
+    pthread_mutex_lock(&lock);
+    tls_handshake_failures++;
+    pthread_mutex_unlock(&lock);
+}
+
+void metrics_tls_cert(double not_after)
+{
+    pthread_mutex_lock(&lock);
+    tls_on = not_after > 0;
+    tls_cert_not_after = not_after;
+    pthread_mutex_unlock(&lock);
+}
+
+static void put_tls(struct buf *b)
+{
+    if (!tls_on)
+        return;
+    put(b, "# HELP resnetd_tls_handshake_failures_total TLS connections closed before their "
+           "handshake completed (plain HTTP, an old protocol, no common cipher, a client that "
+           "hung up).\n# TYPE resnetd_tls_handshake_failures_total counter\n"
+           "resnetd_tls_handshake_failures_total %llu\n"
+           "# HELP resnetd_tls_cert_expiry_timestamp_seconds notAfter of the certificate served, "
+           "in seconds since the epoch.\n# TYPE resnetd_tls_cert_expiry_timestamp_seconds gauge\n"
+           "resnetd_tls_cert_expiry_timestamp_seconds %.0f\n", tls_handshake_failures,
+        tls_cert_not_after);
 }

@@ -16,6 +16,8 @@ void metrics_queue_wait(double seconds);       /* per image */
 void metrics_batch(int size, double seconds, int lone); /* per batch run; lone: on lent threads */
 void metrics_images(int n);                    /* images computed */
 void metrics_queue_depth(int images);          /* current depth */
+void metrics_tls_handshake_failure(void);   /* a TLS connection closed mid-handshake */
+void metrics_tls_cert(double not_after);      /* the certificate served (0: TLS off) */
 
 /* The metrics page; the caller frees it. NULL when out of memory. */
 char *metrics_render(size_t *len);
