@@ -33,6 +33,8 @@ static int setup(void **state)
     unsetenv("RESNETD_MAX_BATCH");
     unsetenv("RESNETD_PRECISION");
     unsetenv("RESNETD_LABELS");
+    unsetenv("RESNETD_TLS_CERT");
+    unsetenv("RESNETD_TLS_KEY");
     return 0;
 }
 
@@ -155,6 +157,30 @@ static void test_environment(void **state)
     setup(state);
 }
 
+/* --tls-cert and --tls-key: both or neither, from flags or the environment */
+static void test_tls(void **state)
+{
+    setenv("RESNETD_MODEL", "a", 1);
+    assert_int_equal(run(2, NULL, NULL, NULL, NULL), 0);
+    assert_string_equal(cfg.tls_cert, "");
+    assert_int_equal(run(2, "--tls-cert", "/c.pem", "--tls-key", "/k.pem"), 0);
+    assert_string_equal(cfg.tls_cert, "/c.pem");
+    assert_string_equal(cfg.tls_key, "/k.pem");
+    assert_int_equal(run(2, "--tls-cert", "/c.pem", NULL, NULL), -1);
+    assert_non_null(strstr(err, "--tls-cert given without --tls-key"));
+    assert_int_equal(run(2, "--tls-key", "/k.pem", NULL, NULL), -1);
+    assert_non_null(strstr(err, "--tls-key given without --tls-cert"));
+    assert_int_equal(run(2, "--tls-key", "", "--tls-cert", "/c.pem"), -1);
+    assert_non_null(strstr(err, "--tls-key: expected a file path"));
+    setenv("RESNETD_TLS_CERT", "/env.pem", 1);
+    assert_int_equal(run(2, NULL, NULL, NULL, NULL), -1);
+    assert_int_equal(run(2, "--tls-key", "/k.pem", NULL, NULL), 0);
+    assert_string_equal(cfg.tls_cert, "/env.pem");
+    assert_int_equal(run(2, "--tls-key", "/k.pem", "--tls-cert", "/c.pem"), 0); /* flags win */
+    assert_string_equal(cfg.tls_cert, "/c.pem");
+    setup(state);
+}
+
 static void test_error_mapping(void **state)
 {
     assert_int_equal(srv_err_http(srv_err_from_rn(RN_OK)), 200);
@@ -184,6 +210,7 @@ int main(void)
         cmocka_unit_test_setup(test_errors, setup),
         cmocka_unit_test_setup(test_environment, setup),
         cmocka_unit_test_setup(test_labels, setup),
+        cmocka_unit_test_setup(test_tls, setup),
         cmocka_unit_test(test_error_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
