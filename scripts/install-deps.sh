@@ -10,7 +10,7 @@ set -eu
 PKGS=(
     build-essential pkg-config ca-certificates
     libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libtiff-dev zlib1g-dev
-    libmicrohttpd-dev libsystemd-dev
+    libmicrohttpd-dev libsystemd-dev libgnutls28-dev
     # ONNX models (core/formats/onnx.c): protobuf-c, and C generated at build time
     # from the onnx.proto that libonnx-dev ships
     libprotobuf-c-dev protobuf-c-compiler libonnx-dev
