@@ -8,6 +8,8 @@
 # rounds, the order swapped every round, so that drift on a shared machine
 # falls on both. Each figure printed is the median over the rounds; the last
 # line compares keep-alive TLS with plain at 16 clients (goal: within 5%).
+# cpu_ms is the daemon's CPU time (all its threads) per request answered: on a
+# shared machine a steadier figure than req/s, which other processes move.
 #   bench/bench-tls.sh [MODEL]     env: BUILD (build), SECONDS_PER_RUN (10),
 #       REPEAT (3), CLIENTS ("1 16"), LOAD_IMAGE
 set -eu
@@ -47,6 +49,9 @@ P_TLS=$(port)
 "$BUILD/resnetd" --model "$MODEL" --listen 127.0.0.1:$P_TLS --tls-cert "$TMP/cert.pem" \
     --tls-key "$TMP/key.pem" 2>"$TMP/tls.log" &
 PIDS+=($!)
+declare -A DPID=([plain]=${PIDS[0]} [tls]=${PIDS[1]})
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for _ in $(seq 600); do
     curl -sf "http://127.0.0.1:$P_PLAIN/v2/health/ready" >/dev/null &&
         curl -sfk "https://127.0.0.1:$P_TLS/v2/health/ready" >/dev/null && break
@@ -64,14 +69,19 @@ run() {
         sleep 0.1
     done
     sleep 1
+    local cpu0 cpu1
+    cpu0=$(cpu_ticks "${DPID[$2]}")
     if [ "$4" = classify ]; then
         line=$(wrk -t "$t" -c "$3" -d "${SECS}s" --timeout 30s -s bench/load.lua "$u/v1/classify" | grep '^RESULT')
     else
         line=$(wrk -t "$t" -c "$3" -d "${SECS}s" --timeout 30s -s "$TMP/get.lua" "$u/v2/health/live" | grep '^RESULT')
     fi
+    cpu1=$(cpu_ticks "${DPID[$2]}")
     eval "${line#RESULT }"
-    echo "$2 $4 $3 $rps $p50_ms $p99_ms $errors $non2xx" | tee -a "$TMP/runs" |
-        awk -v r="$1" '{ printf "# round %s: %s %s, %s clients: %s req/s, p50 %s ms\n", r, $1, $2, $3, $4, $5 }'
+    local cpu_ms
+    cpu_ms=$(awk -v d=$((cpu1 - cpu0)) -v t="$TICK" -v n="$requests" 'BEGIN { printf "%.3f", (n > 0 ? d * 1000 / t / n : -1) }')
+    echo "$2 $4 $3 $rps $p50_ms $p99_ms $errors $non2xx $cpu_ms" | tee -a "$TMP/runs" |
+        awk -v r="$1" '{ printf "# round %s: %s %s, %s clients: %s req/s, p50 %s ms, %s ms of CPU a request\n", r, $1, $2, $3, $4, $5, $9 }'
 }
 
 for round in $(seq "$REPEAT"); do
@@ -85,7 +95,7 @@ for round in $(seq "$REPEAT"); do
     done
 done
 
-printf '%-34s %7s %10s %8s %8s %6s %6s\n' what clients req/s p50_ms p99_ms errors non2xx
+printf '%-34s %7s %10s %8s %8s %6s %6s %7s\n' what clients req/s p50_ms p99_ms errors non2xx cpu_ms
 median_of() { # KIND WHAT CLIENTS FIELD
     awk -v k="$1" -v w="$2" -v c="$3" -v f="$4" '$1 == k && $2 == w && $3 == c { n++; a[n] = $f }
         END { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
@@ -97,8 +107,8 @@ for w in classify newconn; do
         for k in plain tls; do
             label="$k, $([ $w = classify ] && echo "classify, keep-alive" || echo "GET, a connection each")"
             e=$(awk -v k=$k -v w=$w -v c=$c '$1 == k && $2 == w && $3 == c { e += $7; x += $8 } END { print e + 0, x + 0 }' "$TMP/runs")
-            printf '%-34s %7s %10.2f %8.2f %8.2f %6s %6s\n' "$label" "$c" "$(median_of $k $w $c 4)" \
-                "$(median_of $k $w $c 5)" "$(median_of $k $w $c 6)" ${e% *} ${e#* }
+            printf '%-34s %7s %10.2f %8.2f %8.2f %6s %6s %7.3f\n' "$label" "$c" "$(median_of $k $w $c 4)" \
+                "$(median_of $k $w $c 5)" "$(median_of $k $w $c 6)" ${e% *} ${e#* } "$(median_of $k $w $c 9)" 
         done
     done
 done
@@ -112,6 +122,8 @@ stime=$(timeout $((SECS + 10)) openssl s_time -connect "127.0.0.1:$P_TLS" -new -
         grep -m1 'connections/user sec' || true)
 echo "openssl s_time -new (the client's CPU): ${stime:-not available}"
 case " $CLIENTS " in *" 16 "*)
-    awk -v p="$(median_of plain classify 16 4)" -v t="$(median_of tls classify 16 4)" 'BEGIN {
-        r = t / p; printf "keep-alive TLS / plain at 16 clients: %.3f (goal >= 0.95): %s\n", r, (r >= 0.95 ? "met" : "NOT met") }' ;;
+    awk -v p="$(median_of plain classify 16 4)" -v t="$(median_of tls classify 16 4)" \
+        -v pc="$(median_of plain classify 16 9)" -v tc="$(median_of tls classify 16 9)" 'BEGIN {
+        r = t / p; printf "keep-alive TLS / plain at 16 clients: %.3f of the req/s (goal >= 0.95): %s; CPU a request %.3f of plain\n",
+                          r, (r >= 0.95 ? "met" : "NOT met"), (pc > 0 ? tc / pc : -1) }' ;;
 esac
