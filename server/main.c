@@ -99,6 +99,8 @@ static void reload(const struct config *cfg)
 {
     char err[1024];
     notify_reloading();
+    if (cfg->tls_cert[0])
+        reload_tls(); /* first: a moment, where the models may take seconds */
     log_msg("info", "SIGHUP: reloading %d model%s", cfg->n_models, cfg->n_models > 1 ? "s" : "");
     if (models_reload(cfg, err, sizeof err) < 0) {
         log_msg("error", "reload failed, still serving the previous models: %s", err);
@@ -108,8 +110,6 @@ static void reload(const struct config *cfg)
         log_msg("info", "reload done");
         notify_status("serving %d model%s, reloaded", cfg->n_models, cfg->n_models > 1 ? "s" : "");
     }
-    if (cfg->tls_cert[0])
-        reload_tls();
     notify_ready(); /* the reload is over, whichever way it went */
 }
 
