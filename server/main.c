@@ -123,6 +123,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < cfg.n_models; i++)
         model_names[i] = cfg.models[i].name;
     metrics_init(model_names, cfg.n_models);
+    metrics_queue_capacity(cfg.max_queue);
 
     /* Every thread created from here on inherits the blocked set; only the
      * main thread takes these signals, synchronously. */

@@ -90,7 +90,7 @@ static atomic_ullong rejected[N_REASONS];
 
 static atomic_ullong images_total;
 static atomic_ullong batches_total[2]; /* on a worker's threads, on lent threads */
-static atomic_int queue_depth, in_flight;
+static atomic_int queue_depth, queue_capacity, in_flight;
 
 static char model_names[N_MODELS][64]; /* [0] = "": no model */
 static int n_model_names = 1;
@@ -163,6 +163,11 @@ void metrics_batch(const char *model, int size, double seconds, int lone)
 void metrics_queue_depth(int images)
 {
     atomic_store(&queue_depth, images);
+}
+
+void metrics_queue_capacity(int images)
+{
+    atomic_store(&queue_capacity, images);
 }
 
 void metrics_in_flight(int delta)
@@ -301,6 +306,9 @@ char *metrics_render(size_t *len)
     put(&b, "resnetd_requests_in_flight %d\n", atomic_load(&in_flight));
     put_head(&b, "resnetd_queue_depth", "gauge", "Images waiting for a worker.");
     put(&b, "resnetd_queue_depth %d\n", atomic_load(&queue_depth));
+    put_head(&b, "resnetd_queue_capacity", "gauge",
+             "Images the queue holds at most (--max-queue): past it, requests get 503.");
+    put(&b, "resnetd_queue_capacity %d\n", atomic_load(&queue_capacity));
     put_head(&b, "resnetd_images_total", "counter", "Images classified or embedded.");
     put(&b, "resnetd_images_total %llu\n", atomic_load(&images_total));
     put_head(&b, "resnetd_batches_total", "counter",

@@ -39,6 +39,7 @@ void metrics_phase(enum metric_phase p, int model, int route, double seconds);
  * {threads} (lone: on lent threads) and resnetd_images_total. */
 void metrics_batch(const char *model, int size, double seconds, int lone);
 void metrics_queue_depth(int images);          /* current depth */
+void metrics_queue_capacity(int images);       /* --max-queue, once at start */
 void metrics_in_flight(int delta);             /* +1 when a request starts, -1 when freed */
 
 /* A request refused, by reason: resnetd_rejected_total{reason}. The reasons

@@ -163,3 +163,83 @@ assert any("longer than 128" in l.get("request_id_note", "") for l in acc)
 # a request without X-Request-Id gets no note
 assert sum("request_id_note" in l for l in acc) == 2, [l for l in acc if "request_id_note" in l]
 PY
+
+# ---- deploy/: the alert rules and the Grafana dashboard ----
+RULES=deploy/prometheus/resnetd-alerts.yml
+DASH=deploy/grafana/resnetd.json
+check "promtool check rules $RULES" promtool check rules "$RULES"
+# Every metric the dashboard and the rules name must be one this daemon
+# exports (its # TYPE lines; a histogram's _bucket, _sum and _count too).
+# Two are exported only by features that are not part of every build yet:
+# resnetd_auth_failures_total (API keys) and
+# resnetd_tls_cert_expiry_timestamp_seconds (native TLS). They may appear
+# only in the dashboard row and the rule group kept for those features, and
+# are checked like the others as soon as /metrics has them.
+check "the dashboard and the rules use only metrics resnetd exports" \
+    $PY - "$TMP/metrics.live" "$DASH" "$RULES" <<'PY'
+import json, re, sys
+types = {}
+for l in open(sys.argv[1]):
+    if l.startswith("# TYPE "):
+        _, _, n, t = l.split()
+        types[n] = t
+def exported(n):
+    if n in types:
+        return True
+    base = re.sub(r"_(bucket|sum|count)$", "", n)
+    return base != n and types.get(base) == "histogram"
+LATER = {"resnetd_auth_failures_total": "API keys", "resnetd_tls_cert_expiry_timestamp_seconds": "native TLS"}
+BUILTIN = {"up"}  # Prometheus's own: a scrape that failed
+names = re.compile(r"\bresnetd_[a-zA-Z0-9_:]+")
+bad = []
+def check(where, expr, later_ok):
+    assert expr.strip(), where
+    for n in names.findall(expr):
+        if exported(n):
+            continue
+        if n in LATER and later_ok:
+            print("# skipped until %s exports it: %s (%s)" % (LATER[n], n, where))
+            continue
+        bad.append("%s: %s" % (where, n))
+    # a selector of any other metric than resnetd's and Prometheus's own
+    for tok in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]", expr):
+        if not tok.startswith("resnetd_") and tok not in BUILTIN and tok not in ("by", "without"):
+            bad.append("%s: unknown metric %s" % (where, tok))
+dash = json.load(open(sys.argv[2]))
+later_row = False
+n_exprs = 0
+for p in dash["panels"]:
+    if p["type"] == "row":
+        later_row = "TLS" in p["title"] or "API keys" in p["title"]
+        continue
+    assert p.get("targets"), p["title"]
+    for t in p["targets"]:
+        check("panel " + p["title"], t["expr"], later_row); n_exprs += 1
+for v in dash["templating"]["list"]:
+    if v["type"] == "query":
+        check("variable " + v["name"], v["query"]["query"], False); n_exprs += 1
+# the rules file, read without a YAML library: each "expr:" and its block
+group, lines = None, open(sys.argv[3]).read().splitlines()
+for i, l in enumerate(lines):
+    m = re.match(r"\s*- name: (\S+)", l)
+    if m:
+        group = m.group(1)
+    m = re.match(r"(\s*)expr: ?(.*)", l)
+    if m:
+        expr, ind = m.group(2), len(m.group(1))
+        if expr.strip() == "|":
+            expr = ""
+            for k in lines[i + 1:]:
+                if k.strip() and len(k) - len(k.lstrip()) <= ind:
+                    break
+                expr += k + "\n"
+        check("rule group " + group, expr, group == "resnetd-tls"); n_exprs += 1
+assert n_exprs >= 20, n_exprs
+# the panels an operator asks for are there
+titles = " | ".join(p["title"] for p in dash["panels"])
+for want in ["Requests/s", "Images/s", "Read", "Decode", "Queue wait", "Inference", "Reply", "Total",
+             "Batch size distribution", "Refusals/s by reason", "Queue depth", "in flight"]:
+    assert want in titles, want
+assert not bad, bad
+PY
+tap_done
