@@ -33,6 +33,10 @@ enum srv_err {
 int srv_err_http(enum srv_err e);
 /* The machine code of e ("corrupt_image", ...); never NULL. */
 const char *srv_err_code(enum srv_err e);
+/* The reason resnetd_rejected_total counts a reply of e under ("queue_full",
+ * "too_large", ...; metrics.h), or NULL for what is no refusal (SRV_OK, a
+ * bug's 500). */
+const char *srv_err_reason(enum srv_err e);
 /* Whether the reply should carry Retry-After (503s). */
 int srv_err_retry(enum srv_err e);
 /* The server error for a libresnet status from the request path (decode,

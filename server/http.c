@@ -27,8 +27,31 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "trace.h"
 
 /* ---- request life ---- */
+
+/* r's request id (the client's X-Request-Id when valid, else a new one, and
+ * why in the access log) and trace context (traceparent: an invalid one is
+ * ignored, and why logged). */
+static void request_identify(struct request *r, struct MHD_Connection *c)
+{
+    char why[96];
+    const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (trace_check_request_id(id, why, sizeof why) == 0) {
+        snprintf(r->request_id, sizeof r->request_id, "%s", id);
+    } else {
+        trace_new_request_id(r->request_id);
+        if (id)
+            snprintf(r->request_id_note, sizeof r->request_id_note,
+                     "X-Request-Id replaced: %s", why);
+    }
+    const char *tp = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "traceparent");
+    if (tp && trace_parse_traceparent(tp, &r->trace, why, sizeof why) == 0)
+        r->has_trace = 1;
+    else if (tp)
+        snprintf(r->trace_note, sizeof r->trace_note, "traceparent ignored: %s", why);
+}
 
 static struct request *request_new(struct server *s, struct MHD_Connection *c, const char *url,
                                    const char *method)
@@ -58,9 +81,11 @@ static struct request *request_new(struct server *s, struct MHD_Connection *c, c
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client,
                       sizeof r->client);
     }
+    request_identify(r, c);
     pthread_mutex_init(&r->lock, NULL);
     r->late = atomic_load(&s->draining);
     atomic_fetch_add(&s->active, 1);
+    metrics_in_flight(1);
     return r;
 }
 
@@ -84,6 +109,7 @@ static void request_free(struct request *r)
     free(r->body);
     free(r->path);
     atomic_fetch_sub(&r->srv->active, 1);
+    metrics_in_flight(-1);
     free(r);
 }
 
@@ -93,6 +119,7 @@ static void on_job_done(struct infer_job *job)
 {
     struct request *r = job->user;
     pthread_mutex_lock(&r->lock);
+    r->t_done_ns = now_ns();
     r->job_done = 1;
     if (r->suspended)
         MHD_resume_connection(r->conn);
@@ -117,6 +144,7 @@ void request_submit(struct request *r, struct infer_job *job)
 {
     const struct config *cfg = r->srv->cfg;
     int n = job->n;
+    r->t_read_ns = now_ns();
     job->deadline_ns = now_ns() + (int64_t)cfg->request_timeout_ms * 1000000;
     job->done = on_job_done;
     job->gone = client_gone;
@@ -222,6 +250,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             return MHD_NO;
         *con_cls = r;
         request_begin(r, url);
+        if (request_replied(r))
+            r->t_read_ns = now_ns(); /* refused on its headers */
         /* A refusal goes out now only when there is a body not to read; a
          * reply queued on this first call would close the connection. */
         if (r->reply_lost)
@@ -249,6 +279,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     http_body_end(r);
     if (!request_replied(r))
         r->route->end(r);
+    if (!r->t_read_ns)
+        r->t_read_ns = now_ns(); /* answered by end(), or refused mid-body */
     return flush(r);
 }
 
@@ -281,6 +313,44 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
     return (size_t)(w - s);
 }
 
+/* The phases of r into its histograms (labelled by its model and route) and
+ * its access line e: per image its queue wait, decode and share of its
+ * batch's inference; per request its read, its reply and its total. The
+ * line has the longest queue wait and inference of its images (they may
+ * have run in parallel batches) and the sum of their decodes. A phase not
+ * reached (the client went away mid-body) is not observed. */
+static void observe_request(const struct request *r, int route, int64_t t_end,
+                            struct access_entry *e)
+{
+    int model = metrics_model_index(r->model_name);
+    for (int i = 0; i < e->images; i++) {
+        const struct infer_image *it = &r->job->images[i];
+        if (it->queue_s > e->queue_ms / 1e3)
+            e->queue_ms = it->queue_s * 1e3;
+        metrics_phase(MP_QUEUE, model, route, it->queue_s);
+        if (it->preprocess_s > 0) {
+            e->preprocess_ms += it->preprocess_s * 1e3;
+            metrics_phase(MP_PREPROCESS, model, route, it->preprocess_s);
+        }
+        if (it->batch_n > 0 && it->status == SRV_OK) {
+            if (it->compute_s > e->inference_ms / 1e3)
+                e->inference_ms = it->compute_s * 1e3;
+            metrics_phase(MP_INFER_IMAGE, model, route, it->compute_s / it->batch_n);
+        }
+    }
+    if (r->t_read_ns) {
+        e->read_ms = (double)(r->t_read_ns - r->t_start_ns) / 1e6;
+        metrics_phase(MP_READ, model, route, e->read_ms / 1e3);
+        int64_t t_reply = r->t_done_ns ? r->t_done_ns : r->t_read_ns;
+        if (r->queued && t_end >= t_reply) {
+            e->reply_ms = (double)(t_end - t_reply) / 1e6;
+            metrics_phase(MP_REPLY, model, route, e->reply_ms / 1e3);
+        }
+    }
+    metrics_phase(MP_TOTAL, model, route, e->total_ms / 1e3);
+    metrics_request(route, r->status);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -293,27 +363,24 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     else if (!r->queued) /* a chunked body going on past twice the limit */
         snprintf(r->error + strlen(r->error), sizeof r->error - strlen(r->error), "%s",
                  "; connection closed");
-    double total_ms = (double)(now_ns() - r->t_start_ns) / 1e6;
-    double q = 0, cmp = 0;
-    int n_img = r->submitted ? r->job->n : 0;
-    for (int i = 0; i < n_img; i++) {
-        const struct infer_image *it = &r->job->images[i];
-        if (it->queue_s > q)
-            q = it->queue_s;
-        if (it->compute_s > cmp)
-            cmp = it->compute_s;
-    }
-    metrics_request(r->route ? r->route->metric : r->srv->routes->unmatched_metric, r->status,
-                    total_ms / 1e3);
+    int64_t t_end = now_ns();
+    int route = r->route ? r->route->metric : r->srv->routes->unmatched_metric;
     struct access_entry e = {
-        .method = r->method, .path = r->log_path, .client = r->client, .status = r->status,
-        .bytes_out = r->bytes_out, .images = n_img, .queue_ms = q * 1e3,
-        .compute_ms = cmp * 1e3, .total_ms = total_ms,
+        .request_id = r->request_id,
+        .request_id_note = r->request_id_note[0] ? r->request_id_note : NULL,
+        .trace_id = r->has_trace ? r->trace.trace_id : NULL,
+        .parent_id = r->has_trace ? r->trace.parent_id : NULL,
+        .trace_note = r->trace_note[0] ? r->trace_note : NULL,
+        .method = r->method, .route = metrics_route_name(route), .path = r->log_path,
+        .client = r->client, .status = r->status, .bytes_out = r->bytes_out,
+        .images = r->submitted ? r->job->n : 0,
+        .total_ms = (double)(t_end - r->t_start_ns) / 1e6,
         .model = r->model_name[0] ? r->model_name : NULL,
         .error = r->error[0] ? r->error
                  : toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? "connection closed early"
                                                               : NULL,
     };
+    observe_request(r, route, t_end, &e);
     log_access(&e);
     request_free(r);
 }

@@ -15,6 +15,7 @@
 #include "http.h"
 #include "multipart.h"
 #include "request.h"
+#include "trace.h"
 
 /* The transport's state of one request: made on libmicrohttpd's first
  * callback, freed only in its request-completed callback (also when the
@@ -30,6 +31,14 @@ struct request {
     char client[64];
     char model_name[64];    /* for the access log (request_log_model); "" when none */
     int64_t t_start_ns;
+    int64_t t_read_ns;      /* the request read and parsed (by its route): end of the
+                               read phase; 0 until then */
+    int64_t t_done_ns;      /* its job done (a worker's on_job_done); 0 without one */
+    char request_id[TRACE_ID_MAX + 1]; /* the client's X-Request-Id, or one made up */
+    char request_id_note[128]; /* why the client's was replaced; "" when it was not */
+    struct traceparent trace;  /* the client's traceparent, when has_trace */
+    int has_trace;
+    char trace_note[128];   /* why a traceparent sent was ignored; "" otherwise */
     int late;               /* arrived while draining */
     int has_body;           /* Content-Length other than 0, or Transfer-Encoding */
 

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "models.h"
 #include "notify.h"
 #include "routes.h"
@@ -118,6 +119,11 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init(cfg.log_format);
+    const char *model_names[CFG_MAX_MODELS];
+    for (int i = 0; i < cfg.n_models; i++)
+        model_names[i] = cfg.models[i].name;
+    metrics_init(model_names, cfg.n_models);
+    metrics_queue_capacity(cfg.max_queue);
 
     /* Every thread created from here on inherits the blocked set; only the
      * main thread takes these signals, synchronously. */

@@ -137,15 +137,18 @@ for l in lines:
     assert m, "bad line: " + l
     names.add(m.group(1))
     if m.group(1).endswith("_bucket"):
-        buckets.setdefault(m.group(1), []).append(float(m.group(5)))
+        # one list of cumulative counts per series: the labels other than le
+        series = re.sub(r',?le="[^"]*"', "", m.group(2) or "")
+        buckets.setdefault(m.group(1), {}).setdefault(series, []).append(float(m.group(5)))
 for n in ["resnetd_requests_total", "resnetd_request_duration_seconds", "resnetd_queue_duration_seconds",
           "resnetd_inference_duration_seconds", "resnetd_batch_size", "resnetd_queue_depth", "resnetd_images_total"]:
     assert n in types, n
 for h in ["resnetd_request_duration_seconds", "resnetd_queue_duration_seconds",
           "resnetd_inference_duration_seconds", "resnetd_batch_size"]:
     assert types[h] == "histogram"
-    b = buckets[h + "_bucket"]
-    assert len(b) >= 5 and b == sorted(b) and b[-1] > 0, (h, b)
+    assert buckets[h + "_bucket"], h
+    for b in buckets[h + "_bucket"].values():
+        assert len(b) >= 5 and b == sorted(b) and b[-1] > 0, (h, b)
 PY
 check "metrics count the classify requests" grep -q 'resnetd_requests_total{route="/v1/classify",code="200"} [1-9]' "$TMP/metrics"
 
@@ -197,8 +200,8 @@ req after 200 --data-binary @$IMGS/dog.jpg "$URL/v1/classify"
 check "still serving after the bad input, same answer" test "$(jq -c . "$TMP/after")" == "$(jq -c . "$TMP/classify")"
 check "daemon process alive" kill -0 "$PID"
 check "no 500 in the access log" bash -c "! grep -q '\" 500 ' '$TMP/log'"
-check "access log line with status, bytes, images and timings" \
-    grep -qE '"POST /v1/classify" 200 [0-9]+B images=1 queue_ms=[0-9.]+ compute_ms=[0-9.]+ total_ms=[0-9.]+' "$TMP/log"
+check "access log line with status, bytes, request id, images and each phase's time" \
+    grep -qE '"POST /v1/classify" 200 [0-9]+B id=[0-9a-f]{32} images=1 read_ms=[0-9.]+ preprocess_ms=[0-9.]+ queue_ms=[0-9.]+ inference_ms=[0-9.]+ reply_ms=[0-9.]+ total_ms=[0-9.]+' "$TMP/log"
 
 # ---- SIGTERM: exit 0 ----
 kill -TERM "$PID"
