@@ -20,6 +20,8 @@ static const struct {
     [SRV_ERR_IMAGE_TOO_LARGE] = {413, "image_too_large"},
     [SRV_ERR_UNSUPPORTED] = {415, "unsupported_image_feature"},
     [SRV_ERR_MODEL_FEATURE] = {422, "unsupported_for_model"},
+    [SRV_ERR_UNAUTHORIZED] = {401, "unauthorized"},
+    [SRV_ERR_FORBIDDEN] = {403, "forbidden"},
     [SRV_ERR_NOT_FOUND] = {404, "not_found"},
     [SRV_ERR_NO_MODEL] = {404, "model_not_found"},
     [SRV_ERR_METHOD] = {405, "method_not_allowed"},

@@ -79,4 +79,11 @@ void http_body_data(struct request *r, const char *data, size_t n);
 /* The body is complete: a truncated multipart body is a 400. */
 void http_body_end(struct request *r);
 
+/* Whether r's API key (Authorization: Bearer, X-API-Key) opens one of the
+ * groups of mask (auth.h's auth_check): 0, or -1 after a 401 (with
+ * WWW-Authenticate) or a 403, counted in the metrics (http_auth.c). */
+int http_authorize(struct request *r, unsigned mask);
+/* The groups whose key lets a request to rt past its headers. */
+unsigned http_route_auth_mask(const struct route *rt);
+
 #endif

@@ -4,7 +4,8 @@
  * (exit 2 if one cannot be loaded), start the workers, then bind. The main
  * thread then only waits for signals, which every other thread blocks:
  * SIGTERM/SIGINT stop accepting, report not ready, finish the queued work and
- * exit 0; a second one exits at once. SIGHUP reloads the models. */
+ * exit 0; a second one exits at once. SIGHUP reloads the API keys and the
+ * models. */
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "batcher.h"
 #include "budget.h"
 #include "config.h"
@@ -97,6 +99,36 @@ static void reload(const struct config *cfg)
     notify_ready(); /* the reload is over, whichever way it went */
 }
 
+/* --api-keys at start: refused keys stop the daemon (exit 2), as a bad
+ * flag does. Without keys on an address others can reach, anyone may use
+ * every route: said once. */
+static int load_keys(const struct config *cfg, char *err, size_t errlen)
+{
+    if (auth_load(cfg->api_keys, err, errlen) < 0)
+        return -1;
+    if (cfg->api_keys[0]) {
+        log_msg("info", "API keys from %s: %s", cfg->api_keys, auth_summary());
+    } else if (strcmp(cfg->listen_host, "::1") != 0 &&
+               strncmp(cfg->listen_host, "127.", 4) != 0) {
+        log_msg("warn", "listening on %s without API keys: anyone who can reach it may use "
+                "every route (see --api-keys)", cfg->listen_host);
+    }
+    return 0;
+}
+
+/* SIGHUP: the key file again; a bad one leaves the keys in force as they
+ * were. */
+static void reload_keys(const struct config *cfg)
+{
+    char err[1024];
+    if (!cfg->api_keys[0])
+        return;
+    if (auth_load(cfg->api_keys, err, sizeof err) < 0)
+        log_msg("error", "API keys not reloaded, the previous ones stay in force: %s", err);
+    else
+        log_msg("info", "API keys reloaded from %s: %s", cfg->api_keys, auth_summary());
+}
+
 /* The watchdog's question: are the workers making progress? No worker may
  * sit in one batch for half the watchdog period. */
 static int workers_alive(void *arg)
@@ -152,6 +184,12 @@ int main(int argc, char **argv)
         models_shutdown();
         return 1;
     }
+    if (load_keys(&cfg, err, sizeof err) < 0) {
+        log_msg("error", "%s", err);
+        batcher_stop(srv.batcher);
+        models_shutdown();
+        return 2;
+    }
     if (http_start(&srv, &routes_table, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
         batcher_stop(srv.batcher);
@@ -177,8 +215,10 @@ int main(int argc, char **argv)
             notify_status("stopping: finishing the queued work");
             break;
         }
-        if (sig == SIGHUP)
+        if (sig == SIGHUP) {
+            reload_keys(&cfg);
             reload(&cfg);
+        }
     }
     http_quiesce(&srv);
     drain(&srv, &sigs, cfg.request_timeout_ms + cfg.connection_timeout_s * 1000);
@@ -186,6 +226,7 @@ int main(int argc, char **argv)
     notify_watchdog_stop(); /* before the batcher it asks about is freed */
     batcher_stop(srv.batcher);
     models_shutdown();
+    auth_shutdown();
     log_msg("info", "stopped");
     return 0;
 }

@@ -2,6 +2,7 @@
  * all: each request takes it a handful of times, which is noise next to the
  * milliseconds of inference, and rendering sees a consistent snapshot. */
 #include "metrics.h"
+#include "auth.h"
 #include "models.h"
 
 #include <pthread.h>
@@ -26,7 +27,7 @@ static const char *route_names[MR_COUNT] = {
     "/v2/models/{m}/infer", "/metrics", "/openapi.json", "/v1/inspect", "/", "other",
 };
 
-static const int codes[] = {200, 400, 404, 405, 411, 413, 415, 499, 500, 503, 504};
+static const int codes[] = {200, 400, 401, 403, 404, 405, 411, 413, 415, 499, 500, 503, 504};
 #define N_CODES (int)(sizeof codes / sizeof codes[0])
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -105,6 +106,19 @@ void metrics_queue_depth(int images)
     pthread_mutex_unlock(&lock);
 }
 
+/* ---- API key refusals (--api-keys) ---- */
+
+static unsigned long long auth_failures[2][AUTH_N_GROUPS]; /* [missing][group] */
+
+void metrics_auth_failure(int missing, int g)
+{
+    if (g < 0 || g >= AUTH_N_GROUPS)
+        g = AUTH_OPEN;
+    pthread_mutex_lock(&lock);
+    auth_failures[missing ? 1 : 0][g]++;
+    pthread_mutex_unlock(&lock);
+}
+
 struct buf {
     char *p;
     size_t len, cap;
@@ -173,6 +187,13 @@ char *metrics_render(size_t *len)
             "# TYPE resnetd_queue_depth gauge\nresnetd_queue_depth %d\n", queue_depth);
     put(&b, "# HELP resnetd_images_total Images classified or embedded.\n"
             "# TYPE resnetd_images_total counter\nresnetd_images_total %llu\n", images_total);
+    put(&b, "# HELP resnetd_auth_failures_total Requests refused for their API key: none "
+            "sent (missing, 401) or not one of the route's group (invalid, 403).\n"
+            "# TYPE resnetd_auth_failures_total counter\n");
+    for (int m = 1; m >= 0; m--)
+        for (int g = AUTH_OPEN + 1; g < AUTH_N_GROUPS; g++)
+            put(&b, "resnetd_auth_failures_total{reason=\"%s\",group=\"%s\"} %llu\n",
+                m ? "missing" : "invalid", auth_group_name(g), auth_failures[m][g]);
     put(&b, "# HELP resnetd_batches_total Batches run, on their worker's threads or, as the "
             "only work, on the lent threads of every worker (--lone-threads).\n"
             "# TYPE resnetd_batches_total counter\n"

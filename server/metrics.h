@@ -16,6 +16,9 @@ void metrics_queue_wait(double seconds);       /* per image */
 void metrics_batch(int size, double seconds, int lone); /* per batch run; lone: on lent threads */
 void metrics_images(int n);                    /* images computed */
 void metrics_queue_depth(int images);          /* current depth */
+/* A request refused for its API key: missing (401) or not one of group's
+ * (403); group is an enum auth_group (auth.h). */
+void metrics_auth_failure(int missing, int group);
 
 /* The metrics page; the caller frees it. NULL when out of memory. */
 char *metrics_render(size_t *len);
