@@ -4,6 +4,7 @@
  * message or the access log. */
 #include "http_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -33,14 +34,21 @@ int http_authorize(struct request *r, unsigned mask)
     if (res == AUTH_OK)
         return 0;
     metrics_auth_failure(res == AUTH_MISSING, g);
+    /* The groups asked for, as the message names them: "infer", or "infer
+     * or features" before the route knows which of its two it serves. */
+    char groups[64] = "";
+    for (int i = AUTH_OPEN + 1; i < AUTH_N_GROUPS; i++)
+        if (mask & (1u << i))
+            snprintf(groups + strlen(groups), sizeof groups - strlen(groups), "%s%s",
+                     groups[0] ? " or " : "", auth_group_name(i));
     if (res == AUTH_MISSING) {
         reply_error(r, SRV_ERR_UNAUTHORIZED,
                     "%s %.100s needs an API key of group %s: send Authorization: Bearer KEY "
-                    "or X-API-Key: KEY", r->method, r->path, auth_group_name(g));
+                    "or X-API-Key: KEY", r->method, r->path, groups);
         reply_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"resnetd\"");
     } else {
         reply_error(r, SRV_ERR_FORBIDDEN, "%s %.100s: the API key sent is not one of group %s",
-                    r->method, r->path, auth_group_name(g));
+                    r->method, r->path, groups);
     }
     return -1;
 }

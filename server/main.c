@@ -161,6 +161,11 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The keys before the models: a bad key file is refused at once. */
+    if (load_keys(&cfg, err, sizeof err) < 0) {
+        log_msg("error", "%s", err);
+        return 2;
+    }
     rn_set_log(library_log, NULL, RN_LOG_INFO);
     log_msg("info", "loading %d model%s, %d worker%s x %d thread%s, a lone batch on %d",
             cfg.n_models, cfg.n_models > 1 ? "s" : "", cfg.workers, cfg.workers > 1 ? "s" : "",
@@ -183,12 +188,6 @@ int main(int argc, char **argv)
         log_msg("error", "%s", err);
         models_shutdown();
         return 1;
-    }
-    if (load_keys(&cfg, err, sizeof err) < 0) {
-        log_msg("error", "%s", err);
-        batcher_stop(srv.batcher);
-        models_shutdown();
-        return 2;
     }
     if (http_start(&srv, &routes_table, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
