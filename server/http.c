@@ -220,6 +220,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     struct server *s = cls;
     struct request *r = *con_cls;
     if (!r) {
+        http_early_forget(c); /* its headers were fine */
         r = request_new(s, c, url, method);
         if (!r)
             return MHD_NO;
@@ -350,6 +351,9 @@ int http_start(struct server *s, const struct route_table *table, char *err, siz
     }
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, NULL, NULL, on_access, s,
+        MHD_OPTION_EXTERNAL_LOGGER, http_early_log, s, /* first: see its doc */
+        MHD_OPTION_URI_LOG_CALLBACK, http_early_uri, s,
+        MHD_OPTION_NOTIFY_CONNECTION, http_early_notify, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
