@@ -14,7 +14,8 @@
 #include "resnet.h"
 
 enum opt_kind {
-    OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LABELS, OPT_LISTEN, OPT_LOGFMT, OPT_PRECISION, OPT_HELP, OPT_VERSION
+    OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LABELS, OPT_LISTEN, OPT_LOGFMT, OPT_PRECISION, OPT_HELP, OPT_VERSION,
+    OPT_PATH
 };
 
 struct opt {
@@ -61,8 +62,16 @@ static const struct opt opts[] = {
      "a request queued longer is answered 504 uncomputed (default 30000)"},
     {"max-connections", OPT_INT, OFF(max_connections), 1, 1000000, "N",
      "open connections at most (default 1024)"},
+    {"max-connections-per-ip", OPT_INT, OFF(max_connections_per_ip), 0, 1000000, "N",
+     "open connections from one client address at most; past it\n"
+     "the connection is closed unanswered (default 0: no limit)"},
     {"connection-timeout-s", OPT_INT, OFF(connection_timeout_s), 1, 86400, "S",
      "idle connection timeout (default 30)"},
+    {"api-keys", OPT_PATH, OFF(api_keys), 0, 0, "FILE",
+     "API keys per route group: lines of GROUP KEY, GROUP one of\n"
+     "infer, features, inspect, metadata, metrics; a group without\n"
+     "a key stays open (default: no file, all open). Mode 600;\n"
+     "read again on SIGHUP"},
     {"log-format", OPT_LOGFMT, 0, 0, 0, "text|json", "access log format on stderr (default text)"},
     {"precision", OPT_PRECISION, 0, 0, 0, "fp32|bf16",
      "arithmetic of every model (default fp32); bf16 needs a CPU\n"
@@ -295,6 +304,14 @@ static int apply(struct config *cfg, const struct opt *o, const char *src, const
             *(int64_t *)((char *)cfg + o->off) = v;
         return 0;
     }
+    case OPT_PATH:
+        if (strlen(val) >= sizeof cfg->api_keys) {
+            snprintf(err, errlen, "%s: path longer than %zu characters", src,
+                     sizeof cfg->api_keys - 1);
+            return -1;
+        }
+        snprintf((char *)cfg + o->off, sizeof cfg->api_keys, "%s", val); /* the one path */
+        return 0;
     case OPT_MODEL:
         return add_model(cfg, val, err, errlen);
     case OPT_LABELS:

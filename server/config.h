@@ -35,7 +35,9 @@ struct config {
     int64_t max_pixels;
     int request_timeout_ms;
     int max_connections;
+    int max_connections_per_ip; /* 0: no limit */
     int connection_timeout_s;
+    char api_keys[4096];   /* --api-keys FILE, or "": every route open */
     int log_format;        /* enum log_format */
     int precision;         /* enum rn_precision (resnet.h), for every model loaded */
 };

@@ -21,6 +21,8 @@ static const struct {
     [SRV_ERR_IMAGE_TOO_LARGE] = {413, "image_too_large", "too_large"},
     [SRV_ERR_UNSUPPORTED] = {415, "unsupported_image_feature", "unsupported_media_type"},
     [SRV_ERR_MODEL_FEATURE] = {422, "unsupported_for_model", "bad_request"},
+    [SRV_ERR_UNAUTHORIZED] = {401, "unauthorized", "unauthorized"},
+    [SRV_ERR_FORBIDDEN] = {403, "forbidden", "forbidden"},
     [SRV_ERR_NOT_FOUND] = {404, "not_found", "not_found"},
     [SRV_ERR_NO_MODEL] = {404, "model_not_found", "not_found"},
     [SRV_ERR_METHOD] = {405, "method_not_allowed", "method_not_allowed"},

@@ -14,6 +14,8 @@ enum srv_err {
     SRV_ERR_IMAGE_TOO_LARGE, /* image declaring more pixels than --max-pixels */
     SRV_ERR_UNSUPPORTED,     /* valid input using a feature we do not implement */
     SRV_ERR_MODEL_FEATURE,   /* a route this model cannot serve (inspecting a plan without residual blocks) */
+    SRV_ERR_UNAUTHORIZED,    /* no API key for a route that needs one (--api-keys) */
+    SRV_ERR_FORBIDDEN,       /* an API key that does not open the route's group */
     SRV_ERR_NOT_FOUND,       /* unknown route */
     SRV_ERR_NO_MODEL,        /* unknown model name */
     SRV_ERR_METHOD,          /* known route, wrong method */

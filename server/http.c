@@ -219,12 +219,15 @@ static int find_route(struct request *r, const char *url)
     return 0;
 }
 
-/* The first call, with the headers: route, and refuse what will be refused
- * before any body is read (libmicrohttpd then sends no 100 Continue). */
+/* The first call, with the headers: route, API key, and refuse what will
+ * be refused before any body is read (libmicrohttpd then sends no 100
+ * Continue). */
 static void request_begin(struct request *r, const char *url)
 {
     http_check_framing(r);
     if (request_replied(r) || find_route(r, url) < 0)
+        return;
+    if (http_authorize(r, http_route_auth_mask(r->route)) < 0)
         return;
     if (r->route->begin)
         r->route->begin(r);
@@ -245,6 +248,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     struct server *s = cls;
     struct request *r = *con_cls;
     if (!r) {
+        http_early_forget(c); /* its headers were fine */
         r = request_new(s, c, url, method);
         if (!r)
             return MHD_NO;
@@ -414,9 +418,13 @@ int http_start(struct server *s, const struct route_table *table, char *err, siz
     }
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, NULL, NULL, on_access, s,
+        MHD_OPTION_EXTERNAL_LOGGER, http_early_log, s, /* first: see its doc */
+        MHD_OPTION_URI_LOG_CALLBACK, http_early_uri, s,
+        MHD_OPTION_NOTIFY_CONNECTION, http_early_notify, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,

@@ -7,6 +7,7 @@
 #define RESNETD_HTTP_INTERNAL_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,5 +88,21 @@ void http_body_begin(struct request *r);
 void http_body_data(struct request *r, const char *data, size_t n);
 /* The body is complete: a truncated multipart body is a 400. */
 void http_body_end(struct request *r);
+
+/* libmicrohttpd's refusal of a Content-Length it cannot read, made ours
+ * (http_early.c): its URI log, connection notice and logger callbacks, and
+ * on_access's word that a connection reached it. */
+void *http_early_uri(void *cls, const char *uri, struct MHD_Connection *c);
+void http_early_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                       enum MHD_ConnectionNotificationCode code);
+void http_early_log(void *cls, const char *fmt, va_list ap);
+void http_early_forget(struct MHD_Connection *c);
+
+/* Whether r's API key (Authorization: Bearer, X-API-Key) opens one of the
+ * groups of mask (auth.h's auth_check): 0, or -1 after a 401 (with
+ * WWW-Authenticate) or a 403, counted in the metrics (http_auth.c). */
+int http_authorize(struct request *r, unsigned mask);
+/* The groups whose key lets a request to rt past its headers. */
+unsigned http_route_auth_mask(const struct route *rt);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kserve_request.h"
+#include "auth.h"
 #include "routes.h"
 
 /* The state of a /v2/models/NAME route (request_state), made by begin(),
@@ -160,6 +161,10 @@ void v2_infer_end(struct request *r)
         reply_error(r, e, "%s", err);
         return;
     }
+    /* Only the body tells a layer's output (features group) from logits
+     * (infer group); the headers let in a key of either (routes.c). */
+    if (request_authorize(r, st->req.layer[0] ? AUTH_FEATURES : AUTH_INFER) < 0)
+        return;
     if (st->req.layer[0]) {
         job->layer = rn_model_layer_find(m->m, st->req.layer);
         job->pool = st->req.layer_pool;

@@ -4,7 +4,8 @@
  * (exit 2 if one cannot be loaded), start the workers, then bind. The main
  * thread then only waits for signals, which every other thread blocks:
  * SIGTERM/SIGINT stop accepting, report not ready, finish the queued work and
- * exit 0; a second one exits at once. SIGHUP reloads the models. */
+ * exit 0; a second one exits at once. SIGHUP reloads the API keys and the
+ * models. */
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "batcher.h"
 #include "budget.h"
 #include "config.h"
@@ -98,6 +100,36 @@ static void reload(const struct config *cfg)
     notify_ready(); /* the reload is over, whichever way it went */
 }
 
+/* --api-keys at start: refused keys stop the daemon (exit 2), as a bad
+ * flag does. Without keys on an address others can reach, anyone may use
+ * every route: said once. */
+static int load_keys(const struct config *cfg, char *err, size_t errlen)
+{
+    if (auth_load(cfg->api_keys, err, errlen) < 0)
+        return -1;
+    if (cfg->api_keys[0]) {
+        log_msg("info", "API keys from %s: %s", cfg->api_keys, auth_summary());
+    } else if (strcmp(cfg->listen_host, "::1") != 0 &&
+               strncmp(cfg->listen_host, "127.", 4) != 0) {
+        log_msg("warn", "listening on %s without API keys: anyone who can reach it may use "
+                "every route (see --api-keys)", cfg->listen_host);
+    }
+    return 0;
+}
+
+/* SIGHUP: the key file again; a bad one leaves the keys in force as they
+ * were. */
+static void reload_keys(const struct config *cfg)
+{
+    char err[1024];
+    if (!cfg->api_keys[0])
+        return;
+    if (auth_load(cfg->api_keys, err, sizeof err) < 0)
+        log_msg("error", "API keys not reloaded, the previous ones stay in force: %s", err);
+    else
+        log_msg("info", "API keys reloaded from %s: %s", cfg->api_keys, auth_summary());
+}
+
 /* The watchdog's question: are the workers making progress? No worker may
  * sit in one batch for half the watchdog period. */
 static int workers_alive(void *arg)
@@ -135,6 +167,11 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The keys before the models: a bad key file is refused at once. */
+    if (load_keys(&cfg, err, sizeof err) < 0) {
+        log_msg("error", "%s", err);
+        return 2;
+    }
     rn_set_log(library_log, NULL, RN_LOG_INFO);
     log_msg("info", "loading %d model%s, %d worker%s x %d thread%s, a lone batch on %d",
             cfg.n_models, cfg.n_models > 1 ? "s" : "", cfg.workers, cfg.workers > 1 ? "s" : "",
@@ -183,8 +220,10 @@ int main(int argc, char **argv)
             notify_status("stopping: finishing the queued work");
             break;
         }
-        if (sig == SIGHUP)
+        if (sig == SIGHUP) {
+            reload_keys(&cfg);
             reload(&cfg);
+        }
     }
     http_quiesce(&srv);
     drain(&srv, &sigs, cfg.request_timeout_ms + cfg.connection_timeout_s * 1000);
@@ -192,6 +231,7 @@ int main(int argc, char **argv)
     notify_watchdog_stop(); /* before the batcher it asks about is freed */
     batcher_stop(srv.batcher);
     models_shutdown();
+    auth_shutdown();
     log_msg("info", "stopped");
     return 0;
 }

@@ -5,6 +5,7 @@
  * buckets first and count last while observe() adds the count first, so
  * that no bucket ever shows more than its +Inf (the exposition's rule). */
 #include "metrics.h"
+#include "auth.h"
 #include "models.h"
 
 #include <stdarg.h>
@@ -183,6 +184,17 @@ void metrics_rejected(const char *reason)
     atomic_fetch_add(&rejected[i], 1);
 }
 
+/* ---- API key refusals (--api-keys) ---- */
+
+static atomic_ullong auth_failures[2][AUTH_N_GROUPS]; /* [missing][group] */
+
+void metrics_auth_failure(int missing, int g)
+{
+    if (g < 0 || g >= AUTH_N_GROUPS)
+        g = AUTH_OPEN;
+    atomic_fetch_add(&auth_failures[missing ? 1 : 0][g], 1);
+}
+
 /* ---- rendering ---- */
 
 struct buf {
@@ -301,6 +313,13 @@ char *metrics_render(size_t *len)
     for (int i = 0; i < N_REASONS; i++)
         put(&b, "resnetd_rejected_total{reason=\"%s\"} %llu\n", reject_reasons[i],
             atomic_load(&rejected[i]));
+    put_head(&b, "resnetd_auth_failures_total", "counter",
+             "Requests refused for their API key: none sent (missing, 401) or not one of the "
+             "route's group (invalid, 403).");
+    for (int m = 1; m >= 0; m--)
+        for (int g = AUTH_OPEN + 1; g < AUTH_N_GROUPS; g++)
+            put(&b, "resnetd_auth_failures_total{reason=\"%s\",group=\"%s\"} %llu\n",
+                m ? "missing" : "invalid", auth_group_name(g), atomic_load(&auth_failures[m][g]));
     put_head(&b, "resnetd_requests_in_flight", "gauge",
              "Requests between their first byte and their reply sent (or their client gone).");
     put(&b, "resnetd_requests_in_flight %d\n", atomic_load(&in_flight));

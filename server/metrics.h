@@ -50,6 +50,9 @@ void metrics_in_flight(int delta);             /* +1 when a request starts, -1 w
  * refusals it answers (srv_err_reason, errors.c); code that refuses another
  * way (a connection turned away before any request) calls this itself. */
 void metrics_rejected(const char *reason);
+/* A request refused for its API key: missing (401) or not one of group's
+ * (403); group is an enum auth_group (auth.h). */
+void metrics_auth_failure(int missing, int group);
 
 /* The metrics page; the caller frees it. NULL when out of memory. */
 char *metrics_render(size_t *len);
