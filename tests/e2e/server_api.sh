@@ -194,7 +194,7 @@ bad v2b64 400 bad_tensor --data-binary '{"inputs":[{"name":"image","datatype":"B
 bad v2img 415 unsupported_image --data-binary '{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["aGVsbG8="]}]}' "$URL/v2/models/basic/infer"
 bad v2out 400 bad_tensor --data-binary '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3,32,32],"data":[1]}],"outputs":[{"name":"nope"}]}' "$URL/v2/models/basic/infer"
 bad v2hlen 400 bad_request -H 'Inference-Header-Content-Length: 99999' --data-binary '{}' "$URL/v2/models/basic/infer"
-bad v2binsize 400 bad_tensor -H 'Inference-Header-Content-Length: 92' --data-binary '{"inputs":[{"name":"i","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":9}}]}abcd' "$URL/v2/models/basic/infer"
+bad v2binsize 400 bad_tensor -H 'Inference-Header-Content-Length: 96' --data-binary '{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":9}}]}abcd' "$URL/v2/models/basic/infer"
 
 req after 200 --data-binary @$IMGS/dog.jpg "$URL/v1/classify"
 check "still serving after the bad input, same answer" test "$(jq -c . "$TMP/after")" == "$(jq -c . "$TMP/classify")"
