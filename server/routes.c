@@ -5,6 +5,7 @@
 #include "routes.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,20 @@ int routes_v2_path(const char *url, char *name, size_t namelen)
     if (strcmp(p, "/infer") == 0)
         return ROUTES_V2_INFER;
     return 0;
+}
+
+int routes_v2_version(const char *url, char *ver, size_t verlen)
+{
+    static const char prefix[] = "/v2/models/";
+    if (strncmp(url, prefix, sizeof prefix - 1) != 0)
+        return 0;
+    const char *p = url + sizeof prefix - 1;
+    p += strcspn(p, "/");
+    if (strncmp(p, "/versions/", 10) != 0)
+        return 0;
+    p += 10;
+    snprintf(ver, verlen, "%.*s", (int)strcspn(p, "/"), p);
+    return 1;
 }
 
 /* The matchers of the three /v2/models/NAME routes; NAME as the handlers
