@@ -15,7 +15,7 @@
 
 enum opt_kind {
     OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LABELS, OPT_LISTEN, OPT_LOGFMT, OPT_PRECISION, OPT_HELP, OPT_VERSION,
-    OPT_PATH
+    OPT_PATH, OPT_NAME
 };
 
 struct opt {
@@ -33,6 +33,15 @@ static const struct opt opts[] = {
      "safetensors model to serve; repeatable, the first is the default.\n"
      "NAME defaults to the file name without extension.\n"
      "In the environment: RESNETD_MODEL, comma-separated"},
+    {"model-dir", OPT_PATH, OFF(model_dir), 0, 0, "DIR",
+     "serve every weights file in DIR (.safetensors, .pth, .onnx;\n"
+     "also one folder deep, as KServe's storage initializer leaves\n"
+     "them in /mnt/models), each named by its file name without\n"
+     "extension; a file that does not load is logged and skipped.\n"
+     "SIGHUP scans DIR again. Instead of --model"},
+    {"model-name", OPT_NAME, OFF(model_name), 0, 0, "NAME",
+     "the name of the one model served (--model-dir holding one\n"
+     "file, or one --model PATH), e.g. KServe's InferenceService name"},
     {"labels", OPT_LABELS, 0, 0, 0, "[NAME=]FILE",
      "class names for model NAME (default: the first) instead of\n"
      "the file's own: a JSON array, {\"0\": name, ...} or one name\n"
@@ -84,7 +93,7 @@ static const struct opt opts[] = {
 
 void config_usage(FILE *f)
 {
-    fprintf(f, "usage: resnetd --model [NAME=]PATH [options]\n\n"
+    fprintf(f, "usage: resnetd --model [NAME=]PATH... | --model-dir DIR [options]\n\n"
                "Serve ResNet image classifiers over HTTP (see README).\n\noptions:\n");
     for (size_t i = 0; i < N_OPTS; i++) {
         char left[64];
@@ -304,14 +313,26 @@ static int apply(struct config *cfg, const struct opt *o, const char *src, const
             *(int64_t *)((char *)cfg + o->off) = v;
         return 0;
     }
-    case OPT_PATH:
+    case OPT_PATH: /* every path field has api_keys' size */
         if (strlen(val) >= sizeof cfg->api_keys) {
             snprintf(err, errlen, "%s: path longer than %zu characters", src,
                      sizeof cfg->api_keys - 1);
             return -1;
         }
-        snprintf((char *)cfg + o->off, sizeof cfg->api_keys, "%s", val); /* the one path */
+        snprintf((char *)cfg + o->off, sizeof cfg->api_keys, "%s", val);
         return 0;
+    case OPT_NAME: {
+        struct cfg_model m;
+        char arg[sizeof m.path + 8];
+        snprintf(arg, sizeof arg, "%s=-", val); /* a name checked as --model's are */
+        if (!*val || strchr(val, '=') || config_parse_model(arg, &m, err, errlen) < 0) {
+            snprintf(err, errlen, "%s '%.80s': a model name is 1 to %zu of letters, digits, "
+                     "'-', '_' and '.'", src, val, sizeof m.name - 1);
+            return -1;
+        }
+        snprintf(cfg->model_name, sizeof cfg->model_name, "%s", m.name);
+        return 0;
+    }
     case OPT_MODEL:
         return add_model(cfg, val, err, errlen);
     case OPT_LABELS:
@@ -373,6 +394,41 @@ static int from_env(struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* --model and --model-dir are two ways to say what to serve: one of them.
+ * Given on the command line, either replaces the other from the
+ * environment (env_models, env_dir: set there and not on the command line). */
+static int resolve_models(struct config *cfg, int env_models, int env_dir, char *err,
+                          size_t errlen)
+{
+    if (cfg->model_dir[0] && cfg->n_models && env_models)
+        cfg->n_models = 0;
+    else if (cfg->model_dir[0] && cfg->n_models && env_dir)
+        cfg->model_dir[0] = '\0';
+    if (cfg->model_dir[0] && cfg->n_models) {
+        snprintf(err, errlen, "--model and --model-dir %s: give one of them", cfg->model_dir);
+        return -1;
+    }
+    if (!cfg->model_dir[0] && cfg->n_models == 0) {
+        snprintf(err, errlen, "no model: give --model [NAME=]PATH or --model-dir DIR "
+                 "(or RESNETD_MODEL, RESNETD_MODEL_DIR)");
+        return -1;
+    }
+    if (cfg->model_dir[0] && cfg->n_labels) {
+        snprintf(err, errlen, "--labels %s: not with --model-dir, whose models are found at "
+                 "run time; put the names in the file (resnet.labels)", cfg->labels[0].path);
+        return -1;
+    }
+    if (cfg->model_name[0] && !cfg->model_dir[0]) {
+        if (cfg->n_models != 1) {
+            snprintf(err, errlen, "--model-name %s names one model, and %d are given: use "
+                     "--model NAME=PATH", cfg->model_name, cfg->n_models);
+            return -1;
+        }
+        snprintf(cfg->models[0].name, sizeof cfg->models[0].name, "%s", cfg->model_name);
+    }
+    return 0;
+}
+
 static void defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -422,6 +478,7 @@ int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
     if (from_env(cfg, err, errlen) < 0)
         return -1;
     int env_models = cfg->n_models, cli_models = 0, env_labels = cfg->n_labels, cli_labels = 0;
+    int env_dir = cfg->model_dir[0] != '\0', cli_dir = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
@@ -457,6 +514,8 @@ int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
         if (o->kind == OPT_MODEL && cli_models++ == 0 && env_models) {
             cfg->n_models = 0; /* models on the command line replace the environment's */
         }
+        if (o->kind == OPT_PATH && o->off == OFF(model_dir))
+            cli_dir = 1;
         if (o->kind == OPT_LABELS && cli_labels++ == 0 && env_labels)
             cfg->n_labels = 0; /* and so do labels */
         char src[64];
@@ -464,10 +523,8 @@ int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
         if (apply(cfg, o, src, val, err, errlen) < 0)
             return -1;
     }
-    if (cfg->n_models == 0) {
-        snprintf(err, errlen, "no model: give --model [NAME=]PATH (or RESNETD_MODEL)");
+    if (resolve_models(cfg, env_models && !cli_models, env_dir && !cli_dir, err, errlen) < 0)
         return -1;
-    }
     if (resolve_labels(cfg, err, errlen) < 0)
         return -1;
     split_cores(cfg, ncpu);

@@ -19,6 +19,10 @@ enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
 struct config {
     struct cfg_model models[CFG_MAX_MODELS]; /* the first is the default */
     int n_models;
+    char model_dir[4096];  /* --model-dir: serve the weights files found there
+                              (models.c scans it at start and on SIGHUP), or "";
+                              then models is empty */
+    char model_name[64];   /* --model-name: the name of the one model, or "" */
     struct cfg_model labels[CFG_MAX_MODELS]; /* --labels [NAME=]FILE as given (name "":
                                                 the default model), until resolved */
     int n_labels;

@@ -44,8 +44,8 @@ static void library_log(int level, const char *msg, void *user)
  * library's warning that says why. */
 static void log_models(const struct config *cfg)
 {
-    for (int i = 0; i < cfg->n_models; i++) {
-        struct model *m = models_acquire(cfg->models[i].name);
+    for (int i = 0; i < models_count(); i++) {
+        struct model *m = models_acquire_index(i);
         if (!m)
             continue;
         const char *runs = models_precision_name(m->info->precision);
@@ -88,14 +88,19 @@ static void reload(const struct config *cfg)
 {
     char err[1024];
     notify_reloading();
-    log_msg("info", "SIGHUP: reloading %d model%s", cfg->n_models, cfg->n_models > 1 ? "s" : "");
+    if (cfg->model_dir[0])
+        log_msg("info", "SIGHUP: reloading the models of %s", cfg->model_dir);
+    else
+        log_msg("info", "SIGHUP: reloading %d model%s", cfg->n_models,
+                cfg->n_models > 1 ? "s" : "");
     if (models_reload(cfg, err, sizeof err) < 0) {
         log_msg("error", "reload failed, still serving the previous models: %s", err);
         notify_status("reload failed, serving the previous models: %s", err);
     } else {
         log_models(cfg); /* the files may have changed: what runs now */
         log_msg("info", "reload done");
-        notify_status("serving %d model%s, reloaded", cfg->n_models, cfg->n_models > 1 ? "s" : "");
+        notify_status("serving %d model%s, reloaded", models_count(),
+                      models_count() > 1 ? "s" : "");
     }
     notify_ready(); /* the reload is over, whichever way it went */
 }
@@ -173,10 +178,15 @@ int main(int argc, char **argv)
         return 2;
     }
     rn_set_log(library_log, NULL, RN_LOG_INFO);
-    log_msg("info", "loading %d model%s, %d worker%s x %d thread%s, a lone batch on %d",
-            cfg.n_models, cfg.n_models > 1 ? "s" : "", cfg.workers, cfg.workers > 1 ? "s" : "",
+    char what[4200];
+    if (cfg.model_dir[0])
+        snprintf(what, sizeof what, "the models of %s", cfg.model_dir);
+    else
+        snprintf(what, sizeof what, "%d model%s", cfg.n_models, cfg.n_models > 1 ? "s" : "");
+    log_msg("info", "loading %s, %d worker%s x %d thread%s, a lone batch on %d",
+            what, cfg.workers, cfg.workers > 1 ? "s" : "",
             cfg.threads, cfg.threads > 1 ? "s" : "", cfg.lone_threads);
-    notify_status("loading and warming up %d model%s", cfg.n_models, cfg.n_models > 1 ? "s" : "");
+    notify_status("loading and warming up %s", what);
     if (models_init(&cfg, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
         return 2;
@@ -205,7 +215,7 @@ int main(int argc, char **argv)
     log_msg("info", "ready on http://%s%s%s:%d (BLAS core %s)",
             strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
             strchr(cfg.listen_host, ':') ? "]" : "", cfg.listen_port, rn_blas_corename());
-    notify_status("serving %d model%s on %s:%d", cfg.n_models, cfg.n_models > 1 ? "s" : "",
+    notify_status("serving %d model%s on %s:%d", models_count(), models_count() > 1 ? "s" : "",
                   cfg.listen_host, cfg.listen_port);
     if (notify_ready() < 0)
         log_msg("warn", "cannot tell systemd we are ready (NOTIFY_SOCKET)");

@@ -93,14 +93,25 @@ static atomic_ullong images_total;
 static atomic_ullong batches_total[2]; /* on a worker's threads, on lent threads */
 static atomic_int queue_depth, queue_capacity, in_flight;
 
+/* Names are only added (a model gone keeps its series, as counters must):
+ * one is written before the count that shows it is raised. */
 static char model_names[N_MODELS][64]; /* [0] = "": no model */
-static int n_model_names = 1;
+static atomic_int n_model_names = 1;
 
 void metrics_init(const char *const *names, int n)
 {
-    n_model_names = 1;
-    for (int i = 0; i < n && n_model_names < N_MODELS; i++)
-        snprintf(model_names[n_model_names++], sizeof model_names[0], "%s", names[i]);
+    atomic_store(&n_model_names, 1);
+    for (int i = 0; i < n; i++)
+        metrics_add_model(names[i]);
+}
+
+void metrics_add_model(const char *name)
+{
+    int n = atomic_load(&n_model_names);
+    if (n == N_MODELS || metrics_model_index(name) > 0)
+        return;
+    snprintf(model_names[n], sizeof model_names[0], "%s", name);
+    atomic_store(&n_model_names, n + 1);
 }
 
 int metrics_model_index(const char *name)

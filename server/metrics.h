@@ -27,6 +27,9 @@ enum metric_phase { MP_READ, MP_PREPROCESS, MP_QUEUE, MP_INFER_IMAGE, MP_REPLY, 
 void metrics_init(const char *const *names, int n);
 /* The model label index of name: 1..n, or 0 (model="") for none or unknown. */
 int metrics_model_index(const char *name);
+/* Give model name its series too (a model found by a --model-dir scan), if
+ * it has none yet and there is room; from the main thread only. */
+void metrics_add_model(const char *name);
 /* The route label of route (enum metric_route): its template, "/v1/classify",
  * "/v2/models/{m}/infer", ... ("other" when out of range). */
 const char *metrics_route_name(int route);
