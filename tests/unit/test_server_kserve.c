@@ -198,6 +198,13 @@ static void test_routes(void **state)
     assert_null(routes_match("/v2/models/m/versions//infer", name, sizeof name));
     assert_null(routes_match("/v2/models/m/bogus", name, sizeof name));
     assert_null(routes_match("/v1/classify/", name, sizeof name));
+    char ver[8];
+    assert_int_equal(routes_v2_version("/v2/models/m/versions/12/infer", ver, sizeof ver), 1);
+    assert_string_equal(ver, "12");
+    assert_int_equal(routes_v2_version("/v2/models/m/versions/123456789", ver, sizeof ver), 1);
+    assert_string_equal(ver, "1234567"); /* cut to fit */
+    assert_int_equal(routes_v2_version("/v2/models/m/ready", ver, sizeof ver), 0);
+    assert_int_equal(routes_v2_version("/v1/classify", ver, sizeof ver), 0);
     char longname[300];
     memset(longname, 'a', sizeof longname);
     memcpy(longname, "/v2/models/", 11);
