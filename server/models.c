@@ -148,14 +148,14 @@ static int open_dir(const struct config *cfg, const struct cfg_model *found, int
 static void swap_in(struct model **fresh, int n)
 {
     struct model *old[CFG_MAX_MODELS];
+    for (int i = 0; i < n; i++) /* before a request can name it */
+        metrics_add_model(fresh[i]->name);
     pthread_mutex_lock(&lock);
     int n_old = n_slots;
     memcpy(old, slots, sizeof old);
     memcpy(slots, fresh, sizeof *slots * (size_t)n);
     n_slots = n;
     pthread_mutex_unlock(&lock);
-    for (int i = 0; i < n; i++)
-        metrics_add_model(fresh[i]->name);
     for (int i = 0; i < n_old; i++)
         model_release(old[i]); /* freed when the last request using it ends */
 }
