@@ -15,6 +15,8 @@ PKGS=(
     # from the onnx.proto that libonnx-dev ships
     libprotobuf-c-dev protobuf-c-compiler libonnx-dev
     libcmocka-dev curl jq python3 python3-yaml python3-jsonschema python3-pil nodejs npm darknet wrk nginx
+    # promtool: the metrics exposition and the alert rules are linted (tests/e2e/server_observability.sh)
+    prometheus
     chromium
     strace systemd valgrind
     # make test-aarch64 (tests/e2e/aarch64_qemu.sh): the cross compiler, qemu,

@@ -103,7 +103,8 @@ enum srv_err batcher_submit(batcher *b, struct infer_job *job)
         it->next = NULL;
         it->status = SRV_OK;
         it->err[0] = '\0';
-        it->queue_s = it->compute_s = 0;
+        it->queue_s = it->preprocess_s = it->compute_s = 0;
+        it->batch_n = 0;
         if (b->tail)
             b->tail->next = it;
         else
@@ -183,8 +184,9 @@ static void fail_image(struct infer_image *it, enum srv_err e, const char *msg)
 
 /* An inspection: rn_inspect on the image, then its heat map if asked for. */
 static void inspect_one(struct infer_image *it, rn_ctx *ctx, const float *x, int h, int w,
-                        int64_t t0, int lone)
+                        int lone)
 {
+    int64_t t0 = now_ns();
     const struct infer_job *j = it->job;
     char msg[256];
     rn_inspect_params ip = rn_inspect_default_params();
@@ -203,16 +205,14 @@ static void inspect_one(struct infer_image *it, rn_ctx *ctx, const float *x, int
     }
     double dt = (double)(now_ns() - t0) / 1e9;
     it->compute_s = dt;
+    it->batch_n = 1;
     if (st < 0) {
         fail_image(it, srv_err_from_rn(st), msg);
         return;
     }
-    metrics_batch(1, dt, lone);
-    metrics_images(1);
+    metrics_batch(j->model->name, 1, dt, lone);
 }
 
-/* Step 4 of the loop: the batch's checks and decodes into w->in; idx[0..k)
- * are the images that go on, t0 when the step began. Returns k. */
 /* Floats per image of the layer job j asks for at h x w (0: none). */
 static size_t layer_floats(const struct model *m, const struct infer_job *j, int h, int w)
 {
@@ -223,7 +223,10 @@ static size_t layer_floats(const struct model *m, const struct infer_job *j, int
     return (size_t)shape[0] * (j->pool == RN_POOL_AVG ? 1 : (size_t)shape[1] * shape[2]);
 }
 
-static int decode_batch(struct worker *w, int n, int idx[], int64_t *t0_out)
+/* Step 4 of the loop: the batch's checks and decodes into w->in; idx[0..k)
+ * are the images that go on, each with its queue wait and decode time.
+ * Returns k. */
+static int decode_batch(struct worker *w, int n, int idx[])
 {
     struct infer_image **batch = w->batch;
     struct model *m = batch[0]->job->model;
@@ -232,7 +235,6 @@ static int decode_batch(struct worker *w, int n, int idx[], int64_t *t0_out)
     int nc = m->info->n_classes, ed = m->info->embed_dim;
     const struct infer_job *j0 = batch[0]->job;
     int64_t t0 = now_ns();
-    *t0_out = t0;
     char msg[256];
     size_t per = layer_floats(m, j0, h, wd);
 
@@ -249,7 +251,6 @@ static int decode_batch(struct worker *w, int n, int idx[], int64_t *t0_out)
     for (int i = 0; i < n; i++) {
         struct infer_image *it = batch[i];
         it->queue_s = (double)(t0 - it->job->t_submit_ns) / 1e9;
-        metrics_queue_wait(it->queue_s);
         if (atomic_load(&it->job->failed))
             continue;
         if (t0 > it->job->deadline_ns) {
@@ -262,14 +263,17 @@ static int decode_batch(struct worker *w, int n, int idx[], int64_t *t0_out)
         }
         float *x = w->in + sz * k;
         ip.exif_orient = it->job->exif_orient;
+        int64_t td = now_ns();
         if (it->data) {
             int st = rn_image_to_tensor(it->data, it->len, &ip, m->pp, x, msg, sizeof msg);
+            it->preprocess_s = (double)(now_ns() - td) / 1e9;
             if (st < 0) {
                 fail_image(it, srv_err_from_rn(st), msg);
                 continue;
             }
         } else {
             memcpy(x, it->tensor, sz * sizeof *x);
+            it->preprocess_s = (double)(now_ns() - td) / 1e9;
         }
         idx[k++] = i;
     }
@@ -278,7 +282,7 @@ static int decode_batch(struct worker *w, int n, int idx[], int64_t *t0_out)
 
 /* Step 5: infer the k decoded images idx[] (on the lone context when lone),
  * scatter the results. */
-static void infer_batch(struct worker *w, const int idx[], int k, int64_t t0, int lone)
+static void infer_batch(struct worker *w, const int idx[], int k, int lone)
 {
     struct infer_image **batch = w->batch;
     struct model *m = batch[0]->job->model;
@@ -289,9 +293,10 @@ static void infer_batch(struct worker *w, const int idx[], int k, int64_t t0, in
     size_t per = layer_floats(m, j0, h, wd);
     rn_ctx *ctx = lone && m->lone ? m->lone : m->ctx[w->id];
     if (j0->inspect) { /* take() gives an inspection a batch of its own */
-        inspect_one(batch[idx[0]], ctx, w->in, h, wd, t0, lone && m->lone);
+        inspect_one(batch[idx[0]], ctx, w->in, h, wd, lone && m->lone);
         return;
     }
+    int64_t t0 = now_ns();
     rn_output o = {.layer = j0->layer, .pool = j0->pool, .data = w->layer};
     int st = j0->layer >= 0 ? rn_infer_outputs(ctx, w->in, k, h, wd, &o, 1, msg, sizeof msg)
                             : rn_infer(ctx, w->in, k, h, wd, w->logits, w->embed, msg, sizeof msg);
@@ -299,6 +304,7 @@ static void infer_batch(struct worker *w, const int idx[], int k, int64_t t0, in
     for (int j = 0; j < k; j++) {
         struct infer_image *it = batch[idx[j]];
         it->compute_s = dt;
+        it->batch_n = k;
         if (st < 0) {
             fail_image(it, srv_err_from_rn(st), msg);
             continue;
@@ -310,10 +316,8 @@ static void infer_batch(struct worker *w, const int idx[], int k, int64_t t0, in
         memcpy(it->logits, w->logits + (size_t)nc * j, (size_t)nc * sizeof(float));
         memcpy(it->embed, w->embed + (size_t)ed * j, (size_t)ed * sizeof(float));
     }
-    if (st >= 0) {
-        metrics_batch(k, dt, lone && m->lone);
-        metrics_images(k);
-    }
+    if (st >= 0)
+        metrics_batch(m->name, k, dt, lone && m->lone);
 }
 
 static void *worker_main(void *arg)
@@ -355,8 +359,7 @@ static void *worker_main(void *arg)
 
         atomic_store(&w->busy_since_ns, now_ns());
         int idx[256];
-        int64_t t0;
-        int k = decode_batch(w, n, idx, &t0);
+        int k = decode_batch(w, n, idx);
         /* Step 4b, once decoded: a decode is single-threaded, so the lent
          * threads are claimed only for the inference, and only if the batch
          * is still the only work (no other worker took a batch meanwhile,
@@ -369,7 +372,7 @@ static void *worker_main(void *arg)
             b->lone = 1;
         pthread_mutex_unlock(&b->lock);
         if (k > 0)
-            infer_batch(w, idx, k, t0, lone);
+            infer_batch(w, idx, k, lone);
         atomic_store(&w->busy_since_ns, 0);
 
         pthread_mutex_lock(&b->lock);

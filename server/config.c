@@ -14,7 +14,8 @@
 #include "resnet.h"
 
 enum opt_kind {
-    OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LABELS, OPT_LISTEN, OPT_LOGFMT, OPT_PRECISION, OPT_PATH, OPT_HELP, OPT_VERSION
+    OPT_INT, OPT_SIZE, OPT_MODEL, OPT_LABELS, OPT_LISTEN, OPT_LOGFMT, OPT_PRECISION, OPT_HELP, OPT_VERSION,
+    OPT_PATH, OPT_NAME
 };
 
 struct opt {
@@ -32,6 +33,15 @@ static const struct opt opts[] = {
      "safetensors model to serve; repeatable, the first is the default.\n"
      "NAME defaults to the file name without extension.\n"
      "In the environment: RESNETD_MODEL, comma-separated"},
+    {"model-dir", OPT_PATH, OFF(model_dir), 0, 0, "DIR",
+     "serve every weights file in DIR (.safetensors, .pth, .onnx;\n"
+     "also one folder deep, as KServe's storage initializer leaves\n"
+     "them in /mnt/models), each named by its file name without\n"
+     "extension; a file that does not load is logged and skipped.\n"
+     "SIGHUP scans DIR again. Instead of --model"},
+    {"model-name", OPT_NAME, OFF(model_name), 0, 0, "NAME",
+     "the name of the one model served (--model-dir holding one\n"
+     "file, or one --model PATH), e.g. KServe's InferenceService name"},
     {"labels", OPT_LABELS, 0, 0, 0, "[NAME=]FILE",
      "class names for model NAME (default: the first) instead of\n"
      "the file's own: a JSON array, {\"0\": name, ...} or one name\n"
@@ -61,8 +71,16 @@ static const struct opt opts[] = {
      "a request queued longer is answered 504 uncomputed (default 30000)"},
     {"max-connections", OPT_INT, OFF(max_connections), 1, 1000000, "N",
      "open connections at most (default 1024)"},
+    {"max-connections-per-ip", OPT_INT, OFF(max_connections_per_ip), 0, 1000000, "N",
+     "open connections from one client address at most; past it\n"
+     "the connection is closed unanswered (default 0: no limit)"},
     {"connection-timeout-s", OPT_INT, OFF(connection_timeout_s), 1, 86400, "S",
      "idle connection timeout (default 30)"},
+    {"api-keys", OPT_PATH, OFF(api_keys), 0, 0, "FILE",
+     "API keys per route group: lines of GROUP KEY, GROUP one of\n"
+     "infer, features, inspect, metadata, metrics; a group without\n"
+     "a key stays open (default: no file, all open). Mode 600;\n"
+     "read again on SIGHUP"},
     {"log-format", OPT_LOGFMT, 0, 0, 0, "text|json", "access log format on stderr (default text)"},
     {"precision", OPT_PRECISION, 0, 0, 0, "fp32|bf16",
      "arithmetic of every model (default fp32); bf16 needs a CPU\n"
@@ -81,7 +99,7 @@ static const struct opt opts[] = {
 
 void config_usage(FILE *f)
 {
-    fprintf(f, "usage: resnetd --model [NAME=]PATH [options]\n\n"
+    fprintf(f, "usage: resnetd --model [NAME=]PATH... | --model-dir DIR [options]\n\n"
                "Serve ResNet image classifiers over HTTP (see README).\n\noptions:\n");
     for (size_t i = 0; i < N_OPTS; i++) {
         char left[64];
@@ -301,6 +319,26 @@ static int apply(struct config *cfg, const struct opt *o, const char *src, const
             *(int64_t *)((char *)cfg + o->off) = v;
         return 0;
     }
+    case OPT_PATH: /* every path field has api_keys' size */
+        if (strlen(val) >= sizeof cfg->api_keys) {
+            snprintf(err, errlen, "%s: path longer than %zu characters", src,
+                     sizeof cfg->api_keys - 1);
+            return -1;
+        }
+        snprintf((char *)cfg + o->off, sizeof cfg->api_keys, "%s", val);
+        return 0;
+    case OPT_NAME: {
+        struct cfg_model m;
+        char arg[sizeof m.path + 8];
+        snprintf(arg, sizeof arg, "%s=-", val); /* a name checked as --model's are */
+        if (!*val || strchr(val, '=') || config_parse_model(arg, &m, err, errlen) < 0) {
+            snprintf(err, errlen, "%s '%.80s': a model name is 1 to %zu of letters, digits, "
+                     "'-', '_' and '.'", src, val, sizeof m.name - 1);
+            return -1;
+        }
+        snprintf(cfg->model_name, sizeof cfg->model_name, "%s", m.name);
+        return 0;
+    }
     case OPT_MODEL:
         return add_model(cfg, val, err, errlen);
     case OPT_LABELS:
@@ -308,16 +346,6 @@ static int apply(struct config *cfg, const struct opt *o, const char *src, const
     case OPT_LISTEN:
         return config_parse_listen(val, cfg->listen_host, sizeof cfg->listen_host,
                                    &cfg->listen_port, err, errlen);
-    case OPT_PATH: {
-        char *dst = (char *)cfg + o->off; /* char[CFG_PATH_MAX] */
-        if (!*val || strlen(val) >= CFG_PATH_MAX) {
-            snprintf(err, errlen, "%s: expected a file path of 1 to %d characters", src,
-                     CFG_PATH_MAX - 1);
-            return -1;
-        }
-        memcpy(dst, val, strlen(val) + 1);
-        return 0;
-    }
     case OPT_LOGFMT:
         if (strcmp(val, "text") == 0)
             cfg->log_format = LOG_TEXT;
@@ -372,6 +400,41 @@ static int from_env(struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* --model and --model-dir are two ways to say what to serve: one of them.
+ * Given on the command line, either replaces the other from the
+ * environment (env_models, env_dir: set there and not on the command line). */
+static int resolve_models(struct config *cfg, int env_models, int env_dir, char *err,
+                          size_t errlen)
+{
+    if (cfg->model_dir[0] && cfg->n_models && env_models)
+        cfg->n_models = 0;
+    else if (cfg->model_dir[0] && cfg->n_models && env_dir)
+        cfg->model_dir[0] = '\0';
+    if (cfg->model_dir[0] && cfg->n_models) {
+        snprintf(err, errlen, "--model and --model-dir %s: give one of them", cfg->model_dir);
+        return -1;
+    }
+    if (!cfg->model_dir[0] && cfg->n_models == 0) {
+        snprintf(err, errlen, "no model: give --model [NAME=]PATH or --model-dir DIR "
+                 "(or RESNETD_MODEL, RESNETD_MODEL_DIR)");
+        return -1;
+    }
+    if (cfg->model_dir[0] && cfg->n_labels) {
+        snprintf(err, errlen, "--labels %s: not with --model-dir, whose models are found at "
+                 "run time; put the names in the file (resnet.labels)", cfg->labels[0].path);
+        return -1;
+    }
+    if (cfg->model_name[0] && !cfg->model_dir[0]) {
+        if (cfg->n_models != 1) {
+            snprintf(err, errlen, "--model-name %s names one model, and %d are given: use "
+                     "--model NAME=PATH", cfg->model_name, cfg->n_models);
+            return -1;
+        }
+        snprintf(cfg->models[0].name, sizeof cfg->models[0].name, "%s", cfg->model_name);
+    }
+    return 0;
+}
+
 static void defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -421,6 +484,7 @@ int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
     if (from_env(cfg, err, errlen) < 0)
         return -1;
     int env_models = cfg->n_models, cli_models = 0, env_labels = cfg->n_labels, cli_labels = 0;
+    int env_dir = cfg->model_dir[0] != '\0', cli_dir = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
@@ -456,6 +520,8 @@ int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
         if (o->kind == OPT_MODEL && cli_models++ == 0 && env_models) {
             cfg->n_models = 0; /* models on the command line replace the environment's */
         }
+        if (o->kind == OPT_PATH && o->off == OFF(model_dir))
+            cli_dir = 1;
         if (o->kind == OPT_LABELS && cli_labels++ == 0 && env_labels)
             cfg->n_labels = 0; /* and so do labels */
         char src[64];
@@ -463,10 +529,8 @@ int config_parse(struct config *cfg, int argc, char **argv, int ncpu, char *err,
         if (apply(cfg, o, src, val, err, errlen) < 0)
             return -1;
     }
-    if (cfg->n_models == 0) {
-        snprintf(err, errlen, "no model: give --model [NAME=]PATH (or RESNETD_MODEL)");
+    if (resolve_models(cfg, env_models && !cli_models, env_dir && !cli_dir, err, errlen) < 0)
         return -1;
-    }
     if (resolve_labels(cfg, err, errlen) < 0)
         return -1;
     if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {

@@ -7,7 +7,6 @@
 #include <stdio.h>
 
 #define CFG_MAX_MODELS 16
-#define CFG_PATH_MAX 4096
 
 struct cfg_model {
     char name[64];   /* from NAME=PATH, or the file's stem */
@@ -20,6 +19,10 @@ enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
 struct config {
     struct cfg_model models[CFG_MAX_MODELS]; /* the first is the default */
     int n_models;
+    char model_dir[4096];  /* --model-dir: serve the weights files found there
+                              (models.c scans it at start and on SIGHUP), or "";
+                              then models is empty */
+    char model_name[64];   /* --model-name: the name of the one model, or "" */
     struct cfg_model labels[CFG_MAX_MODELS]; /* --labels [NAME=]FILE as given (name "":
                                                 the default model), until resolved */
     int n_labels;
@@ -36,11 +39,13 @@ struct config {
     int64_t max_pixels;
     int request_timeout_ms;
     int max_connections;
+    int max_connections_per_ip; /* 0: no limit */
     int connection_timeout_s;
+    char api_keys[4096];   /* --api-keys FILE, or "": every route open */
     int log_format;        /* enum log_format */
     int precision;         /* enum rn_precision (resnet.h), for every model loaded */
-    char tls_cert[CFG_PATH_MAX]; /* --tls-cert: PEM chain, "" without TLS */
-    char tls_key[CFG_PATH_MAX];  /* --tls-key: its private key */
+    char tls_cert[4096];   /* --tls-cert: PEM chain, "" without TLS */
+    char tls_key[4096];    /* --tls-key: its private key */
 };
 
 /* Parse argv over the RESNETD_* environment over the defaults into cfg.

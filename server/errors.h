@@ -14,6 +14,8 @@ enum srv_err {
     SRV_ERR_IMAGE_TOO_LARGE, /* image declaring more pixels than --max-pixels */
     SRV_ERR_UNSUPPORTED,     /* valid input using a feature we do not implement */
     SRV_ERR_MODEL_FEATURE,   /* a route this model cannot serve (inspecting a plan without residual blocks) */
+    SRV_ERR_UNAUTHORIZED,    /* no API key for a route that needs one (--api-keys) */
+    SRV_ERR_FORBIDDEN,       /* an API key that does not open the route's group */
     SRV_ERR_NOT_FOUND,       /* unknown route */
     SRV_ERR_NO_MODEL,        /* unknown model name */
     SRV_ERR_METHOD,          /* known route, wrong method */
@@ -33,6 +35,10 @@ enum srv_err {
 int srv_err_http(enum srv_err e);
 /* The machine code of e ("corrupt_image", ...); never NULL. */
 const char *srv_err_code(enum srv_err e);
+/* The reason resnetd_rejected_total counts a reply of e under ("queue_full",
+ * "too_large", ...; metrics.h), or NULL for what is no refusal (SRV_OK, a
+ * bug's 500). */
+const char *srv_err_reason(enum srv_err e);
 /* Whether the reply should carry Retry-After (503s). */
 int srv_err_retry(enum srv_err e);
 /* The server error for a libresnet status from the request path (decode,

@@ -28,8 +28,31 @@
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
+#include "trace.h"
 
 /* ---- request life ---- */
+
+/* r's request id (the client's X-Request-Id when valid, else a new one, and
+ * why in the access log) and trace context (traceparent: an invalid one is
+ * ignored, and why logged). */
+static void request_identify(struct request *r, struct MHD_Connection *c)
+{
+    char why[96];
+    const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (trace_check_request_id(id, why, sizeof why) == 0) {
+        snprintf(r->request_id, sizeof r->request_id, "%s", id);
+    } else {
+        trace_new_request_id(r->request_id);
+        if (id)
+            snprintf(r->request_id_note, sizeof r->request_id_note,
+                     "X-Request-Id replaced: %s", why);
+    }
+    const char *tp = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "traceparent");
+    if (tp && trace_parse_traceparent(tp, &r->trace, why, sizeof why) == 0)
+        r->has_trace = 1;
+    else if (tp)
+        snprintf(r->trace_note, sizeof r->trace_note, "traceparent ignored: %s", why);
+}
 
 static struct request *request_new(struct server *s, struct MHD_Connection *c, const char *url,
                                    const char *method)
@@ -59,9 +82,11 @@ static struct request *request_new(struct server *s, struct MHD_Connection *c, c
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client,
                       sizeof r->client);
     }
+    request_identify(r, c);
     pthread_mutex_init(&r->lock, NULL);
     r->late = atomic_load(&s->draining);
     atomic_fetch_add(&s->active, 1);
+    metrics_in_flight(1);
     return r;
 }
 
@@ -85,6 +110,7 @@ static void request_free(struct request *r)
     free(r->body);
     free(r->path);
     atomic_fetch_sub(&r->srv->active, 1);
+    metrics_in_flight(-1);
     free(r);
 }
 
@@ -94,6 +120,7 @@ static void on_job_done(struct infer_job *job)
 {
     struct request *r = job->user;
     pthread_mutex_lock(&r->lock);
+    r->t_done_ns = now_ns();
     r->job_done = 1;
     if (r->suspended)
         MHD_resume_connection(r->conn);
@@ -118,6 +145,7 @@ void request_submit(struct request *r, struct infer_job *job)
 {
     const struct config *cfg = r->srv->cfg;
     int n = job->n;
+    r->t_read_ns = now_ns();
     job->deadline_ns = now_ns() + (int64_t)cfg->request_timeout_ms * 1000000;
     job->done = on_job_done;
     job->gone = client_gone;
@@ -192,12 +220,15 @@ static int find_route(struct request *r, const char *url)
     return 0;
 }
 
-/* The first call, with the headers: route, and refuse what will be refused
- * before any body is read (libmicrohttpd then sends no 100 Continue). */
+/* The first call, with the headers: route, API key, and refuse what will
+ * be refused before any body is read (libmicrohttpd then sends no 100
+ * Continue). */
 static void request_begin(struct request *r, const char *url)
 {
     http_check_framing(r);
     if (request_replied(r) || find_route(r, url) < 0)
+        return;
+    if (http_authorize(r, http_route_auth_mask(r->route)) < 0)
         return;
     if (r->route->begin)
         r->route->begin(r);
@@ -218,11 +249,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     struct server *s = cls;
     struct request *r = *con_cls;
     if (!r) {
+        http_early_forget(c); /* its headers were fine */
         r = request_new(s, c, url, method);
         if (!r)
             return MHD_NO;
         *con_cls = r;
         request_begin(r, url);
+        if (request_replied(r))
+            r->t_read_ns = now_ns(); /* refused on its headers */
         /* A refusal goes out now only when there is a body not to read; a
          * reply queued on this first call would close the connection. */
         if (r->reply_lost)
@@ -250,6 +284,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     http_body_end(r);
     if (!request_replied(r))
         r->route->end(r);
+    if (!r->t_read_ns)
+        r->t_read_ns = now_ns(); /* answered by end(), or refused mid-body */
     return flush(r);
 }
 
@@ -282,6 +318,44 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
     return (size_t)(w - s);
 }
 
+/* The phases of r into its histograms (labelled by its model and route) and
+ * its access line e: per image its queue wait, decode and share of its
+ * batch's inference; per request its read, its reply and its total. The
+ * line has the longest queue wait and inference of its images (they may
+ * have run in parallel batches) and the sum of their decodes. A phase not
+ * reached (the client went away mid-body) is not observed. */
+static void observe_request(const struct request *r, int route, int64_t t_end,
+                            struct access_entry *e)
+{
+    int model = metrics_model_index(r->model_name);
+    for (int i = 0; i < e->images; i++) {
+        const struct infer_image *it = &r->job->images[i];
+        if (it->queue_s > e->queue_ms / 1e3)
+            e->queue_ms = it->queue_s * 1e3;
+        metrics_phase(MP_QUEUE, model, route, it->queue_s);
+        if (it->preprocess_s > 0) {
+            e->preprocess_ms += it->preprocess_s * 1e3;
+            metrics_phase(MP_PREPROCESS, model, route, it->preprocess_s);
+        }
+        if (it->batch_n > 0 && it->status == SRV_OK) {
+            if (it->compute_s > e->inference_ms / 1e3)
+                e->inference_ms = it->compute_s * 1e3;
+            metrics_phase(MP_INFER_IMAGE, model, route, it->compute_s / it->batch_n);
+        }
+    }
+    if (r->t_read_ns) {
+        e->read_ms = (double)(r->t_read_ns - r->t_start_ns) / 1e6;
+        metrics_phase(MP_READ, model, route, e->read_ms / 1e3);
+        int64_t t_reply = r->t_done_ns ? r->t_done_ns : r->t_read_ns;
+        if (r->queued && t_end >= t_reply) {
+            e->reply_ms = (double)(t_end - t_reply) / 1e6;
+            metrics_phase(MP_REPLY, model, route, e->reply_ms / 1e3);
+        }
+    }
+    metrics_phase(MP_TOTAL, model, route, e->total_ms / 1e3);
+    metrics_request(route, r->status);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -294,29 +368,37 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     else if (!r->queued) /* a chunked body going on past twice the limit */
         snprintf(r->error + strlen(r->error), sizeof r->error - strlen(r->error), "%s",
                  "; connection closed");
-    double total_ms = (double)(now_ns() - r->t_start_ns) / 1e6;
-    double q = 0, cmp = 0;
-    int n_img = r->submitted ? r->job->n : 0;
-    for (int i = 0; i < n_img; i++) {
-        const struct infer_image *it = &r->job->images[i];
-        if (it->queue_s > q)
-            q = it->queue_s;
-        if (it->compute_s > cmp)
-            cmp = it->compute_s;
-    }
-    metrics_request(r->route ? r->route->metric : r->srv->routes->unmatched_metric, r->status,
-                    total_ms / 1e3);
+    int64_t t_end = now_ns();
+    int route = r->route ? r->route->metric : r->srv->routes->unmatched_metric;
     struct access_entry e = {
-        .method = r->method, .path = r->log_path, .client = r->client, .status = r->status,
-        .bytes_out = r->bytes_out, .images = n_img, .queue_ms = q * 1e3,
-        .compute_ms = cmp * 1e3, .total_ms = total_ms,
+        .request_id = r->request_id,
+        .request_id_note = r->request_id_note[0] ? r->request_id_note : NULL,
+        .trace_id = r->has_trace ? r->trace.trace_id : NULL,
+        .parent_id = r->has_trace ? r->trace.parent_id : NULL,
+        .trace_note = r->trace_note[0] ? r->trace_note : NULL,
+        .method = r->method, .route = metrics_route_name(route), .path = r->log_path,
+        .client = r->client, .status = r->status, .bytes_out = r->bytes_out,
+        .images = r->submitted ? r->job->n : 0,
+        .total_ms = (double)(t_end - r->t_start_ns) / 1e6,
         .model = r->model_name[0] ? r->model_name : NULL,
         .error = r->error[0] ? r->error
                  : toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? "connection closed early"
                                                               : NULL,
     };
+    observe_request(r, route, t_end, &e);
     log_access(&e);
     request_free(r);
+}
+
+/* A connection opens or closes: for the early refusals (http_early.c) and,
+ * with TLS, for the certificate its handshake holds (tls.c). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    const struct server *s = cls;
+    if (s->cfg->tls_cert[0])
+        tls_notify_connection(c, socket_context, code);
+    http_early_notify(cls, c, socket_context, code);
 }
 
 int http_start(struct server *s, const struct route_table *table, char *err, size_t errlen)
@@ -350,9 +432,13 @@ int http_start(struct server *s, const struct route_table *table, char *err, siz
     }
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, NULL, NULL, on_access, s,
+        MHD_OPTION_EXTERNAL_LOGGER, http_early_log, s, /* first: see its doc */
+        MHD_OPTION_URI_LOG_CALLBACK, http_early_uri, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,

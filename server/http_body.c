@@ -71,6 +71,17 @@ static const struct mp_callbacks mp_cb = {on_part_begin, on_part_data, on_part_e
 void http_body_begin(struct request *r)
 {
     const struct config *cfg = r->srv->cfg;
+    /* Bodies are read as sent: a compressed one would otherwise fail later
+     * as a body that is no JSON or no image, blaming the wrong thing. RFC
+     * 9110 15.5.16 and RFC 7694: 415, with the codings accepted. */
+    const char *ce = request_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (ce && strcasecmp(ce, "identity") != 0) {
+        reply_error(r, SRV_ERR_MEDIA_TYPE,
+                    "Content-Encoding %.60s: request bodies are not decompressed here, send "
+                    "them uncompressed (identity)", ce);
+        reply_header(r, "Accept-Encoding", "identity");
+        return;
+    }
     const char *cl = request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoll(cl, NULL, 10) > cfg->max_body_bytes) {
         reply_error(r, SRV_ERR_TOO_LARGE, "body of %s bytes is over the limit of %lld bytes", cl,

@@ -7,6 +7,7 @@
 #define RESNETD_HTTP_INTERNAL_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,7 @@
 #include "http.h"
 #include "multipart.h"
 #include "request.h"
+#include "trace.h"
 
 /* The transport's state of one request: made on libmicrohttpd's first
  * callback, freed only in its request-completed callback (also when the
@@ -30,6 +32,14 @@ struct request {
     char client[64];
     char model_name[64];    /* for the access log (request_log_model); "" when none */
     int64_t t_start_ns;
+    int64_t t_read_ns;      /* the request read and parsed (by its route): end of the
+                               read phase; 0 until then */
+    int64_t t_done_ns;      /* its job done (a worker's on_job_done); 0 without one */
+    char request_id[TRACE_ID_MAX + 1]; /* the client's X-Request-Id, or one made up */
+    char request_id_note[128]; /* why the client's was replaced; "" when it was not */
+    struct traceparent trace;  /* the client's traceparent, when has_trace */
+    int has_trace;
+    char trace_note[128];   /* why a traceparent sent was ignored; "" otherwise */
     int late;               /* arrived while draining */
     int has_body;           /* Content-Length other than 0, or Transfer-Encoding */
 
@@ -78,5 +88,21 @@ void http_body_begin(struct request *r);
 void http_body_data(struct request *r, const char *data, size_t n);
 /* The body is complete: a truncated multipart body is a 400. */
 void http_body_end(struct request *r);
+
+/* libmicrohttpd's refusal of a Content-Length it cannot read, made ours
+ * (http_early.c): its URI log, connection notice and logger callbacks, and
+ * on_access's word that a connection reached it. */
+void *http_early_uri(void *cls, const char *uri, struct MHD_Connection *c);
+void http_early_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                       enum MHD_ConnectionNotificationCode code);
+void http_early_log(void *cls, const char *fmt, va_list ap);
+void http_early_forget(struct MHD_Connection *c);
+
+/* Whether r's API key (Authorization: Bearer, X-API-Key) opens one of the
+ * groups of mask (auth.h's auth_check): 0, or -1 after a 401 (with
+ * WWW-Authenticate) or a 403, counted in the metrics (http_auth.c). */
+int http_authorize(struct request *r, unsigned mask);
+/* The groups whose key lets a request to rt past its headers. */
+unsigned http_route_auth_mask(const struct route *rt);
 
 #endif

@@ -32,7 +32,9 @@ struct infer_image {
     enum srv_err status;    /* out: SRV_OK, or why this image failed */
     char err[256];          /* out: message when status != SRV_OK */
     double queue_s;         /* out: time from submit to the start of its batch */
-    double compute_s;       /* out: time its batch took */
+    double preprocess_s;    /* out: its decode and preprocess (0: not reached) */
+    double compute_s;       /* out: its batch's inference (0: not reached) */
+    int batch_n;            /* out: the images of that batch */
     struct infer_job *job;
     struct infer_image *next; /* queue link */
 };

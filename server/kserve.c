@@ -6,9 +6,11 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kserve_request.h"
+#include "auth.h"
 #include "routes.h"
 
 /* The state of a /v2/models/NAME route (request_state), made by begin(),
@@ -44,7 +46,19 @@ static struct v2_state *v2_begin(struct request *r)
     routes_v2_path(request_path(r), name, sizeof name);
     st->model = routes_take_model(r, name);
     st->job.model = st->model;
-    return st->model ? st : NULL;
+    if (!st->model)
+        return NULL;
+    /* Each model has one version, V2_VERSION: a path naming another must not
+     * be answered by it (a client pinning a version would never notice). */
+    char version[64];
+    if (routes_v2_version(request_path(r), version, sizeof version) &&
+        strcmp(version, V2_VERSION) != 0) {
+        reply_error(r, SRV_ERR_NO_MODEL,
+                    "model %s has no version '%.40s': its versions are [\"" V2_VERSION "\"]",
+                    st->model->name, version);
+        return NULL;
+    }
+    return st;
 }
 
 void v2_model_begin(struct request *r)
@@ -98,38 +112,96 @@ static cJSON *tensor_meta(const char *name, const char *dtype, const int *shape,
     return t;
 }
 
+/* A parameter holding a list of tensor descriptions as JSON text: the
+ * protocol's parameter values are strings, numbers or booleans only. */
+static void add_json_param(cJSON *params, const char *key, cJSON *value)
+{
+    char *text = cJSON_PrintUnformatted(value);
+    cJSON_Delete(value);
+    if (text)
+        cJSON_AddStringToObject(params, key, text);
+    cJSON_free(text);
+}
+
+/* The shortest decimal that reads back as v: 103.939, not 103.939003. */
+static void shortest_float(char *s, size_t n, float v)
+{
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(s, n, "%.*g", digits, (double)v);
+        if (strtof(s, NULL) == v)
+            return;
+    }
+}
+
+/* Three floats as "a,b,c". */
+static void add_triple(cJSON *params, const char *key, const float *v)
+{
+    char a[3][24], s[80];
+    for (int i = 0; i < 3; i++)
+        shortest_float(a[i], sizeof a[i], v[i]);
+    snprintf(s, sizeof s, "%s,%s,%s", a[0], a[1], a[2]);
+    cJSON_AddStringToObject(params, key, s);
+}
+
+/* The preprocessing an FP32 "input" must already have had, as the model's
+ * resnet.preprocess says (the BYTES input gets it from the server): the
+ * shorter side resized to resize, the center crop x crop taken, pixels
+ * (0..255) times scale, minus mean, divided by std, channels in order
+ * (mean and std per channel in that order), NCHW. */
+static void add_preprocess(cJSON *params, const rn_preprocess *pp)
+{
+    cJSON_AddNumberToObject(params, "preprocess_resize", pp->resize);
+    cJSON_AddNumberToObject(params, "preprocess_crop", pp->crop);
+    cJSON_AddItemToObject(params, "preprocess_scale", json_float(pp->scale));
+    add_triple(params, "preprocess_mean", pp->mean);
+    add_triple(params, "preprocess_std", pp->std);
+    cJSON_AddStringToObject(params, "preprocess_order", pp->bgr ? "BGR" : "RGB");
+    cJSON_AddStringToObject(params, "preprocess_layout", "NCHW");
+}
+
+/* The metadata lists what a request that names nothing gets and must send,
+ * since the protocol has no optional inputs and says a request without
+ * "outputs" gets every output: one input, "input" (FP32), and the two
+ * outputs such a request returns. A generic client that fills every listed
+ * input with values of the listed shape (perf_analyzer) then sends a valid
+ * request; had BYTES been listed, it would send bytes that are no image.
+ * The alternative BYTES input "image" and the layers a request may name as
+ * an output instead (alone, pooled unless {"pool": "none"}) are in
+ * "parameters", as JSON text of the same tensor descriptions. */
 void v2_model_meta(struct request *r)
 {
     const struct v2_state *st = request_state(r);
     const struct model *m = st->model;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", m->name);
-    const char *versions[] = {"1"};
+    const char *versions[] = {V2_VERSION};
     cJSON_AddItemToObject(o, "versions", cJSON_CreateStringArray(versions, 1));
     cJSON_AddStringToObject(o, "platform", "resnetd_safetensors");
     cJSON *in = cJSON_AddArrayToObject(o, "inputs");
     int ishape[4] = {-1, 3, m->pp->crop, m->pp->crop}, bshape[1] = {-1};
-    cJSON_AddItemToArray(in, tensor_meta("input", "FP32", ishape, 4));
-    cJSON_AddItemToArray(in, tensor_meta("image", "BYTES", bshape, 1));
+    cJSON_AddItemToArray(in, tensor_meta(V2_IN_TENSOR, "FP32", ishape, 4));
     cJSON *out = cJSON_AddArrayToObject(o, "outputs");
     int oshape[2] = {-1, m->info->n_classes};
     for (int i = 0; i < V2_N_OUT; i++)
         cJSON_AddItemToArray(out, tensor_meta(v2_out_names[i], "FP32", oshape, 2));
     /* The protocol's optional "parameters" object (as in MLServer) rather
-     * than a new top-level field: the arithmetic the model runs in, which
-     * leaves the FP32 tensors above unchanged. */
-    /* every layer, globally pooled by default: {"name": LAYER, "parameters":
-     * {"pool": "none"}} in a request's outputs asks for the whole map */
+     * than new top-level fields. */
+    cJSON *params = cJSON_AddObjectToObject(o, "parameters");
+    cJSON_AddStringToObject(params, "precision", models_precision_name(m->info->precision));
+    cJSON_AddStringToObject(params, "isa", rn_isa_name(m->info->isa));
+    add_preprocess(params, m->pp);
+    cJSON *alt = cJSON_CreateArray();
+    cJSON_AddItemToArray(alt, tensor_meta(V2_IN_IMAGE, "BYTES", bshape, 1));
+    add_json_param(params, "alternative_inputs", alt);
+    cJSON *layers = cJSON_CreateArray();
     for (int i = 0; i < rn_model_layer_count(m->m); i++) {
         int sh[3], lshape[2] = {-1, 0};
         if (rn_model_layer_shape(m->m, i, m->pp->crop, m->pp->crop, sh) < 0)
             continue;
         lshape[1] = sh[0];
-        cJSON_AddItemToArray(out, tensor_meta(rn_model_layer_name(m->m, i), "FP32", lshape, 2));
+        cJSON_AddItemToArray(layers, tensor_meta(rn_model_layer_name(m->m, i), "FP32", lshape, 2));
     }
-    cJSON *params = cJSON_AddObjectToObject(o, "parameters");
-    cJSON_AddStringToObject(params, "precision", models_precision_name(m->info->precision));
-    cJSON_AddStringToObject(params, "isa", rn_isa_name(m->info->isa));
+    add_json_param(params, "extra_outputs", layers);
     reply_json(r, 200, o);
 }
 
@@ -160,13 +232,18 @@ void v2_infer_end(struct request *r)
         reply_error(r, e, "%s", err);
         return;
     }
+    /* Only the body tells a layer's output (features group) from logits
+     * (infer group); the headers let in a key of either (routes.c). */
+    if (request_authorize(r, st->req.layer[0] ? AUTH_FEATURES : AUTH_INFER) < 0)
+        return;
     if (st->req.layer[0]) {
         job->layer = rn_model_layer_find(m->m, st->req.layer);
         job->pool = st->req.layer_pool;
         if (job->layer < 0) {
             reply_error(r, SRV_ERR_BAD_REQUEST,
                         "unknown output '%.60s': outputs are \"logits\", \"probabilities\" or a "
-                        "layer of model %s (GET /v2/models/%s lists them)",
+                        "layer of model %s (GET /v2/models/%s lists them in "
+                        "parameters.extra_outputs)",
                         st->req.layer, m->name, m->name);
             return;
         }
@@ -267,7 +344,7 @@ static void reply_layer(struct request *r, const struct v2_state *st)
     memcpy(shape + 1, sh, sizeof sh);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model_name", m->name);
-    cJSON_AddStringToObject(o, "model_version", "1");
+    cJSON_AddStringToObject(o, "model_version", V2_VERSION);
     if (req->has_id)
         cJSON_AddStringToObject(o, "id", req->id);
     cJSON *t = cJSON_CreateObject();
@@ -340,7 +417,7 @@ void v2_infer_finish(struct request *r)
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model_name", m->name);
-    cJSON_AddStringToObject(o, "model_version", "1");
+    cJSON_AddStringToObject(o, "model_version", V2_VERSION);
     if (req->has_id)
         cJSON_AddStringToObject(o, "id", req->id);
     cJSON *outs = cJSON_AddArrayToObject(o, "outputs");

@@ -268,9 +268,23 @@ static enum srv_err parse_input(const cJSON *root, const char *bin, size_t bin_l
 {
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) != 1)
-        return BAD("\"inputs\" must be an array of exactly one tensor");
+        return BAD("\"inputs\" must be an array of exactly one tensor: \"" V2_IN_TENSOR
+                   "\" (FP32 [N,3,H,W]) or \"" V2_IN_IMAGE "\" (BYTES [N], encoded images), "
+                   "not both");
     const cJSON *in = cJSON_GetArrayItem(inputs, 0);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(in, "datatype");
+    /* The protocol matches inputs by name; the datatype alone would let a
+     * client's typo (or another model's request) through unnoticed. */
+    if (!cJSON_IsString(name))
+        return BAD("input needs a \"name\": \"" V2_IN_TENSOR "\" (FP32) or \"" V2_IN_IMAGE
+                   "\" (BYTES)");
+    int is_tensor = strcmp(name->valuestring, V2_IN_TENSOR) == 0;
+    if (!is_tensor && strcmp(name->valuestring, V2_IN_IMAGE) != 0)
+        return fail(SRV_ERR_BAD_TENSOR, err, errlen,
+                    "input '%.60s': no such input; the model's inputs are \"" V2_IN_TENSOR
+                    "\" (FP32 [N,3,H,W]) and \"" V2_IN_IMAGE "\" (BYTES [N]), one at a time",
+                    name->valuestring);
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(in, "shape");
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(in, "parameters");
@@ -299,10 +313,12 @@ static enum srv_err parse_input(const cJSON *root, const char *bin, size_t bin_l
     if (dims[0] > max_images)
         return fail(SRV_ERR_TOO_MANY_IMAGES, err, errlen,
                     "%ld images in one request, at most %d", dims[0], max_images);
-    if (strcmp(dtype->valuestring, "FP32") == 0)
+    const char *want = is_tensor ? "FP32" : "BYTES";
+    if (strcmp(dtype->valuestring, want) != 0)
+        return fail(SRV_ERR_BAD_TENSOR, err, errlen, "input '%s' is %s, not %.20s",
+                    name->valuestring, want, dtype->valuestring);
+    if (is_tensor)
         return parse_fp32(data, bsize != NULL, bin, bin_len, dims, nd, req, err, errlen);
-    if (strcmp(dtype->valuestring, "BYTES") != 0)
-        return BAD("input datatype must be FP32 or BYTES");
     return parse_bytes(data, bsize != NULL, bin, bin_len, dims, nd, crop, req, err, errlen);
 }
 

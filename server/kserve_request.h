@@ -10,9 +10,16 @@
 #include "errors.h"
 #include "job.h"
 
+#define V2_VERSION "1"  /* every model's one version */
 #define V2_MAX_SIDE 512 /* FP32 inputs: h, w from 32 to this */
 
 enum { V2_OUT_LOGITS, V2_OUT_PROBS, V2_N_OUT };
+
+/* The two input tensors a request may send, one of them: FP32 [N,3,H,W],
+ * already preprocessed, or BYTES [N], encoded images the server decodes and
+ * preprocesses. A tensor's name says which it is and must match its datatype. */
+#define V2_IN_TENSOR "input"
+#define V2_IN_IMAGE "image"
 
 struct v2_request {
     float *tensor;              /* FP32 input, n x 3 x h x w */

@@ -52,39 +52,74 @@ static void emit_json(cJSON *o)
     cJSON_Delete(o);
 }
 
+/* A time in ms with microseconds, as a JSON number. */
+static void add_ms(cJSON *o, const char *key, double ms)
+{
+    cJSON_AddNumberToObject(o, key, (double)(long long)(ms * 1000) / 1000.0);
+}
+
+static void add_opt(cJSON *o, const char *key, const char *v)
+{
+    if (v)
+        cJSON_AddStringToObject(o, key, v);
+}
+
+static void access_json(const struct access_entry *e, const char *ts)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "time", ts);
+    cJSON_AddStringToObject(o, "level", "info");
+    cJSON_AddStringToObject(o, "request_id", e->request_id ? e->request_id : "");
+    add_opt(o, "request_id_note", e->request_id_note);
+    add_opt(o, "trace_id", e->trace_id);
+    add_opt(o, "parent_id", e->parent_id);
+    add_opt(o, "trace_note", e->trace_note);
+    cJSON_AddStringToObject(o, "client", e->client ? e->client : "-");
+    cJSON_AddStringToObject(o, "method", e->method);
+    cJSON_AddStringToObject(o, "route", e->route ? e->route : "other");
+    cJSON_AddStringToObject(o, "path", e->path);
+    add_opt(o, "model", e->model);
+    cJSON_AddNumberToObject(o, "status", e->status);
+    cJSON_AddNumberToObject(o, "bytes", (double)e->bytes_out);
+    cJSON_AddNumberToObject(o, "images", e->images);
+    add_ms(o, "read_ms", e->read_ms);
+    add_ms(o, "preprocess_ms", e->preprocess_ms);
+    add_ms(o, "queue_ms", e->queue_ms);
+    add_ms(o, "inference_ms", e->inference_ms);
+    add_ms(o, "reply_ms", e->reply_ms);
+    add_ms(o, "total_ms", e->total_ms);
+    add_opt(o, "error", e->error);
+    emit_json(o);
+}
+
 void log_access(const struct access_entry *e)
 {
     char ts[40];
     timestamp(ts, sizeof ts);
     if (fmt_json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "time", ts);
-        cJSON_AddStringToObject(o, "level", "info");
-        cJSON_AddStringToObject(o, "client", e->client ? e->client : "-");
-        cJSON_AddStringToObject(o, "method", e->method);
-        cJSON_AddStringToObject(o, "path", e->path);
-        cJSON_AddNumberToObject(o, "status", e->status);
-        cJSON_AddNumberToObject(o, "bytes", (double)e->bytes_out);
-        cJSON_AddNumberToObject(o, "images", e->images);
-        cJSON_AddNumberToObject(o, "queue_ms", (int)(e->queue_ms * 1000) / 1000.0);
-        cJSON_AddNumberToObject(o, "compute_ms", (int)(e->compute_ms * 1000) / 1000.0);
-        cJSON_AddNumberToObject(o, "total_ms", (int)(e->total_ms * 1000) / 1000.0);
-        if (e->model)
-            cJSON_AddStringToObject(o, "model", e->model);
-        if (e->error)
-            cJSON_AddStringToObject(o, "error", e->error);
-        emit_json(o);
+        access_json(e, ts);
         return;
     }
-    char line[1024];
+    /* The notes are ours (they quote nothing a client sent); the path and
+     * the error may hold what a client sent, as the text format always did. */
+    char line[1400];
     int n = snprintf(line, sizeof line,
-                     "%s %s \"%s %s\" %d %zuB images=%d queue_ms=%.1f compute_ms=%.1f "
-                     "total_ms=%.1f%s%s%s%s%s\n",
+                     "%s %s \"%s %s\" %d %zuB id=%s images=%d read_ms=%.1f preprocess_ms=%.1f "
+                     "queue_ms=%.1f inference_ms=%.1f reply_ms=%.1f total_ms=%.1f"
+                     "%s%s%s%s%s%s%s%s%s%s%s%s%s%s%s\n",
                      ts, e->client ? e->client : "-", e->method, e->path, e->status,
-                     e->bytes_out, e->images, e->queue_ms, e->compute_ms, e->total_ms,
+                     e->bytes_out, e->request_id ? e->request_id : "-", e->images, e->read_ms,
+                     e->preprocess_ms, e->queue_ms, e->inference_ms, e->reply_ms, e->total_ms,
                      e->model ? " model=" : "", e->model ? e->model : "",
+                     e->trace_id ? " trace=" : "", e->trace_id ? e->trace_id : "",
+                     e->trace_id ? "/" : "", e->parent_id ? e->parent_id : "",
                      e->error ? " error=\"" : "", e->error ? e->error : "",
-                     e->error ? "\"" : "");
+                     e->error ? "\"" : "",
+                     e->request_id_note ? " note=\"" : "",
+                     e->request_id_note ? e->request_id_note : "",
+                     e->request_id_note ? "\"" : "",
+                     e->trace_note ? " note=\"" : "", e->trace_note ? e->trace_note : "",
+                     e->trace_note ? "\"" : "");
     if (n >= (int)sizeof line) {
         n = sizeof line - 1;
         line[n - 1] = '\n';

@@ -5,14 +5,25 @@
 
 #include <stddef.h>
 
+/* One request, as its access line shows it. Times in milliseconds; a phase
+ * a request did not go through is 0. */
 struct access_entry {
-    const char *method, *path, *client;
+    const char *request_id;      /* X-Request-Id as echoed in the reply */
+    const char *request_id_note; /* why the client's was replaced; NULL when not */
+    const char *trace_id, *parent_id; /* of a valid traceparent; NULL without one */
+    const char *trace_note;      /* why a traceparent sent was ignored; NULL when not */
+    const char *method, *route, *path, *client; /* route: its template ("/v2/models/{m}") */
     int status;
     size_t bytes_out;
     int images;
-    double queue_ms, compute_ms, total_ms;
-    const char *model;  /* NULL when none */
-    const char *error;  /* the reason of a failure, NULL on success */
+    double read_ms;       /* first byte to the request read and parsed */
+    double preprocess_ms; /* its images' decode and preprocess, summed */
+    double queue_ms;      /* its images' longest wait for a worker */
+    double inference_ms;  /* its images' longest batch inference */
+    double reply_ms;      /* results in (or reply decided) to the reply sent */
+    double total_ms;
+    const char *model;    /* NULL when none */
+    const char *error;    /* the reason of a failure, NULL on success */
 };
 
 void log_init(int format); /* enum log_format; call before threads start */

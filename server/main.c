@@ -4,8 +4,8 @@
  * (exit 2 if one cannot be loaded), start the workers, then bind. The main
  * thread then only waits for signals, which every other thread blocks:
  * SIGTERM/SIGINT stop accepting, report not ready, finish the queued work and
- * exit 0; a second one exits at once. SIGHUP reloads the models and the TLS
- * certificate. */
+ * exit 0; a second one exits at once. SIGHUP reloads the API keys, the TLS
+ * certificate and the models. */
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,11 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "batcher.h"
 #include "budget.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "models.h"
 #include "notify.h"
 #include "routes.h"
@@ -43,8 +45,8 @@ static void library_log(int level, const char *msg, void *user)
  * library's warning that says why. */
 static void log_models(const struct config *cfg)
 {
-    for (int i = 0; i < cfg->n_models; i++) {
-        struct model *m = models_acquire(cfg->models[i].name);
+    for (int i = 0; i < models_count(); i++) {
+        struct model *m = models_acquire_index(i);
         if (!m)
             continue;
         const char *runs = models_precision_name(m->info->precision);
@@ -101,16 +103,51 @@ static void reload(const struct config *cfg)
     notify_reloading();
     if (cfg->tls_cert[0])
         reload_tls(); /* first: a moment, where the models may take seconds */
-    log_msg("info", "SIGHUP: reloading %d model%s", cfg->n_models, cfg->n_models > 1 ? "s" : "");
+    if (cfg->model_dir[0])
+        log_msg("info", "SIGHUP: reloading the models of %s", cfg->model_dir);
+    else
+        log_msg("info", "SIGHUP: reloading %d model%s", cfg->n_models,
+                cfg->n_models > 1 ? "s" : "");
     if (models_reload(cfg, err, sizeof err) < 0) {
         log_msg("error", "reload failed, still serving the previous models: %s", err);
         notify_status("reload failed, serving the previous models: %s", err);
     } else {
         log_models(cfg); /* the files may have changed: what runs now */
         log_msg("info", "reload done");
-        notify_status("serving %d model%s, reloaded", cfg->n_models, cfg->n_models > 1 ? "s" : "");
+        notify_status("serving %d model%s, reloaded", models_count(),
+                      models_count() > 1 ? "s" : "");
     }
     notify_ready(); /* the reload is over, whichever way it went */
+}
+
+/* --api-keys at start: refused keys stop the daemon (exit 2), as a bad
+ * flag does. Without keys on an address others can reach, anyone may use
+ * every route: said once. */
+static int load_keys(const struct config *cfg, char *err, size_t errlen)
+{
+    if (auth_load(cfg->api_keys, err, errlen) < 0)
+        return -1;
+    if (cfg->api_keys[0]) {
+        log_msg("info", "API keys from %s: %s", cfg->api_keys, auth_summary());
+    } else if (strcmp(cfg->listen_host, "::1") != 0 &&
+               strncmp(cfg->listen_host, "127.", 4) != 0) {
+        log_msg("warn", "listening on %s without API keys: anyone who can reach it may use "
+                "every route (see --api-keys)", cfg->listen_host);
+    }
+    return 0;
+}
+
+/* SIGHUP: the key file again; a bad one leaves the keys in force as they
+ * were. */
+static void reload_keys(const struct config *cfg)
+{
+    char err[1024];
+    if (!cfg->api_keys[0])
+        return;
+    if (auth_load(cfg->api_keys, err, sizeof err) < 0)
+        log_msg("error", "API keys not reloaded, the previous ones stay in force: %s", err);
+    else
+        log_msg("info", "API keys reloaded from %s: %s", cfg->api_keys, auth_summary());
 }
 
 /* The watchdog's question: are the workers making progress? No worker may
@@ -134,6 +171,11 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init(cfg.log_format);
+    const char *model_names[CFG_MAX_MODELS];
+    for (int i = 0; i < cfg.n_models; i++)
+        model_names[i] = cfg.models[i].name;
+    metrics_init(model_names, cfg.n_models);
+    metrics_queue_capacity(cfg.max_queue);
 
     /* Every thread created from here on inherits the blocked set; only the
      * main thread takes these signals, synchronously. */
@@ -145,17 +187,26 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    /* Before the models: a bad certificate is refused in a moment, not after
-     * seconds of loading and warming up. */
+    /* The keys before the models: a bad key file is refused at once. */
+    if (load_keys(&cfg, err, sizeof err) < 0) {
+        log_msg("error", "%s", err);
+        return 2;
+    }
+    /* So is a bad certificate, not after seconds of loading and warming up. */
     if (cfg.tls_cert[0] && tls_init(cfg.tls_cert, cfg.tls_key, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
         return 2;
     }
     rn_set_log(library_log, NULL, RN_LOG_INFO);
-    log_msg("info", "loading %d model%s, %d worker%s x %d thread%s, a lone batch on %d",
-            cfg.n_models, cfg.n_models > 1 ? "s" : "", cfg.workers, cfg.workers > 1 ? "s" : "",
+    char what[4200];
+    if (cfg.model_dir[0])
+        snprintf(what, sizeof what, "the models of %s", cfg.model_dir);
+    else
+        snprintf(what, sizeof what, "%d model%s", cfg.n_models, cfg.n_models > 1 ? "s" : "");
+    log_msg("info", "loading %s, %d worker%s x %d thread%s, a lone batch on %d",
+            what, cfg.workers, cfg.workers > 1 ? "s" : "",
             cfg.threads, cfg.threads > 1 ? "s" : "", cfg.lone_threads);
-    notify_status("loading and warming up %d model%s", cfg.n_models, cfg.n_models > 1 ? "s" : "");
+    notify_status("loading and warming up %s", what);
     if (models_init(&cfg, err, sizeof err) < 0) {
         log_msg("error", "%s", err);
         tls_shutdown();
@@ -192,7 +243,7 @@ int main(int argc, char **argv)
     log_msg("info", "ready on http%s://%s%s%s:%d (BLAS core %s)", cfg.tls_cert[0] ? "s" : "",
             strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
             strchr(cfg.listen_host, ':') ? "]" : "", cfg.listen_port, rn_blas_corename());
-    notify_status("serving %d model%s on %s:%d", cfg.n_models, cfg.n_models > 1 ? "s" : "",
+    notify_status("serving %d model%s on %s:%d", models_count(), models_count() > 1 ? "s" : "",
                   cfg.listen_host, cfg.listen_port);
     if (notify_ready() < 0)
         log_msg("warn", "cannot tell systemd we are ready (NOTIFY_SOCKET)");
@@ -207,8 +258,10 @@ int main(int argc, char **argv)
             notify_status("stopping: finishing the queued work");
             break;
         }
-        if (sig == SIGHUP)
+        if (sig == SIGHUP) {
+            reload_keys(&cfg);
             reload(&cfg);
+        }
     }
     http_quiesce(&srv);
     drain(&srv, &sigs, cfg.request_timeout_ms + cfg.connection_timeout_s * 1000);
@@ -217,6 +270,7 @@ int main(int argc, char **argv)
     notify_watchdog_stop(); /* before the batcher it asks about is freed */
     batcher_stop(srv.batcher);
     models_shutdown();
+    auth_shutdown();
     log_msg("info", "stopped");
     return 0;
 }

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+#include "metrics.h"
+#include "model_dir.h"
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct model *slots[CFG_MAX_MODELS];
 static int n_slots;
@@ -108,8 +112,75 @@ out_free:
     return NULL;
 }
 
+/* --model-dir: the weights files it holds now into found; 0 or -1 and a
+ * message when there are none. */
+static int scan(const struct config *cfg, struct cfg_model *found, char *err, size_t errlen)
+{
+    int n = model_dir_scan(cfg->model_dir, cfg->model_name, found, CFG_MAX_MODELS, err, errlen);
+    if (n == 0)
+        snprintf(err, errlen, "--model-dir %s: no .safetensors, .pth, .pt or .onnx file in it "
+                 "or in a folder of it", cfg->model_dir);
+    return n > 0 ? n : -1;
+}
+
+/* Load the models of --model-dir into fresh: a file that does not load is
+ * logged and skipped, and when a model of its name is served (the file was
+ * replaced by a broken one), that one stays. Returns how many are in fresh. */
+static int open_dir(const struct config *cfg, const struct cfg_model *found, int n,
+                    struct model **fresh)
+{
+    int nf = 0;
+    for (int i = 0; i < n; i++) {
+        char msg[1024];
+        struct model *m = model_open(&found[i], cfg, msg, sizeof msg);
+        if (!m && (m = models_acquire(found[i].name)) != NULL)
+            log_msg("error", "model-dir: %s does not load, model %s stays as it was: %s",
+                    found[i].path, found[i].name, msg);
+        else if (!m)
+            log_msg("error", "model-dir: skipping %s: %s", found[i].path, msg);
+        if (m)
+            fresh[nf++] = m;
+    }
+    return nf;
+}
+
+/* Serve fresh[0..n-1] from now on, in place of every model served. */
+static void swap_in(struct model **fresh, int n)
+{
+    struct model *old[CFG_MAX_MODELS];
+    for (int i = 0; i < n; i++) /* before a request can name it */
+        metrics_add_model(fresh[i]->name);
+    pthread_mutex_lock(&lock);
+    int n_old = n_slots;
+    memcpy(old, slots, sizeof old);
+    memcpy(slots, fresh, sizeof *slots * (size_t)n);
+    n_slots = n;
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < n_old; i++)
+        model_release(old[i]); /* freed when the last request using it ends */
+}
+
+static int dir_load(const struct config *cfg, char *err, size_t errlen)
+{
+    struct cfg_model found[CFG_MAX_MODELS];
+    struct model *fresh[CFG_MAX_MODELS];
+    int n = scan(cfg, found, err, errlen);
+    if (n < 0)
+        return -1;
+    int nf = open_dir(cfg, found, n, fresh);
+    if (nf == 0) {
+        snprintf(err, errlen, "--model-dir %s: none of its %d weights file%s loads (see the "
+                 "lines before)", cfg->model_dir, n, n > 1 ? "s" : "");
+        return -1;
+    }
+    swap_in(fresh, nf);
+    return 0;
+}
+
 int models_init(const struct config *cfg, char *err, size_t errlen)
 {
+    if (cfg->model_dir[0])
+        return dir_load(cfg, err, errlen);
     for (int i = 0; i < cfg->n_models; i++) {
         struct model *m = model_open(&cfg->models[i], cfg, err, errlen);
         if (!m) {
@@ -123,6 +194,8 @@ int models_init(const struct config *cfg, char *err, size_t errlen)
 
 int models_reload(const struct config *cfg, char *err, size_t errlen)
 {
+    if (cfg->model_dir[0])
+        return dir_load(cfg, err, errlen);
     struct model *fresh[CFG_MAX_MODELS] = {0}, *old[CFG_MAX_MODELS];
     int n = models_count();
     for (int i = 0; i < n; i++) {

@@ -24,12 +24,18 @@ struct model {
 };
 
 /* Load every model of cfg, with one context per worker, and run one batch on
- * each context (warm-up). Returns 0, or -1 with a message naming the model. */
+ * each context (warm-up). Returns 0, or -1 with a message naming the model.
+ * With --model-dir, the models its files hold: one that does not load is
+ * logged and skipped; -1 when none loads. */
 int models_init(const struct config *cfg, char *err, size_t errlen);
 
 /* Load every model again from its path, beside the ones being served, and
  * swap them all in at once. Requests already holding a model finish on it.
- * On failure nothing changes and err says which model failed and why. */
+ * On failure nothing changes and err says which model failed and why.
+ * With --model-dir, the folder is scanned again: models whose file is gone
+ * are no longer served, new files are; a file that does not load is logged
+ * and skipped (a model of its name served before stays as it was); -1 and
+ * nothing changes when the folder holds nothing that loads. */
 int models_reload(const struct config *cfg, char *err, size_t errlen);
 
 /* Drop the registry's references (models in use live on until released). */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
+
 const struct route *route_find(const struct route_table *t, const char *path)
 {
     for (int i = 0; i < t->n; i++) {
@@ -91,6 +93,9 @@ static void set_reply(struct request *r, int status, struct MHD_Response *resp, 
         MHD_destroy_response(resp);
         return;
     }
+    /* Every reply, errors and early refusals too, names its request: the
+     * id a client sent (or was given) joins its logs to ours. */
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     r->resp = resp;
     r->status = status;
     r->bytes_out = len;
@@ -135,6 +140,10 @@ void reply_error(struct request *r, enum srv_err e, const char *fmt, ...)
 {
     if (request_replied(r))
         return;
+    /* A readiness probe's 503 answers its question; it refuses nothing. */
+    const char *reason = srv_err_reason(e);
+    if (reason && !(r->route && r->route->metric == MR_V2_HEALTH))
+        metrics_rejected(reason);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->error, sizeof r->error, fmt, ap);

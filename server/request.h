@@ -41,6 +41,13 @@ struct route {
     void (*end)(struct request *r);     /* the body is complete (a route without one:
                                            at once): reply, or request_submit */
     void (*finish)(struct request *r);  /* the submitted job is done: reply */
+    int auth;                           /* enum auth_group (auth.h) whose API key the
+                                           transport asks for, from the headers */
+    int auth_also;                      /* 0, or a group the request may need instead,
+                                           known only from its query or body: the
+                                           headers then pass with a key of either, and
+                                           the route calls request_authorize with the
+                                           one it needs */
 };
 
 /* The routes a server serves, in the order they are tried; one path has one
@@ -95,6 +102,11 @@ void request_log_model(struct request *r, const char *name);
  * after any job submitted is done, also when the client went away. */
 void request_set_state(struct request *r, void *state, void (*free_state)(void *));
 void *request_state(const struct request *r);
+
+/* Whether the request's API key opens group (enum auth_group): 0, or -1
+ * after a 401 (no key) or 403 (a key of no use here) reply. For routes with
+ * an auth_also group, once they know which of the two they serve. */
+int request_authorize(struct request *r, int group);
 
 /* ---- the reply ---- */
 

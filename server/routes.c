@@ -5,9 +5,11 @@
 #include "routes.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "kserve.h"
 #include "metrics.h"
 #include "page.h"
@@ -42,6 +44,20 @@ int routes_v2_path(const char *url, char *name, size_t namelen)
     return 0;
 }
 
+int routes_v2_version(const char *url, char *ver, size_t verlen)
+{
+    static const char prefix[] = "/v2/models/";
+    if (strncmp(url, prefix, sizeof prefix - 1) != 0)
+        return 0;
+    const char *p = url + sizeof prefix - 1;
+    p += strcspn(p, "/");
+    if (strncmp(p, "/versions/", 10) != 0)
+        return 0;
+    p += 10;
+    snprintf(ver, verlen, "%.*s", (int)strcspn(p, "/"), p);
+    return 1;
+}
+
 /* The matchers of the three /v2/models/NAME routes; NAME as the handlers
  * read it (256 bytes at most). */
 static int v2_path_is(const char *url, int which)
@@ -65,29 +81,35 @@ static int is_v2_infer(const char *url)
     return v2_path_is(url, ROUTES_V2_INFER);
 }
 
+/* The API key groups (auth.h): health and readiness are always open; /v1/embed
+ * and v2 infer serve the features group instead when asked for a layer, which
+ * embed reads from its query (v1_embed_begin) and infer from its body
+ * (v2_infer_end). */
 static const struct route table[] = {
-    /* method, path, match, metric, body_kind, begin, end, finish */
+    /* method, path, match, metric, body_kind, begin, end, finish, auth, auth_also */
     {"POST", "/v1/classify", NULL, MR_CLASSIFY, BODY_IMAGES, v1_classify_begin, v1_images_end,
-     v1_classify_finish},
+     v1_classify_finish, AUTH_INFER, 0},
     {"POST", "/v1/embed", NULL, MR_EMBED, BODY_IMAGES, v1_embed_begin, v1_images_end,
-     v1_embed_finish},
-    {"GET", "/v1/models", NULL, MR_MODELS, BODY_NONE, NULL, v1_models, NULL},
-    {"GET", "/metrics", NULL, MR_METRICS, BODY_NONE, NULL, metrics_page, NULL},
-    {"GET", "/v2", NULL, MR_V2_META, BODY_NONE, NULL, v2_server_meta, NULL},
-    {"GET", "/v2/health/live", NULL, MR_V2_HEALTH, BODY_NONE, NULL, v2_live, NULL},
-    {"GET", "/v2/health/ready", NULL, MR_V2_HEALTH, BODY_NONE, NULL, v2_ready, NULL},
-    {"GET", "/openapi.json", NULL, MR_OPENAPI, BODY_NONE, NULL, openapi_page, NULL},
+     v1_embed_finish, AUTH_INFER, AUTH_FEATURES},
+    {"GET", "/v1/models", NULL, MR_MODELS, BODY_NONE, NULL, v1_models, NULL, AUTH_METADATA, 0},
+    {"GET", "/metrics", NULL, MR_METRICS, BODY_NONE, NULL, metrics_page, NULL, AUTH_METRICS, 0},
+    {"GET", "/v2", NULL, MR_V2_META, BODY_NONE, NULL, v2_server_meta, NULL, AUTH_METADATA, 0},
+    {"GET", "/v2/health/live", NULL, MR_V2_HEALTH, BODY_NONE, NULL, v2_live, NULL, AUTH_OPEN, 0},
+    {"GET", "/v2/health/ready", NULL, MR_V2_HEALTH, BODY_NONE, NULL, v2_ready, NULL, AUTH_OPEN, 0},
+    {"GET", "/openapi.json", NULL, MR_OPENAPI, BODY_NONE, NULL, openapi_page, NULL, AUTH_METADATA,
+     0},
     {"POST", "/v1/inspect", NULL, MR_INSPECT, BODY_IMAGES, v1_inspect_begin, v1_inspect_end,
-     v1_inspect_finish},
-    {"GET", "/", NULL, MR_PAGE, BODY_NONE, NULL, page_asset, NULL},
-    {"GET", "/ui/app.js", NULL, MR_PAGE, BODY_NONE, NULL, page_asset, NULL},
-    {"GET", "/ui/style.css", NULL, MR_PAGE, BODY_NONE, NULL, page_asset, NULL},
-    {"GET", "/ui/icon.svg", NULL, MR_PAGE, BODY_NONE, NULL, page_asset, NULL},
-    {"GET", NULL, is_v2_model, MR_V2_MODEL, BODY_NONE, v2_model_begin, v2_model_meta, NULL},
+     v1_inspect_finish, AUTH_INSPECT, 0},
+    {"GET", "/", NULL, MR_PAGE, BODY_NONE, NULL, page_asset, NULL, AUTH_INSPECT, 0},
+    {"GET", "/ui/app.js", NULL, MR_PAGE, BODY_NONE, NULL, page_asset, NULL, AUTH_INSPECT, 0},
+    {"GET", "/ui/style.css", NULL, MR_PAGE, BODY_NONE, NULL, page_asset, NULL, AUTH_INSPECT, 0},
+    {"GET", "/ui/icon.svg", NULL, MR_PAGE, BODY_NONE, NULL, page_asset, NULL, AUTH_INSPECT, 0},
+    {"GET", NULL, is_v2_model, MR_V2_MODEL, BODY_NONE, v2_model_begin, v2_model_meta, NULL,
+     AUTH_METADATA, 0},
     {"GET", NULL, is_v2_model_ready, MR_V2_MODEL, BODY_NONE, v2_model_begin, v2_model_ready,
-     NULL},
+     NULL, AUTH_OPEN, 0},
     {"POST", NULL, is_v2_infer, MR_V2_INFER, BODY_RAW, v2_infer_begin, v2_infer_end,
-     v2_infer_finish},
+     v2_infer_finish, AUTH_INFER, AUTH_FEATURES},
 };
 
 const struct route_table routes_table = {table, (int)(sizeof table / sizeof table[0]), MR_OTHER};

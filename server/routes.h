@@ -23,6 +23,10 @@ const struct route *routes_match(const char *url, char *name, size_t namelen);
 enum { ROUTES_V2_MODEL = 1, ROUTES_V2_READY, ROUTES_V2_INFER };
 int routes_v2_path(const char *url, char *name, size_t namelen);
 
+/* The V of /v2/models/NAME/versions/V/... into ver (verlen bytes, cut to
+ * fit): 1, or 0 when url names no version. */
+int routes_v2_version(const char *url, char *ver, size_t verlen);
+
 /* The topk query value: decimal digits of a number of at least 1 into *k,
  * those past INT_MAX read as INT_MAX (the caller cuts it to the number of
  * classes). Returns 0, or -1 (and *k untouched) when s is anything else. */

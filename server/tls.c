@@ -6,9 +6,9 @@
  * CALLBACK, GnuTLS's retrieve_function2): GnuTLS asks for the certificate and
  * key during each handshake and never frees what it is given. The pair
  * loaded last is `current`; a handshake takes a reference to it, kept by its
- * connection until libmicrohttpd reports the connection closed (MHD_OPTION_-
- * NOTIFY_CONNECTION: the reference lives in the connection's socket
- * context). A reload swaps `current` and drops the loader's reference, so
+ * connection until libmicrohttpd reports the connection closed (http.c's
+ * MHD_OPTION_NOTIFY_CONNECTION calls tls_notify_connection: the reference
+ * lives in the connection's socket context). A reload swaps `current` and drops the loader's reference, so
  * the old pair is freed when the last connection that used it closes.
  * `current` is read and its count raised under one mutex: with a bare atomic
  * pointer, a reload could free the pair between the read and the increment.
@@ -399,8 +399,8 @@ static int on_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, i
     return 0;
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe)
+void tls_notify_connection(struct MHD_Connection *conn, void **socket_context,
+                           enum MHD_ConnectionNotificationCode toe)
 {
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         *socket_context = calloc(1, sizeof(struct tls_conn));
@@ -420,7 +420,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
 }
 
-static struct MHD_OptionItem mhd_options[4] = {{MHD_OPTION_END, 0, NULL}};
+static struct MHD_OptionItem mhd_options[3] = {{MHD_OPTION_END, 0, NULL}};
 
 int tls_init(const char *cert_path, const char *key_path, char *err, size_t errlen)
 {
@@ -442,9 +442,7 @@ int tls_init(const char *cert_path, const char *key_path, char *err, size_t errl
     mhd_options[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)on_cert};
     mhd_options[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
                                              (void *)TLS_PRIORITIES};
-    mhd_options[2] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
-                                             (intptr_t)on_connection, NULL};
-    mhd_options[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    mhd_options[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     return 0;
 }
 

@@ -46,9 +46,14 @@ int tls_reload(char *err, size_t errlen);
 /* A line naming the pair served now (subject, serial, notAfter), in buf. */
 const char *tls_current_describe(char *buf, size_t len);
 /* The libmicrohttpd options that serve the loaded credentials (certificate
- * callback, priorities, connection notifications), MHD_OPTION_END-terminated,
- * for MHD_OPTION_ARRAY; only MHD_OPTION_END before tls_init. */
+ * callback, priorities), MHD_OPTION_END-terminated, for MHD_OPTION_ARRAY;
+ * only MHD_OPTION_END before tls_init. */
 const struct MHD_OptionItem *tls_mhd_options(void);
+/* For MHD_OPTION_NOTIFY_CONNECTION on a TLS daemon: a connection's start
+ * (its slot in *socket_context) and close (the reference to the pair its
+ * handshake used dropped; a handshake that never completed counted). */
+void tls_notify_connection(struct MHD_Connection *conn, void **socket_context,
+                           enum MHD_ConnectionNotificationCode toe);
 /* After the daemon has stopped: free the credentials. */
 void tls_shutdown(void);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "routes.h"
 
 static void v1_state_free(void *p)
@@ -89,8 +90,14 @@ void v1_classify_begin(struct request *r)
     v1_begin(r);
 }
 
+/* A layer's output is the features group's (auth.h), the embedding the
+ * infer group's: the query says which, so the key is checked here, before
+ * the body is read. */
 void v1_embed_begin(struct request *r)
 {
+    int group = request_arg(r, "layer") ? AUTH_FEATURES : AUTH_INFER;
+    if (request_authorize(r, group) < 0)
+        return;
     struct v1_state *st = v1_begin(r);
     if (st)
         parse_layer(r, st);

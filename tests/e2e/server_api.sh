@@ -137,15 +137,18 @@ for l in lines:
     assert m, "bad line: " + l
     names.add(m.group(1))
     if m.group(1).endswith("_bucket"):
-        buckets.setdefault(m.group(1), []).append(float(m.group(5)))
+        # one list of cumulative counts per series: the labels other than le
+        series = re.sub(r',?le="[^"]*"', "", m.group(2) or "")
+        buckets.setdefault(m.group(1), {}).setdefault(series, []).append(float(m.group(5)))
 for n in ["resnetd_requests_total", "resnetd_request_duration_seconds", "resnetd_queue_duration_seconds",
           "resnetd_inference_duration_seconds", "resnetd_batch_size", "resnetd_queue_depth", "resnetd_images_total"]:
     assert n in types, n
 for h in ["resnetd_request_duration_seconds", "resnetd_queue_duration_seconds",
           "resnetd_inference_duration_seconds", "resnetd_batch_size"]:
     assert types[h] == "histogram"
-    b = buckets[h + "_bucket"]
-    assert len(b) >= 5 and b == sorted(b) and b[-1] > 0, (h, b)
+    assert buckets[h + "_bucket"], h
+    for b in buckets[h + "_bucket"].values():
+        assert len(b) >= 5 and b == sorted(b) and b[-1] > 0, (h, b)
 PY
 check "metrics count the classify requests" grep -q 'resnetd_requests_total{route="/v1/classify",code="200"} [1-9]' "$TMP/metrics"
 
@@ -191,14 +194,14 @@ bad v2b64 400 bad_tensor --data-binary '{"inputs":[{"name":"image","datatype":"B
 bad v2img 415 unsupported_image --data-binary '{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["aGVsbG8="]}]}' "$URL/v2/models/basic/infer"
 bad v2out 400 bad_tensor --data-binary '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3,32,32],"data":[1]}],"outputs":[{"name":"nope"}]}' "$URL/v2/models/basic/infer"
 bad v2hlen 400 bad_request -H 'Inference-Header-Content-Length: 99999' --data-binary '{}' "$URL/v2/models/basic/infer"
-bad v2binsize 400 bad_tensor -H 'Inference-Header-Content-Length: 92' --data-binary '{"inputs":[{"name":"i","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":9}}]}abcd' "$URL/v2/models/basic/infer"
+bad v2binsize 400 bad_tensor -H 'Inference-Header-Content-Length: 96' --data-binary '{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":9}}]}abcd' "$URL/v2/models/basic/infer"
 
 req after 200 --data-binary @$IMGS/dog.jpg "$URL/v1/classify"
 check "still serving after the bad input, same answer" test "$(jq -c . "$TMP/after")" == "$(jq -c . "$TMP/classify")"
 check "daemon process alive" kill -0 "$PID"
 check "no 500 in the access log" bash -c "! grep -q '\" 500 ' '$TMP/log'"
-check "access log line with status, bytes, images and timings" \
-    grep -qE '"POST /v1/classify" 200 [0-9]+B images=1 queue_ms=[0-9.]+ compute_ms=[0-9.]+ total_ms=[0-9.]+' "$TMP/log"
+check "access log line with status, bytes, request id, images and each phase's time" \
+    grep -qE '"POST /v1/classify" 200 [0-9]+B id=[0-9a-f]{32} images=1 read_ms=[0-9.]+ preprocess_ms=[0-9.]+ queue_ms=[0-9.]+ inference_ms=[0-9.]+ reply_ms=[0-9.]+ total_ms=[0-9.]+' "$TMP/log"
 
 # ---- SIGTERM: exit 0 ----
 kill -TERM "$PID"

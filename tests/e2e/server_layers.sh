@@ -97,10 +97,11 @@ curl -s -F img=@$IMGS/kite.jpg -F img=@$IMGS/dog.jpg "$URL/v1/embed?model=d&laye
 check_eq "a multipart batch: each image's layer as its single request" \
     "$(jq -c '[.results[].embedding]' "$TMP/multi")" \
     "$(jq -s -c '[.[].embedding]' "$TMP/s_kite" "$TMP/s_dog")"
-# KServe v2: the layers are outputs in the model's metadata, and answer by name
+# KServe v2: the layers are the extra outputs in the model's metadata
+# parameters (outputs lists what a request naming none gets), and answer by name
 curl -s "$URL/v2/models/v2" >"$TMP/meta"
-check_eq "KServe metadata lists every layer as an output" \
-    "$(jq -c '[.outputs[2:][] | [.name, .shape[1]]]' "$TMP/meta")" \
+check_eq "KServe metadata lists every layer as an extra output" \
+    "$(jq -c '[.parameters.extra_outputs | fromjson | .[] | [.name, .shape[1]]]' "$TMP/meta")" \
     "$(jq -c '[.[] | [.name, .shape[0]]]' <(jq -s . "$TMP/layers_v2"))"
 B64=$(base64 -w0 $IMGS/kite.jpg)
 printf '{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["%s"]}],"outputs":[{"name":"stages.2","parameters":{"pool":"none"}}]}' \

@@ -165,6 +165,11 @@ sleep 0.2
 after=$(fails)
 check "the plain HTTP attempt counts as a handshake failure ($before -> $after)" \
     test -n "$after" -a "$after" -gt "${before:-0}"
+# a Content-Length libmicrohttpd cannot read: its 400, inside TLS (no plain
+# bytes written onto the TLS socket)
+code=$(curl -s --cacert ca.crt -o /dev/null -w '%{http_code}' -H 'Content-Length: abc' -X POST \
+       "$URL/v1/classify")
+check_eq "an unreadable Content-Length over TLS gets a readable 400" "$code" "400"
 expiry=$(curl -s --cacert ca.crt "$URL/metrics" | awk '$1 == "resnetd_tls_cert_expiry_timestamp_seconds" {print $2}')
 check_eq "the expiry gauge is the certificate's notAfter" "$expiry" \
     "$(date -d "$(openssl x509 -in one.crt -noout -enddate | cut -d= -f2)" +%s)"

@@ -35,7 +35,41 @@ static int setup(void **state)
     unsetenv("RESNETD_LABELS");
     unsetenv("RESNETD_TLS_CERT");
     unsetenv("RESNETD_TLS_KEY");
+    unsetenv("RESNETD_MODEL_DIR");
+    unsetenv("RESNETD_MODEL_NAME");
     return 0;
+}
+
+/* --model-dir instead of --model, one of them; the command line's wins over
+ * the environment's; --model-name names the one model of either. */
+static void test_model_dir(void **state)
+{
+    assert_int_equal(run(2, "--model-dir", "/mnt/models", "--model-name", "isvc-1.b"), 0);
+    assert_string_equal(cfg.model_dir, "/mnt/models");
+    assert_string_equal(cfg.model_name, "isvc-1.b");
+    assert_int_equal(cfg.n_models, 0);
+    assert_int_equal(run(2, "--model-dir=/d", "--model=/m/a.onnx", NULL, NULL), -1);
+    assert_non_null(strstr(err, "give one of them"));
+    assert_int_equal(run(2, "--model-dir=/d", "--model-name=a/b", NULL, NULL), -1);
+    assert_non_null(strstr(err, "--model-name 'a/b'"));
+    assert_int_equal(run(2, "--model-dir=/d", "--labels=/l.txt", NULL, NULL), -1);
+    assert_non_null(strstr(err, "not with --model-dir"));
+    assert_int_equal(run(2, "--model=/m/a.onnx", "--model-name=web", NULL, NULL), 0);
+    assert_string_equal(cfg.models[0].name, "web");
+    assert_int_equal(run(2, "--model=/m/a.onnx", "--model=/m/b.onnx", "--model-name=web", NULL), -1);
+    setenv("RESNETD_MODEL", "/m/a.onnx", 1);
+    assert_int_equal(run(2, "--model-dir", "/d", NULL, NULL), 0); /* the flag wins */
+    assert_int_equal(cfg.n_models, 0);
+    unsetenv("RESNETD_MODEL");
+    setenv("RESNETD_MODEL_DIR", "/d", 1);
+    assert_int_equal(run(2, "--model", "/m/a.onnx", NULL, NULL), 0);
+    assert_string_equal(cfg.model_dir, "");
+    assert_int_equal(run(2, NULL, NULL, NULL, NULL), 0);
+    assert_string_equal(cfg.model_dir, "/d");
+    assert_int_equal(run(2, "--threads=1", NULL, NULL, NULL), 0);
+    unsetenv("RESNETD_MODEL_DIR");
+    assert_int_equal(run(2, "--threads=1", NULL, NULL, NULL), -1);
+    assert_non_null(strstr(err, "--model-dir DIR"));
 }
 
 /* --labels [NAME=]FILE: to the named model or the default, refused for an
@@ -170,8 +204,8 @@ static void test_tls(void **state)
     assert_non_null(strstr(err, "--tls-cert given without --tls-key"));
     assert_int_equal(run(2, "--tls-key", "/k.pem", NULL, NULL), -1);
     assert_non_null(strstr(err, "--tls-key given without --tls-cert"));
-    assert_int_equal(run(2, "--tls-key", "", "--tls-cert", "/c.pem"), -1);
-    assert_non_null(strstr(err, "--tls-key: expected a file path"));
+    assert_int_equal(run(2, "--tls-key", "", "--tls-cert", "/c.pem"), -1); /* "": not given */
+    assert_non_null(strstr(err, "--tls-cert given without --tls-key"));
     setenv("RESNETD_TLS_CERT", "/env.pem", 1);
     assert_int_equal(run(2, NULL, NULL, NULL, NULL), -1);
     assert_int_equal(run(2, "--tls-key", "/k.pem", NULL, NULL), 0);
@@ -211,6 +245,7 @@ int main(void)
         cmocka_unit_test_setup(test_environment, setup),
         cmocka_unit_test_setup(test_labels, setup),
         cmocka_unit_test_setup(test_tls, setup),
+        cmocka_unit_test_setup(test_model_dir, setup),
         cmocka_unit_test(test_error_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

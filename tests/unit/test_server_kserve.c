@@ -68,7 +68,7 @@ static void test_fp32_json(void **state)
 static void test_bytes(void **state)
 {
     /* "abc" and "hello" in base64, the second nested as [[...]] */
-    assert_int_equal(parse("{\"inputs\":[{\"name\":\"i\",\"datatype\":\"BYTES\",\"shape\":[2],"
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[2],"
                            "\"data\":[\"YWJj\",[\"aGVsbG8=\"]]}]}"),
                      SRV_OK);
     assert_int_equal(req.n, 2);
@@ -78,7 +78,7 @@ static void test_bytes(void **state)
     assert_int_equal(req.n_order, 2); /* no "outputs": both */
 
     /* binary extension: JSON header, then 4-byte little-endian length + bytes */
-    const char hdr[] = "{\"inputs\":[{\"name\":\"i\",\"datatype\":\"BYTES\",\"shape\":[1],"
+    const char hdr[] = "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1],"
                        "\"parameters\":{\"binary_data_size\":7}}]}";
     char body[256], hl[16];
     size_t n = strlen(hdr);
@@ -103,32 +103,55 @@ static void test_refusals(void **state)
     assert_int_equal(parse_n("{}", 2, "-1", 64), SRV_ERR_BAD_REQUEST);
     assert_int_equal(parse_n("{}", 2, "1x", 64), SRV_ERR_BAD_REQUEST);
     assert_int_equal(parse("{}"), SRV_ERR_BAD_TENSOR);
-    assert_int_equal(parse("{\"inputs\":[{\"datatype\":\"FP32\",\"shape\":[1,3,8,8],\"data\":[1]}]}"),
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,3,8,8],\"data\":[1]}]}"),
                      SRV_ERR_BAD_TENSOR);
-    assert_int_equal(parse("{\"inputs\":[{\"datatype\":\"FP32\",\"shape\":[1,3,32,32],\"data\":[1]}]}"),
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,3,32,32],\"data\":[1]}]}"),
                      SRV_ERR_BAD_TENSOR);
-    assert_int_equal(parse("{\"inputs\":[{\"datatype\":\"INT8\",\"shape\":[1],\"data\":[1]}]}"),
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"input\",\"datatype\":\"INT8\",\"shape\":[1],\"data\":[1]}]}"),
                      SRV_ERR_BAD_TENSOR);
-    assert_int_equal(parse("{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"a\"]}]}"),
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"a\"]}]}"),
                      SRV_ERR_BAD_TENSOR); /* not base64 */
-    assert_int_equal(parse("{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"\"]}]}"),
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"\"]}]}"),
                      SRV_ERR_BAD_TENSOR); /* empty */
-    assert_int_equal(parse("{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1.5],\"data\":[\"YQ\"]}]}"),
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1.5],\"data\":[\"YQ\"]}]}"),
                      SRV_ERR_BAD_TENSOR);
     assert_int_equal(parse("{\"outputs\":[{\"name\":\"logits\"},{\"name\":\"logits\"}],"
-                           "\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]}]}"),
+                           "\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]}]}"),
                      SRV_ERR_BAD_TENSOR);
     assert_int_equal(parse("{\"outputs\":[{\"name\":\"logits\",\"parameters\":{\"classification\":0}}],"
-                           "\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]}]}"),
+                           "\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]}]}"),
                      SRV_ERR_BAD_TENSOR);
     assert_true(strlen(err) > 0);
+}
+
+/* Inputs are matched by name, as the protocol does: an unknown name, none,
+ * a name whose datatype is the other input's, or both inputs at once are
+ * refused, each naming what the model takes. */
+static void test_input_names(void **state)
+{
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"pixels\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]}]}"),
+                     SRV_ERR_BAD_TENSOR);
+    assert_non_null(strstr(err, "'pixels'"));
+    assert_non_null(strstr(err, "\"input\" (FP32 [N,3,H,W]) and \"image\" (BYTES [N])"));
+    assert_int_equal(parse("{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]}]}"),
+                     SRV_ERR_BAD_TENSOR);
+    assert_non_null(strstr(err, "needs a \"name\""));
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"input\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]}]}"),
+                     SRV_ERR_BAD_TENSOR);
+    assert_string_equal(err, "input 'input' is FP32, not BYTES");
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]},"
+                           "{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,3,32,32],\"data\":[1]}]}"),
+                     SRV_ERR_BAD_TENSOR);
+    assert_non_null(strstr(err, "not both"));
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]}]}"),
+                     SRV_OK);
 }
 
 /* An output that is not logits or probabilities names a model layer, which
  * kserve.c resolves: one, alone, pooled unless {"pool": "none"}. */
 static void test_layer_output(void **state)
 {
-#define IN ",\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]}]}"
+#define IN ",\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"YQ\"]}]}"
     assert_int_equal(parse("{\"outputs\":[{\"name\":\"layer3.1\",\"parameters\":{\"pool\":\"none\"}}]" IN),
                      SRV_OK);
     assert_string_equal(req.layer, "layer3.1");
@@ -151,11 +174,11 @@ static void test_layer_output(void **state)
  * declared element (up to 1e6) before finding the data missing. */
 static void test_too_many_images(void **state)
 {
-    assert_int_equal(parse("{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1000000],\"data\":[]}]}"),
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1000000],\"data\":[]}]}"),
                      SRV_ERR_TOO_MANY_IMAGES);
     assert_non_null(strstr(err, "at most 64"));
     assert_null(req.images);
-    const char *three = "{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[3],"
+    const char *three = "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[3],"
                         "\"data\":[\"YQ\",\"YQ\",\"YQ\"]}]}";
     assert_int_equal(parse_n(three, strlen(three), NULL, 3), SRV_OK);
     assert_int_equal(parse_n(three, strlen(three), NULL, 2),
@@ -175,6 +198,13 @@ static void test_routes(void **state)
     assert_null(routes_match("/v2/models/m/versions//infer", name, sizeof name));
     assert_null(routes_match("/v2/models/m/bogus", name, sizeof name));
     assert_null(routes_match("/v1/classify/", name, sizeof name));
+    char ver[8];
+    assert_int_equal(routes_v2_version("/v2/models/m/versions/12/infer", ver, sizeof ver), 1);
+    assert_string_equal(ver, "12");
+    assert_int_equal(routes_v2_version("/v2/models/m/versions/123456789", ver, sizeof ver), 1);
+    assert_string_equal(ver, "1234567"); /* cut to fit */
+    assert_int_equal(routes_v2_version("/v2/models/m/ready", ver, sizeof ver), 0);
+    assert_int_equal(routes_v2_version("/v1/classify", ver, sizeof ver), 0);
     char longname[300];
     memset(longname, 'a', sizeof longname);
     memcpy(longname, "/v2/models/", 11);
@@ -215,6 +245,7 @@ int main(void)
         cmocka_unit_test_teardown(test_fp32_json, teardown),
         cmocka_unit_test_teardown(test_bytes, teardown),
         cmocka_unit_test_teardown(test_refusals, teardown),
+        cmocka_unit_test_teardown(test_input_names, teardown),
         cmocka_unit_test_teardown(test_layer_output, teardown),
         cmocka_unit_test_teardown(test_too_many_images, teardown),
         cmocka_unit_test(test_routes),
