@@ -212,6 +212,25 @@ kill -TERM $PID
 wait $PID
 check_eq "SIGTERM exits 0" "$?" "0"
 
+# ---- API keys over TLS 1.2 and 1.3: the same refusals as in plain HTTP ----
+KEY_INFER=tls-infer-key-0123456789abcdef
+KEY_METRICS=tls-metrics-key-0123456789abcd
+printf 'infer %s\nmetrics %s\n' "$KEY_INFER" "$KEY_METRICS" >keys
+chmod 600 keys
+check "a daemon on TLS with API keys starts" start keyed --tls-cert one.crt --tls-key one.key --api-keys keys
+# code VERSION-ARGS HEADER...: the status of a classify over TLS
+code() {
+    local v=$1; shift
+    curl -s --cacert ca.crt $v -o /dev/null -w '%{http_code}' "$@" --data-binary @$DOG "$URL/v1/classify"
+}
+for v in "--tlsv1.2 --tls-max 1.2" "--tlsv1.3"; do
+    check_eq "TLS ${v:6:3}: classify without a key is 401" "$(code "$v")" 401
+    check_eq "TLS ${v:6:3}: with another group's key 403" "$(code "$v" -H "X-API-Key: $KEY_METRICS")" 403
+    check_eq "TLS ${v:6:3}: with its key (Bearer) 200" "$(code "$v" -H "Authorization: Bearer $KEY_INFER")" 200
+done
+check "the keys are not in the log" bash -c "! grep -q -e '$KEY_INFER' -e '$KEY_METRICS' keyed.log"
+kill -TERM $PID; wait $PID
+
 # ---- a chain: leaf + intermediate, trusted through the root CA alone; env form ----
 RESNETD_TLS_CERT=chain.pem RESNETD_TLS_KEY=chained.key start chain
 check "a chain (leaf, intermediate) verifies with the root CA only (RESNETD_TLS_* env)" \
