@@ -81,6 +81,13 @@ check "ready through the published port within 60 s" curl -sf "$URL/v2/health/re
 check "its HEALTHCHECK says healthy" podman healthcheck run "$NAME"
 check "the process (pid 1) runs as uid 65532" bash -c \
     "podman exec '$NAME' cat /proc/1/status | grep -Eq '^Uid:\s+65532\s+65532'"
+prestop=$(/usr/bin/python3 -c 'import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d["kind"] == "Deployment":
+        print(d["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][0])
+' deploy/kubernetes.yaml)
+check "deploy/kubernetes.yaml's preStop command (${prestop:-?}) is in the image" \
+    podman exec "$NAME" sh -c "command -v '${prestop:-?}' >/dev/null"
 check_eq "the root file system is read-only" \
     "$(podman exec --user 0 "$NAME" sh -c 'echo x >/etc/probe' 2>&1 | grep -o 'Read-only file system')" \
     "Read-only file system"
