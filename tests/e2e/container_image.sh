@@ -9,14 +9,17 @@
 # skips. A cold run (no base in models/cache/image/) takes 2 to 3 minutes.
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-IMAGE=localhost/resnetd:latest
-NAME=resnetd-test-$$
+# A tag of this run's own (other clones may build at the same time); the
+# layers stay in podman's build cache.
+IMAGE=localhost/resnetd:e2e-$$
+NAME=resnetd-e2e-$$
 M1=tests/fixtures/parity/bottleneck.safetensors
 IMG=tests/fixtures/images/dog_progressive.jpg
 TMP=$(mktemp -d)
 PID=
 cleanup() {
     podman rm -f -t 0 "$NAME" >/dev/null 2>&1
+    podman rmi "$IMAGE" >/dev/null 2>&1
     [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
     wait 2>/dev/null
     rm -rf "$TMP"
