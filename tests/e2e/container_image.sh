@@ -33,18 +33,24 @@ for tool in podman mmdebstrap; do
         tap_done
     fi
 done
+if [ "$(id -u)" -ne 0 ] && ! grep -qE "^($(id -un)|$(id -u)):" /etc/subuid 2>/dev/null; then
+    skip "podman as uid $(id -u) needs subordinate uids, and /etc/subuid has none for $(id -un)" \
+         "(usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $(id -un))"
+fi
 if ! podman info >/dev/null 2>"$TMP/err"; then
     skip "podman does not start as uid $(id -u): $(grep . "$TMP/err" | tail -1)"
 fi
 if ! base=$(scripts/image.sh base 2>"$TMP/err"); then
     [ "$(id -u)" -ne 0 ] &&
-        skip "mmdebstrap cannot make a root file system as uid $(id -u): $(grep . "$TMP/err" | tail -1)"
+        skip "the Debian base cannot be made or imported as uid $(id -u): $(grep . "$TMP/err" | tail -1)"
     not_ok "the Debian base (scripts/image.sh base): $(grep . "$TMP/err" | tail -1)"
     tap_done
 fi
 read -ra FLAGS <<<"$(scripts/image.sh flags)"
-if ! podman run --rm "${FLAGS[@]}" --network none "$base" true 2>"$TMP/err"; then
-    skip "podman cannot run a container here (${FLAGS[*]}): $(grep . "$TMP/err" | tail -1)"
+# what the build (apt-get in RUN steps) and the test (a published port) need
+PORT=$(free_port)
+if ! podman run --rm "${FLAGS[@]}" -p 127.0.0.1:$PORT:8080 "$base" true 2>"$TMP/err"; then
+    skip "podman cannot run a container with a network here (${FLAGS[*]}): $(grep . "$TMP/err" | tail -1)"
 fi
 
 # ---- the build ----
@@ -72,7 +78,6 @@ mkdir -p "$TMP/models"
 cp "$M1" "$TMP/models/resnet50.safetensors" # the name the image's RESNETD_MODEL expects
 chmod 755 "$TMP" "$TMP/models"
 chmod 644 "$TMP/models/resnet50.safetensors"
-PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 # (Without systemd, podman complains on stderr that it cannot set a timer for
 # the health check; podman healthcheck run runs it below.)
