@@ -17,9 +17,10 @@
 # Why the flags: podman's default runtime, crun, refuses the hybrid cgroup
 # set-up of some machines; runc runs there. Without CAP_SYS_RESOURCE (as in a
 # container or a restricted VM) neither may raise a resource limit, and
-# podman asks for more open files and processes than the host allows by
-# default: the limits are set explicitly below what any machine allows. RUN
-# steps of a build meet the same limits, so podman build gets the same flags.
+# podman asks for more open files and processes than such a host allows; on
+# the machines seen even the host's own limits were refused, 4096 was not
+# (ample for resnetd: 1024 connections at most by default). RUN steps of a
+# build meet the same limits, so podman build gets the same flags.
 set -eu
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
