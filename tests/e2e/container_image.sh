@@ -4,8 +4,9 @@
 # podman with the model directory mounted read-only, a read-only root and
 # the port published on 127.0.0.1, it becomes ready and healthy, classifies
 # byte for byte as the host's resnetd on the same model, runs as uid 65532,
-# cannot write its root, and on podman stop (SIGTERM) answers the request in
-# flight and exits 0. Where podman cannot run a container, it says why and
+# cannot write its root, serves with deploy/kserve/servingruntime.yaml's
+# arguments, and on podman stop (SIGTERM) answers the request in flight and
+# exits 0. Where podman cannot run a container, it says why and
 # skips. A cold run (no base in models/cache/image/, no layers cached)
 # takes about 2 minutes on 2 cores, a repeat one about 20 s.
 . "$(dirname "$0")/lib.sh"
@@ -19,7 +20,7 @@ IMG=tests/fixtures/images/dog_progressive.jpg
 TMP=$(mktemp -d)
 PID=
 cleanup() {
-    podman rm -f -t 0 "$NAME" >/dev/null 2>&1
+    podman rm -f -t 0 "$NAME" "$NAME-kserve" >/dev/null 2>&1
     podman rmi "$IMAGE" >/dev/null 2>&1
     [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
     wait 2>/dev/null
@@ -111,6 +112,20 @@ curl -s --data-binary @"$IMG" "$URL/v1/classify" >"$TMP/image.json"
 check "a classification (top 5)" bash -c "jq -e '.predictions | length == 5' '$TMP/image.json' >/dev/null"
 check "the same bytes as the host's resnetd on the same model" cmp -s "$TMP/host.json" "$TMP/image.json"
 kill -TERM $PID; wait $PID; PID=
+
+# ---- as deploy/kserve/servingruntime.yaml runs it (model "resnet") ----
+/usr/bin/python3 -c 'import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))["spec"]["containers"][0]
+print("\n".join(a.replace("{{.Name}}", "resnet") for a in c["args"]))
+' deploy/kserve/servingruntime.yaml >"$TMP/kserve.args"
+mapfile -t KARGS <"$TMP/kserve.args"
+KPORT=$(free_port)
+podman run -d --name "$NAME-kserve" "${FLAGS[@]}" --read-only -p 127.0.0.1:$KPORT:8080 \
+    -v "$TMP/models:/mnt/models:ro" $IMAGE "${KARGS[@]}" >/dev/null 2>&1
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$KPORT/v2/health/ready" -o /dev/null && break; sleep 0.2; done
+check_eq "with the ServingRuntime's arguments (${KARGS[*]}), /v2/models/resnet/ready" \
+    "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$KPORT/v2/models/resnet/ready")" 200
+podman rm -f -t 0 "$NAME-kserve" >/dev/null 2>&1
 
 # ---- podman stop: SIGTERM drains ----
 curl -s -o "$TMP/a.json" -D "$TMP/a.h" -w '%{http_code}' --limit-rate 20k \
