@@ -73,15 +73,26 @@ base() {
         mv "$tar.tmp" "$tar"
     fi
     podman import --quiet "$tar" "$name" >/dev/null
+    # yesterday's base, unless an image still stands on it
+    podman images --format '{{.Repository}}:{{.Tag}}' localhost/resnetd-base |
+        grep -vxF "$name" | xargs -r podman rmi >/dev/null 2>&1 || true
     echo "$name"
 }
 
 build() {
     local b
     b=$(base)
+    # The build stage tagged too, so that it stays podman's cache of the
+    # compile while the images of earlier builds (labelled resnetd.stage in
+    # the Containerfile), untagged by this one, are removed: repeated builds
+    # of a changing tree do not pile up 650 MB build stages.
     # shellcheck disable=SC2046 # flags() is a list of words
     podman build $(flags) --pull=never --format docker --build-arg BASE="$b" \
+        -f deploy/Containerfile --target build -t localhost/resnetd-build:latest .
+    # shellcheck disable=SC2046
+    podman build $(flags) --pull=never --format docker --build-arg BASE="$b" \
         -f deploy/Containerfile -t "$IMAGE" .
+    podman image prune -f --filter label=resnetd.stage >/dev/null
     podman image ls "$IMAGE"
 }
 

@@ -20,7 +20,7 @@ IMG=tests/fixtures/images/dog_progressive.jpg
 TMP=$(mktemp -d)
 PID=
 cleanup() {
-    podman rm -f -t 0 "$NAME" "$NAME-kserve" >/dev/null 2>&1
+    podman rm -f -i -t 0 "$NAME" "$NAME-kserve" >/dev/null 2>&1
     podman rmi "$IMAGE" >/dev/null 2>&1
     [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
     wait 2>/dev/null
