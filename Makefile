@@ -12,6 +12,8 @@
 #   make bench      engine and image pipeline benchmarks
 #   make run        install what is missing, build, fetch the default model, serve it
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make image      the OCI image resnetd:latest (deploy/Containerfile) with
+#                   podman, from a local Debian base: no registry needed
 #   make clean
 
 # ---- switches ----
@@ -62,7 +64,7 @@ ifneq ($(wildcard server/main.c),)
 TARGETS += $(BUILD)/resnetd
 endif
 
-.PHONY: all test test-aarch64 asan bench run model install uninstall clean deps fuzz FORCE
+.PHONY: all test test-aarch64 asan bench run model install uninstall clean deps fuzz image FORCE
 all: $(TARGETS)
 
 # KERN_CFLAGS: added for the micro-kernel files core/engine/kern_*.c only (make fuzz
@@ -146,6 +148,12 @@ test-aarch64:
 
 deps:
 	@scripts/install-deps.sh
+
+# The container image from deploy/Containerfile, FROM a Debian 12 minbase that
+# mmdebstrap makes from this machine's apt sources (cached in models/cache/image/).
+IMAGE ?= resnetd:latest
+image:
+	@IMAGE=$(IMAGE) scripts/image.sh build
 
 # libFuzzer targets tests/fuzz/fuzz_NAME.c, each run FUZZ_SECONDS on a copy of
 # its seed corpus tests/fuzz/corpus/NAME (needs clang and libclang-rt-14-dev:

@@ -19,6 +19,10 @@ PKGS=(
     prometheus
     chromium
     strace systemd valgrind
+    # make image (tests/e2e/container_image.sh): a Debian base made locally by
+    # mmdebstrap, built and run by podman under runc; uidmap and slirp4netns
+    # for podman as a plain user
+    podman runc mmdebstrap uidmap slirp4netns
     # make test-aarch64 (tests/e2e/aarch64_qemu.sh): the cross compiler, qemu,
     # and the arm64 builds of the libraries (multiarch, set up below; apt
     # then upgrades the amd64 ones to the same version where they differ)

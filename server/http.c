@@ -180,15 +180,18 @@ void request_submit(struct request *r, struct infer_job *job)
 
 /* Queue the reply decided, if any. libmicrohttpd 0.9.75 accepts one only with
  * the headers (then it reads no body and closes the connection: the refusals)
- * or once the whole request is in (then the connection stays open). A reply
- * that could not be made closes the connection (MHD_NO). */
+ * or once the whole request is in (then the connection stays open, except
+ * while draining: a keep-alive client behind a load balancer then opens its
+ * next connection to another replica, rather than sending its next request
+ * here to be refused). A reply that could not be made closes the connection
+ * (MHD_NO). */
 static enum MHD_Result flush(struct request *r)
 {
     if (r->queued)
         return MHD_YES;
     if (!r->resp)
         return r->reply_lost ? MHD_NO : MHD_YES;
-    if (!r->body_complete)
+    if (!r->body_complete || atomic_load(&r->srv->draining))
         MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (MHD_queue_response(r->conn, (unsigned)r->status, r->resp) != MHD_YES)
         return MHD_NO;
