@@ -11,10 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 PY=/usr/bin/python3
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 if ! $PY -c 'import yaml' 2>/dev/null; then
     not_ok "python3-yaml is installed (Debian package python3-yaml)"

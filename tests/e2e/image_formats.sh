@@ -14,10 +14,7 @@ RESNET=$BUILD/resnet
 MODEL=models/resnet50.safetensors
 FIX=tests/fixtures/images/formats
 PY=/usr/bin/python3
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 if ! [ -s "$MODEL" ] && ! BUILD=$BUILD models/fetch_default.sh >"$TMP/fetch.log" 2>&1; then
     sed 's/^/# /' "$TMP/fetch.log"

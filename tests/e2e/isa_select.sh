@@ -13,10 +13,7 @@ TOOL=$ROOT/$BUILD/resnet
 case $BUILD in /*) TOOL=$BUILD/resnet ;; esac
 MODEL=tests/fixtures/parity/bottleneck.safetensors
 IMGS=/usr/share/darknet/data
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 # What this CPU runs, from /proc/cpuinfo (the library reads cpuid itself).
 flags=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo)

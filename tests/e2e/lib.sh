@@ -28,6 +28,14 @@ batched() {
         $1 == "resnetd_batch_size_bucket{le=\"1\"}" {ones = $2} END {exit !(n > ones)}'
 }
 
+# daemon_scratch: a scratch folder $TMP and an empty $PID; at exit the daemon
+# whose pid the script put in $PID is killed and $TMP removed.
+daemon_scratch() {
+    TMP=$(mktemp -d)
+    PID=
+    trap '[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+}
+
 # wait_ready URL: wait up to 10 s for URL/v2/health/ready to answer 200.
 wait_ready() {
     for _ in $(seq 100); do curl -sf "$1/v2/health/ready" >/dev/null && return 0; sleep 0.1; done

@@ -10,10 +10,7 @@ M1=tests/fixtures/parity/bottleneck.safetensors
 M2=tests/fixtures/parity/basic.safetensors
 IMGS=/usr/share/darknet/data
 FIX=tests/fixtures/images
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT

@@ -6,10 +6,7 @@
 cd "$ROOT"
 BIN=$RESNETD
 M1=tests/fixtures/parity/bottleneck.safetensors
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 for bad in -1 x 1000001; do
     rc=0; "$BIN" --model "$M1" --max-connections-per-ip "$bad" 2>"$TMP/bad" || rc=$?

@@ -12,10 +12,7 @@ cd "$ROOT"
 BIN=$RESNETD
 PY=/usr/bin/python3
 M1=tests/fixtures/parity/bottleneck.safetensors
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT

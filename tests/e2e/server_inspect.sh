@@ -14,10 +14,7 @@ MODEL=models/resnet50.safetensors
 REF=tests/fixtures/inspect/default_model.json
 IMGS=/usr/share/darknet/data
 PY=/usr/bin/python3
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 jqt() { jq -e "$@" >/dev/null; }
 
 if ! BUILD=$BUILD models/fetch_default.sh >"$TMP/fetch.log" 2>&1 || [ ! -s "$MODEL" ]; then

@@ -20,10 +20,7 @@
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 PY=/usr/bin/python3
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 # The bottleneck fixture with the caffe-style preprocessing of the default
 # model (Keras ResNet-50) in its metadata, at a small size.

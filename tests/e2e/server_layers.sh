@@ -11,10 +11,7 @@ cd "$ROOT"
 BIN=$RESNETD
 P=tests/fixtures/parity
 IMGS=/usr/share/darknet/data
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT

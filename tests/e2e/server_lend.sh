@@ -10,10 +10,7 @@ PY=/usr/bin/python3
 M1=tests/fixtures/parity/bottleneck.safetensors
 DOG=/usr/share/darknet/data/dog.jpg
 CORES=$(nproc)
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 # A 6000x6000 PNG: decoding it keeps a worker busy ~0.4 s, so requests overlap.
 $PY - "$TMP/big.png" <<'PY'

@@ -7,10 +7,7 @@
 cd "$ROOT"
 BIN=$RESNETD
 IMGS=/usr/share/darknet/data
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 # The real model makes batches form at the default --max-delay-us 0; the
 # tiny test model is so fast that the test gives it a short delay instead.

@@ -9,10 +9,7 @@
 cd "$ROOT"
 FX=tests/fixtures/parity
 DOG=/usr/share/darknet/data/dog.jpg
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 # serve LOG ARGS...: the daemon on a free port until ready; sets PID and URL.
 serve() {

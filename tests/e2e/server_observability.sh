@@ -11,10 +11,7 @@ BIN=$RESNETD
 PY=/usr/bin/python3
 M1=tests/fixtures/parity/bottleneck.safetensors
 IMG=/usr/share/darknet/data/dog.jpg
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 TRACE=4bf92f3577b34da6a3ce929d0e0e4736
 PARENT=00f067aa0ba902b7

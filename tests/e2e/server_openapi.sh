@@ -7,10 +7,7 @@ cd "$ROOT"
 BIN=$RESNETD
 PY=/usr/bin/python3
 M1=tests/fixtures/parity/bottleneck.safetensors
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 if ! $PY -c 'import jsonschema' 2>/dev/null; then
     not_ok "python3-jsonschema is installed (scripts/install-deps.sh)"

@@ -8,10 +8,7 @@ cd "$ROOT"
 BIN=$RESNETD
 PY=/usr/bin/python3
 M1=tests/fixtures/parity/bottleneck.safetensors
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 # A 6000x6000 PNG whose rows all use the Paeth filter, the slowest to undo:
 # decoding and resizing it keeps the only worker busy ~0.5 s (~0.15 s with

@@ -11,10 +11,7 @@ cd "$ROOT" || exit 1
 MODEL=models/resnet50.safetensors
 REF=tests/fixtures/inspect/default_model.json
 PHOTO=/usr/share/darknet/data/dog.jpg
-TMP=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+daemon_scratch
 
 if [ ! -x /usr/bin/chromium ]; then
     not_ok "/usr/bin/chromium is missing: scripts/install-deps.sh installs Debian's chromium"
