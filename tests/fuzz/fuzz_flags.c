@@ -50,7 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc < 0 && (err[0] == '\0' || strlen(err) >= sizeof err))
         abort();
     if (rc == 0) {
-        if (cfg.n_models < 1 || cfg.n_models > CFG_MAX_MODELS || cfg.max_batch < 1 ||
+        /* --model-dir names no model at parse time: they are found at start */
+        if ((cfg.n_models < 1 && !cfg.model_dir[0]) || cfg.n_models > CFG_MAX_MODELS ||
+            (cfg.n_models > 0 && cfg.model_dir[0]) || cfg.max_batch < 1 ||
             cfg.max_batch > cfg.max_queue || cfg.workers < 1 || cfg.threads < 1 ||
             cfg.listen_port < 1 || cfg.listen_port > 65535 || cfg.max_body_bytes < 1024)
             abort();
