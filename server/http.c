@@ -32,6 +32,20 @@
 
 /* ---- request life ---- */
 
+void http_client_address(struct MHD_Connection *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "-");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)len);
+}
+
 /* r's request id (the client's X-Request-Id when valid, else a new one, and
  * why in the access log) and trace context (traceparent: an invalid one is
  * ignored, and why logged). */
@@ -70,18 +84,7 @@ static struct request *request_new(struct server *s, struct MHD_Connection *c, c
     r->t_start_ns = now_ns();
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->log_path, sizeof r->log_path, "%s", url);
-    snprintf(r->client, sizeof r->client, "-");
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client,
-                      sizeof r->client);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client,
-                      sizeof r->client);
-    }
+    http_client_address(c, r->client, sizeof r->client);
     request_identify(r, c);
     pthread_mutex_init(&r->lock, NULL);
     r->late = atomic_load(&s->draining);

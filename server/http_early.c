@@ -19,7 +19,6 @@
  * did (tests/e2e/server_framing.sh). */
 #include "http_internal.h"
 
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -122,16 +121,9 @@ static int refuse(struct server *s, struct MHD_Connection *c)
     ssize_t sent = send(ci->connect_fd, reply, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(ci->connect_fd, SHUT_WR);
     metrics_request(s->routes->unmatched_metric, 400);
-    metrics_rejected("bad_request");
-    char client[64] = "-";
-    const union MHD_ConnectionInfo *ai =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ai && ai->client_addr && ai->client_addr->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ai->client_addr)->sin_addr, client,
-                  sizeof client);
-    else if (ai && ai->client_addr && ai->client_addr->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ai->client_addr)->sin6_addr, client,
-                  sizeof client);
+    metrics_rejected(srv_err_reason(SRV_ERR_BAD_REQUEST));
+    char client[64];
+    http_client_address(c, client, sizeof client);
     struct access_entry e = {
         .method = "-", .path = slot.uri, .client = client, .status = 400, .request_id = rid,
         .bytes_out = sent > 0 ? (size_t)sent : 0, .error = err,

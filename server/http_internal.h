@@ -105,4 +105,8 @@ int http_authorize(struct request *r, unsigned mask);
 /* The groups whose key lets a request to rt past its headers. */
 unsigned http_route_auth_mask(const struct route *rt);
 
+/* The client's address of connection c as text (IPv4 or IPv6), "-" when
+ * unknown: the access log's client. */
+void http_client_address(struct MHD_Connection *c, char *buf, size_t len);
+
 #endif

@@ -207,34 +207,22 @@ int main(int argc, char **argv)
             what, cfg.workers, cfg.workers > 1 ? "s" : "",
             cfg.threads, cfg.threads > 1 ? "s" : "", cfg.lone_threads);
     notify_status("loading and warming up %s", what);
-    if (models_init(&cfg, err, sizeof err) < 0) {
-        log_msg("error", "%s", err);
-        tls_shutdown();
-        return 2;
-    }
-    if (budget_check(&cfg, 0, err, sizeof err) < 0) {
-        log_msg("error", "%s", err);
-        models_shutdown();
-        tls_shutdown();
-        return 2;
-    }
-    struct batcher_params bp = {cfg.workers, cfg.max_batch, cfg.max_delay_us, cfg.max_queue,
-                                cfg.max_pixels, cfg.lone_threads > cfg.threads};
+    /* A start that fails undoes what it did, in reverse: exit 2 for what
+     * the configuration asked (models, memory budget), 1 for the rest. */
+    int fail = 2;
     static struct server srv;
     srv.cfg = &cfg;
-    if (batcher_start(&bp, &srv.batcher, err, sizeof err) < 0) {
-        log_msg("error", "%s", err);
-        models_shutdown();
-        tls_shutdown();
-        return 1;
-    }
-    if (http_start(&srv, &routes_table, err, sizeof err) < 0) {
-        log_msg("error", "%s", err);
-        batcher_stop(srv.batcher);
-        models_shutdown();
-        tls_shutdown();
-        return 1;
-    }
+    if (models_init(&cfg, err, sizeof err) < 0)
+        goto fail_tls;
+    if (budget_check(&cfg, 0, err, sizeof err) < 0)
+        goto fail_models;
+    fail = 1;
+    struct batcher_params bp = {cfg.workers, cfg.max_batch, cfg.max_delay_us, cfg.max_queue,
+                                cfg.max_pixels, cfg.lone_threads > cfg.threads};
+    if (batcher_start(&bp, &srv.batcher, err, sizeof err) < 0)
+        goto fail_models;
+    if (http_start(&srv, &routes_table, err, sizeof err) < 0)
+        goto fail_batcher;
     log_models(&cfg);
     if (cfg.tls_cert[0]) {
         char cur[640];
@@ -273,4 +261,13 @@ int main(int argc, char **argv)
     auth_shutdown();
     log_msg("info", "stopped");
     return 0;
+
+fail_batcher:
+    batcher_stop(srv.batcher);
+fail_models:
+    models_shutdown();
+fail_tls:
+    tls_shutdown();
+    log_msg("error", "%s", err);
+    return fail;
 }
