@@ -108,13 +108,19 @@ static void qwino_sizes(const rn_conv *c, int ih, int iw, rn_qwino *w)
     w->mp = ((size_t)tc * 64 + QWINO_PAD) / 4;
 }
 
+/* Bytes of V and M (16 positions each) and the alignment slack */
+static size_t qwino_scratch(const rn_qwino *w)
+{
+    return 16 * (w->vp * 2 + w->mp * 4) + 64;
+}
+
 size_t rn_qconv_scratch_bytes(const rn_conv *c, int ih, int iw)
 {
     if (!c->qwu)
         return 0;
     rn_qwino w;
     qwino_sizes(c, ih, iw, &w);
-    return 16 * (w.vp * 2 + w.mp * 4) + 64;
+    return qwino_scratch(&w);
 }
 
 struct qwino_job {
@@ -136,13 +142,18 @@ static void qwino_task(void *arg, int task, int thread)
     j->run(&j->w, img, ty0, ty1, ob0, ob1, scratch);
 }
 
-static void qwino_forward(const rn_exec *ex, const rn_qconv_args *a)
+/* 0 without running: too few tiles for Winograd to pay, or the plan gave
+ * too little scratch (rn_qconv_scratch_bytes) */
+static int qwino_forward(const rn_exec *ex, const rn_qconv_args *a)
 {
     const rn_conv *c = a->c;
     int nthr = rn_pool_size(ex->pool);
     struct qwino_job j = {.run = ex->qk->wino, .ex = ex};
     rn_qwino *w = &j.w;
     qwino_sizes(c, a->ih, a->iw, w);
+    if ((size_t)a->n * w->th * w->tw < QWINO_MIN_TILES || !ex->col ||
+        ex->col_stride * sizeof(float) < qwino_scratch(w))
+        return 0;
     w->a = a;
     w->in_row = (a->iw + 2 * RN_QB) * 16;
     w->out_row = w->in_row;
@@ -156,18 +167,15 @@ static void qwino_forward(const rn_exec *ex, const rn_qconv_args *a)
     j.og_size = (w->ob_n + j.n_og - 1) / j.n_og;
     j.n_og = (w->ob_n + j.og_size - 1) / j.og_size;
     rn_pool_run(ex->pool, tasks * j.n_og, qwino_task, &j);
+    return 1;
 }
 
 void rn_qconv_forward(const rn_exec *ex, const rn_qconv_args *a)
 {
     const rn_conv *c = a->c;
     const rn_qkernels *k = ex->qk;
-    if (c->qwu && k->wino && ex->col &&
-        (size_t)a->n * ((a->ih + 1) / 2) * ((a->iw + 1) / 2) >= QWINO_MIN_TILES &&
-        ex->col_stride * sizeof(float) >= rn_qconv_scratch_bytes(c, a->ih, a->iw)) {
-        qwino_forward(ex, a);
+    if (c->qwu && k->wino && qwino_forward(ex, a))
         return;
-    }
     int stem = c->q_stem, kind = stem ? RN_QIN_NHWC4 : RN_QIN_C16;
     struct qconv_job j = {.a = a, .ob_n = rn_cblocks(c->out_c), .ib_n = c->wp_ibg, .obg = c->wp_obg,
                           .s = c->stride, .cpix = stem ? 4 : 16};
