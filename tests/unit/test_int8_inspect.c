@@ -103,14 +103,8 @@ static void check_image(rn_model *m, rn_ctx *ctx, const cJSON *c, const char *wh
     for (int i = 0; i < r->n_blocks; i++) {
         const cJSON *b = cJSON_GetArrayItem(blocks, i), *lj = cJSON_GetObjectItem(b, "lesion");
         const rn_block_report *br = &r->blocks[i];
-        const char *name = cJSON_GetObjectItem(b, "name")->valuestring;
-        if (strcmp(br->name, name))
-            fail_msg("%s: block %d is %s, the reference's %s", what, i, br->name, name);
-        assert_int_equal(br->projection, cJSON_IsTrue(cJSON_GetObjectItem(b, "projection")));
-        for (int k = 0; k < 3; k++) {
-            assert_int_equal(br->in_shape[k], cJSON_GetArrayItem(cJSON_GetObjectItem(b, "in_shape"), k)->valueint);
-            assert_int_equal(br->out_shape[k], cJSON_GetArrayItem(cJSON_GetObjectItem(b, "out_shape"), k)->valueint);
-        }
+        expect_block(what, i, br, b, "the reference");
+        const char *name = br->name; /* the reference\'s too */
         static const struct {
             const char *k;
             size_t off;
